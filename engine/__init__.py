@@ -1,0 +1,1 @@
+"""loratui's engine: training and adapter operations. Never imports loratui or textual."""
