@@ -1,0 +1,66 @@
+"""Argument parsing only: each command module registers its subcommands and calls one function elsewhere."""
+
+import argparse
+import importlib
+import sys
+import traceback
+from datetime import UTC, datetime
+
+from engine.errors import LoratuiError
+
+# Modules under loratui.commands, each with register(subparsers). They must import cheaply:
+# heavy imports belong inside the handlers.
+COMMAND_MODULES = ["builtin"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loratui",
+        description="Terminal dashboard and adapter manager for LoRA fine-tuning. "
+        "With no command, opens the dashboard.",
+    )
+    parser.add_argument("--screen", choices=["runs", "browse", "library"], help="open this dashboard screen")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"loratui.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from loratui.app import run_app
+
+            return run_app(screen=args.screen) or 0
+        return args.func(args) or 0
+    except LoratuiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:
+        path = _save_traceback()
+        print(f"error: unexpected failure, traceback saved in {path}", file=sys.stderr)
+        return 1
+
+
+def _save_traceback() -> str:
+    """Keep the traceback of a bug in a file, not on the user's screen."""
+    from engine.home import home
+
+    logs = home() / "logs"
+    logs.mkdir(exist_ok=True)
+    path = logs / f"crash-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.log"
+    path.write_text(traceback.format_exc())
+    return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""library.db: the tool's memory of runs, metrics, adapters, lineage and generations."""

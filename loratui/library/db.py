@@ -1,0 +1,73 @@
+"""Open library.db (WAL, busy timeout, foreign keys) and bring its schema up to date."""
+
+import re
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from engine.errors import LoratuiError
+from engine.home import db_path
+from loratui.resources import data_dir
+
+BUSY_TIMEOUT_MS = 30_000
+_MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+def migrations() -> list[tuple[int, str, Path]]:
+    """Numbered SQL files of schema/, in order."""
+    found = []
+    for path in data_dir("schema").iterdir():
+        match = _MIGRATION.match(path.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), path))
+    return sorted(found)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "schema_migrations" not in db.table_names():
+        return 0
+    return db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, target: int | None = None) -> int:
+    """Apply every migration above the recorded version (up to `target`), each in one transaction."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
+    )
+    current = schema_version(db)
+    for version, name, path in migrations():
+        if version <= current or (target is not None and version > target):
+            continue
+        record = (
+            "INSERT INTO schema_migrations VALUES "
+            f"({version}, '{name}', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));"
+        )
+        try:
+            db.conn.executescript(f"BEGIN IMMEDIATE;\n{path.read_text()}\n{record}\nCOMMIT;")
+        except sqlite3.Error as exc:
+            db.conn.rollback()
+            raise LoratuiError(
+                f"library migration {path.name} failed: {exc}",
+                hint="the library was left at the previous version; report this with the file name",
+            ) from exc
+        current = version
+    return current
+
+
+def connect(path: Path | str) -> sqlite_utils.Database:
+    """A connection with the pragmas every reader and writer needs; no migration."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return sqlite_utils.Database(conn)
+
+
+def open_db(path: Path | str | None = None) -> sqlite_utils.Database:
+    """library.db under LORATUI_HOME (or `path`), migrated to the newest schema."""
+    db = connect(path or db_path())
+    migrate(db)
+    return db

@@ -1,0 +1,20 @@
+"""Every test runs with LORATUI_HOME in a temp dir and the Hub unreachable by accident."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def loratui_home(tmp_path, monkeypatch):
+    home = tmp_path / "loratui-home"
+    monkeypatch.setenv("LORATUI_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def builtin_home(tmp_path_factory):
+    """A LORATUI_HOME shared by the whole session, so each built-in is built once."""
+    return tmp_path_factory.mktemp("builtin-home")

@@ -1,0 +1,34 @@
+"""events.jsonl: one writer, sequence numbers across resumes, torn lines survived."""
+
+from engine.events import EventTail, EventWriter, read_events
+
+
+def test_seq_continues_after_reopen_and_torn_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("run_started", run_id="r", total_steps=3)
+    writer.emit("step", step=1, loss=0.5)
+    writer.close()
+    with open(path, "a") as handle:
+        handle.write('{"v":1,"seq":3,"ty')  # a crash mid-write
+    writer = EventWriter(path)
+    event = writer.emit("step", step=2, loss=0.4)
+    writer.close()
+    assert event["seq"] == 3
+    assert [e["seq"] for e in read_events(path)] == [1, 2, 3]
+
+
+def test_tail_returns_only_new_complete_events(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    assert tail.poll() == []
+    writer = EventWriter(path)
+    writer.emit("step", step=1, loss=1.0)
+    assert [e["step"] for e in tail.poll()] == [1]
+    with open(path, "a") as handle:
+        handle.write('{"v":1,"seq":2,"time":0,"type":"step","step":2')
+    assert tail.poll() == []
+    with open(path, "a") as handle:
+        handle.write("}\n")
+    assert [e["step"] for e in tail.poll()] == [2]
+    assert read_events(path, after_seq=1)[0]["step"] == 2
