@@ -1,0 +1,1 @@
+"""Run processes: launching, watching, stopping, and telling a live run from a dead one."""

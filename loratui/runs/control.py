@@ -1,0 +1,20 @@
+"""Stopping a run: a signal to its supervisor, which forwards it to the training processes."""
+
+import os
+import signal
+
+from engine.errors import LoratuiError
+from loratui.runs.liveness import is_alive
+
+
+def stop_run(db, run_id: str, sig: int = signal.SIGTERM) -> int:
+    """Ask a running run to stop cleanly (save a checkpoint and the adapter); returns the pid signalled."""
+    rows = list(db.query("SELECT id, status, pid, pid_start FROM runs WHERE id = ?", [run_id]))
+    if not rows:
+        raise LoratuiError(f"unknown run '{run_id}'", hint="`loratui runs ls` lists the runs")
+    row = rows[0]
+    if row["status"] != "running" or not is_alive(row["pid"], row["pid_start"]):
+        raise LoratuiError(f"run '{run_id}' is not running (status: {row['status']})",
+                           hint="only a running run can be stopped; `loratui run --resume ID` continues one")
+    os.kill(row["pid"], sig)
+    return row["pid"]
