@@ -1,22 +1,153 @@
-"""The Textual dashboard. Importing this module must not import torch, diffusers, transformers or peft."""
+"""The Textual dashboard: registers themes, installs the screens, routes errors to notifications.
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+Importing this module must not import torch, diffusers, transformers or peft; screens are imported when
+first shown, and library.db is opened in workers, so the first frame comes quickly.
+"""
+
+import importlib
+import traceback
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from engine.errors import LoratuiError
+from engine.home import home
+from loratui.settings import read_setting
+from loratui.themes import DEFAULT_THEME, load_themes
+
+# Main screens by mode name: (module, class, title, what it shows). Keys 1-4 are reserved for them in this
+# order; Browse (issue 8) registers here when it exists.
+MAIN_SCREENS = {
+    "runs": ("loratui.screens.runs", "RunsScreen", "Runs", "every run in the library, live"),
+    "detail": ("loratui.screens.run_detail", "RunDetailScreen", "Run", "charts, samples and log of a run"),
+    "library": ("loratui.screens.library", "LibraryScreen", "Library", "the adapters in the library"),
+}
+MAIN_KEYS = ("runs", "detail", "browse", "library")
+SCREEN_ALIASES = {"runs": "runs", "browse": "browse", "library": "library"}
+
+
+def _screen_factory(module: str, name: str):
+    return lambda: getattr(importlib.import_module(module), name)()
 
 
 class LoratuiApp(App):
     TITLE = "loratui"
+    CSS_PATH = "app.tcss"
+    MODES = {mode: _screen_factory(module, cls) for mode, (module, cls, _, _) in MAIN_SCREENS.items()}
+    BINDINGS = [
+        # Shown in each screen's top line (MainNav), so the footer keeps room for the screen's own keys.
+        Binding("1", "switch_to('runs')", "Runs", show=False),
+        Binding("2", "switch_to('detail')", "Run", show=False),
+        Binding("3", "switch_to('browse')", "Browse", show=False),
+        Binding("4", "switch_to('library')", "Library", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    current_run: reactive[str | None] = reactive(None)
+    """The run the detail screen shows."""
+    selected_adapter: reactive[int | None] = reactive(None)
+    """The adapter the library screen puts its cursor on."""
 
     def __init__(self, screen: str | None = None) -> None:
         super().__init__()
         self.initial_screen = screen or "runs"
+        themes, self.theme_problems = load_themes()
+        builtin = set(self.available_themes)
+        for theme in themes:
+            self.register_theme(theme)
+        saved = read_setting("theme")
+        self.theme = saved if saved in self.available_themes else DEFAULT_THEME
+        # Only the themes from themes/ are offered: tcss is written against their variables.
+        for name in builtin - {theme.name for theme in themes}:
+            self.unregister_theme(name)
+        self._saved_theme = self.theme
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("No runs yet.", id="empty")
-        yield Footer()
+    def on_mount(self) -> None:
+        mode = SCREEN_ALIASES.get(self.initial_screen, "runs")
+        if mode not in self.MODES:
+            self.notify(f"the {mode} screen is not in this version yet; showing runs", severity="warning")
+            mode = "runs"
+        self.switch_mode(mode)
+        for problem in self.theme_problems:
+            self.notify(problem, title="theme skipped", severity="warning", timeout=10)
+
+    def watch_theme(self, name: str) -> None:
+        if name != getattr(self, "_saved_theme", name):
+            self._saved_theme = name
+            self.save_setting("theme", name)
+
+    @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
+    def save_setting(self, key: str, value: str) -> None:
+        from loratui.settings import write_setting
+        from loratui.watch import open_library
+
+        db = open_library()
+        try:
+            write_setting(db, key, value)
+        finally:
+            db.close()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, (_, _, title, help_text) in MAIN_SCREENS.items():
+            key = MAIN_KEYS.index(mode) + 1
+            yield SystemCommand(f"Screen: {title} ({key})", help_text, lambda mode=mode: self.action_switch_to(mode))
+
+    def main_tabs(self) -> list[tuple[int, str, str]]:
+        """(key, mode, title) of the main screens this version has."""
+        return [(MAIN_KEYS.index(mode) + 1, mode, MAIN_SCREENS[mode][2]) for mode in MAIN_KEYS if mode in self.MODES]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_to":
+            return parameters[0] in self.MODES
+        return True
+
+    def action_switch_to(self, mode: str) -> None:
+        if mode in self.MODES and mode != self.current_mode:
+            self.switch_mode(mode)
+
+    def open_run(self, run_id: str) -> None:
+        self.current_run = run_id
+        self.action_switch_to("detail")
+
+    def open_adapter(self, adapter_id: int) -> None:
+        self.selected_adapter = adapter_id
+        self.action_switch_to("library")
+
+    @on(Worker.StateChanged)
+    def report_failed_worker(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(event.worker.error)
+
+    def report_error(self, error: BaseException) -> None:
+        """The same words the CLI prints; a bug's traceback goes to a file named in the notification."""
+        if isinstance(error, LoratuiError):
+            text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
+            self.notify(text, title="error", severity="error", timeout=12, markup=False)
+            return
+        path = save_traceback(error)
+        self.notify(f"{type(error).__name__}: {error}\ntraceback saved in {path}",
+                    title="unexpected error", severity="error", timeout=20, markup=False)
+
+
+def save_traceback(error: BaseException) -> str:
+    logs = home() / "logs"
+    logs.mkdir(exist_ok=True)
+    path = logs / f"dashboard-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.log"
+    path.write_text("".join(traceback.format_exception(error)))
+    return str(path)
 
 
 def run_app(screen: str | None = None) -> int:
+    # textual-image asks the terminal about Sixel/Kitty graphics when imported, which only works before
+    # Textual takes over stdin: ask now, once.
+    import textual_image.widget  # noqa: F401
+
     LoratuiApp(screen=screen).run()
     return 0

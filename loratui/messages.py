@@ -1,0 +1,68 @@
+"""Past-tense facts that dashboard workers post to their screens.
+
+Progress messages carry the whole current state, not a delta, so a newer one may replace an older one
+still queued (toolong's `can_replace`): however fast events arrive, the UI handles only the latest.
+"""
+
+from textual.message import Message
+
+
+class RunsRefreshed(Message):
+    """The list of runs, with live status, progress and loss."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsRefreshed)
+
+
+class RunProgressed(Message):
+    """A run's state so far (loratui.watch.RunView)."""
+
+    def __init__(self, view) -> None:
+        super().__init__()
+        self.view = view
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunProgressed) and message.view.run_id == self.view.run_id
+
+
+class AdaptersLoaded(Message):
+    """The adapters in the library."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AdaptersLoaded)
+
+
+class StopRequested(Message):
+    """The run's supervisor was signalled to stop cleanly."""
+
+    def __init__(self, run_id: str, pid: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.pid = pid
+
+
+class RunLaunched(Message):
+    """`loratui run ... --detach` started a run (a resume or a duplicate) and returned."""
+
+    def __init__(self, action: str, run_id: str, output: str) -> None:
+        super().__init__()
+        self.action = action
+        self.run_id = run_id
+        self.output = output
+
+
+class AdapterFound(Message):
+    """The library adapter a run produced."""
+
+    def __init__(self, run_id: str, adapter_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.adapter_id = adapter_id

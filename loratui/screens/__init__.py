@@ -1,0 +1,1 @@
+"""One module per dashboard screen, its .tcss beside it."""

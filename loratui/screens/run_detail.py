@@ -1,0 +1,240 @@
+"""Run detail: one run's live charts (loss with smoothing, learning rate, memory), progress, throughput and
+ETA, its latest validation sample and the tail of its log; stop, resume, open its adapter, duplicate it.
+
+A worker thread reads the run's whole events.jsonl, then tails it and run.log, and posts a RunProgressed
+only when something changed (the newest replaces any still queued). A timer redraws a few times a second
+from the newest view, whatever the event rate, and not at all while the screen is hidden.
+"""
+
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Log, Static
+from textual.worker import get_current_worker
+
+from engine.errors import LoratuiError
+from loratui.history import RunView
+from loratui.messages import AdapterFound, RunLaunched, RunProgressed, StopRequested
+from loratui.screens.base import LoratuiScreen
+from loratui.screens.confirm import ConfirmScreen
+from loratui.settings import read_setting
+from loratui.widgets.charts import LossChart, StepChart
+from loratui.widgets.nav import MainNav
+from loratui.widgets.run_summary import RunSummary
+from loratui.widgets.sample_panel import SamplePanel
+
+NO_RUN = "No run selected.\n\nPick one on the runs screen (press 1) and press Enter."
+LOG_LINES = 300
+NARROW = (120, 34)  # below this width or height, charts and samples+log take turns
+
+
+def memory_title(view: RunView) -> str:
+    if view.memory_kind == "cuda":
+        return "VRAM per GPU (GiB)"
+    if view.memory_kind == "rss":
+        return "process RSS (GiB)"
+    return "memory"
+
+
+class RunDetailScreen(LoratuiScreen):
+    CSS_PATH = "run_detail.tcss"
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "open_adapter", "Adapter"),
+        Binding("d", "duplicate", "Duplicate"),
+        Binding("m", "smoothing", "Smoothing"),
+        Binding("v", "toggle_side", "Samples/log"),
+        Binding("escape", "app.switch_to('runs')", "Back", show=False),
+    ]
+    POLL_S = 0.25
+    REDRAW_S = 0.3
+    ALIVE_CHECK_POLLS = 8  # liveness (pid + start time) is checked every this many polls
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_id: str | None = None
+        self.view: RunView | None = None
+        self._dirty = False
+        self._log_shown = 0
+
+    def compose(self) -> ComposeResult:
+        yield MainNav(active="detail")
+        yield Static(NO_RUN, id="no-run", classes="empty-state")
+        yield RunSummary(id="summary")
+        with Horizontal(id="body"):
+            with Vertical(id="charts"):
+                yield LossChart(id="loss-chart")
+                with Horizontal(id="small-charts"):
+                    yield StepChart("learning rate", id="lr-chart")
+                    yield StepChart("memory", id="memory-chart")
+            with Vertical(id="side"):
+                yield SamplePanel(id="samples")
+                yield Log(id="log", max_lines=LOG_LINES)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_class(True, "-no-run")
+        smoothing = read_setting("loss_smoothing")
+        if smoothing:
+            self.query_one(LossChart).smoothing = float(smoothing)
+        self.set_interval(self.REDRAW_S, self.redraw)
+        self.watch(self.app, "current_run", self.follow_run)
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < NARROW[0] or self.size.height < NARROW[1]
+        if narrow != self.has_class("-narrow"):
+            self.set_class(narrow, "-narrow")
+            self.refresh_bindings()
+
+    def follow_run(self, run_id: str | None) -> None:
+        if run_id is None or run_id == self.run_id:
+            return
+        self.run_id, self.view, self._dirty, self._log_shown = run_id, None, False, 0
+        self.query_one(Log).clear()
+        self.set_class(False, "-no-run")
+        self.watch_run(run_id)
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def watch_run(self, run_id: str) -> None:
+        from loratui.watch import RunWatcher, open_library
+
+        worker = get_current_worker()
+        db = open_library()
+        try:
+            watcher = RunWatcher(db, run_id)
+            polls = 0
+            while not worker.is_cancelled:
+                changed = watcher.poll(check_alive=polls % self.ALIVE_CHECK_POLLS == 0)
+                if changed or polls == 0:
+                    self.post_message(RunProgressed(watcher.view()))
+                polls += 1
+                time.sleep(self.POLL_S)
+        finally:
+            db.close()
+
+    @on(RunProgressed)
+    def remember(self, message: RunProgressed) -> None:
+        if message.view.run_id != self.run_id:
+            return
+        status_changed = self.view is None or self.view.row["status"] != message.view.row["status"]
+        self.view, self._dirty = message.view, True
+        if status_changed:
+            self.refresh_bindings()
+
+    def redraw(self) -> None:
+        if not self._dirty or self.view is None or not self.is_current:
+            return
+        self._dirty = False
+        view = self.view
+        self.query_one(MainNav).note(f"{view.row['name']} · {view.row['status']}")
+        self.query_one(RunSummary).show(view)
+        self.query_one(LossChart).show_loss(view.steps, view.loss)
+        self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
+        memory = [(series.label, series.steps, series.values) for series in view.memory]
+        self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
+        self.query_one(SamplePanel).show(view.sample, view.sample_image)
+        new = min(view.log_total - self._log_shown, len(view.log_lines))
+        if new > 0:
+            self.query_one(Log).write_lines(view.log_lines[-new:])
+        self._log_shown = view.log_total
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        status = self.view.row["status"] if self.view else None
+        if action == "stop":
+            return status == "running"
+        if action == "resume":
+            return status in ("stopped", "crashed")
+        if action == "toggle_side":
+            return self.has_class("-narrow") and self.run_id is not None
+        if action in ("open_adapter", "duplicate", "smoothing"):
+            return self.view is not None
+        return True
+
+    def action_smoothing(self) -> None:
+        value = self.query_one(LossChart).cycle_smoothing()
+        self.app.save_setting("loss_smoothing", str(value))
+        self._dirty = True
+        self.redraw()
+
+    def action_toggle_side(self) -> None:
+        self.toggle_class("-side")
+
+    def action_stop(self) -> None:
+        run_id, name = self.run_id, self.view.row["name"]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_run(run_id)
+
+        question = f"Stop run '{name}'?\nIt saves a checkpoint and the adapter, then stops; it can be resumed."
+        self.app.push_screen(ConfirmScreen(question, yes="Stop"), answered)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def stop_run(self, run_id: str) -> None:
+        from loratui.runs.control import stop_run
+        from loratui.watch import open_library
+
+        db = open_library()
+        try:
+            pid = stop_run(db, run_id)
+        finally:
+            db.close()
+        self.post_message(StopRequested(run_id, pid))
+
+    def action_resume(self) -> None:
+        self.launch("resume", self.run_id)
+
+    def action_duplicate(self) -> None:
+        self.launch("duplicate", self.run_id)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def launch(self, action: str, run_id: str) -> None:
+        from loratui import detached
+        from loratui.watch import open_library, run_spec
+
+        self.app.notify(f"{action}: starting `loratui run` for {run_id}…")
+        if action == "resume":
+            output = detached.resume(run_id)
+        else:
+            db = open_library()
+            try:
+                spec = run_spec(db, run_id)
+            finally:
+                db.close()
+            output = detached.duplicate(run_id, spec)
+        self.post_message(RunLaunched(action, run_id, output))
+
+    def action_open_adapter(self) -> None:
+        self.find_adapter(self.run_id)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def find_adapter(self, run_id: str) -> None:
+        from loratui.watch import adapter_for_run, open_library
+
+        db = open_library()
+        try:
+            adapter_id = adapter_for_run(db, run_id)
+        finally:
+            db.close()
+        if adapter_id is None:
+            raise LoratuiError(f"run '{run_id}' has no adapter in the library yet",
+                               hint="a run registers its adapter when it finishes or is stopped")
+        self.post_message(AdapterFound(run_id, adapter_id))
+
+    @on(StopRequested)
+    def stop_requested(self, message: StopRequested) -> None:
+        self.notify(f"asked run {message.run_id} to stop (pid {message.pid}); it saves, then stops")
+
+    @on(RunLaunched)
+    def launched(self, message: RunLaunched) -> None:
+        self.notify(message.output or f"{message.action} of {message.run_id} started", title=message.action,
+                    markup=False)
+        self.app.action_switch_to("runs")
+
+    @on(AdapterFound)
+    def adapter_found(self, message: AdapterFound) -> None:
+        self.app.open_adapter(message.adapter_id)

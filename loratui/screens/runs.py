@@ -1,0 +1,144 @@
+"""Runs, the home screen: every run in the library with its status, progress and latest loss, live.
+
+A worker thread re-reads the library (marking dead runs crashed) once a second and posts the list only
+when it changed; the table then updates the cells that differ, so the cursor stays put.
+"""
+
+import time
+from datetime import datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from loratui.messages import RunsRefreshed
+from loratui.screens.base import LoratuiScreen
+from loratui.widgets.nav import MainNav
+from loratui.widgets.run_summary import STATUS_MARKS
+
+EMPTY = (
+    "No runs yet.\n\nStart one with `loratui run --spec run.toml --detach`; it shows up here live.\n"
+    "Press 3 to browse models and datasets."
+)
+COLUMNS = (("status", "Status"), ("name", "Name"), ("progress", "Progress"), ("loss", "Loss"),
+           ("started", "Started"), ("id", "Run id"))
+BAR_WIDTH = 10
+STATUS_COLOURS = {"running": "primary", "finished": "success", "stopped": "warning", "failed": "error",
+                  "crashed": "error", "queued": "secondary"}
+
+
+def progress_cell(step: int, total: int | None) -> str:
+    if not total:
+        return f"{step}"
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * step / total))
+    return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {step}/{total}"
+
+
+def started_cell(row: dict) -> str:
+    stamp = row.get("started") or row.get("created")
+    if not stamp:
+        return ""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return moment.astimezone().strftime("%m-%d %H:%M")
+
+
+class RunsScreen(LoratuiScreen):
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("enter", "open_run", "Open run", show=True),
+        Binding("ctrl+r", "refresh", "Refresh"),
+    ]
+    REFRESH_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict] = {}
+
+    def compose(self) -> ComposeResult:
+        yield MainNav(active="runs")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(EMPTY, id="runs-empty", classes="empty-state")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.set_class(True, "-empty")
+        self.app.theme_changed_signal.subscribe(self, lambda _: self.redraw_all())
+        self.watch_runs()
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def watch_runs(self) -> None:
+        from loratui.watch import list_runs, open_library
+
+        worker = get_current_worker()
+        db = open_library()
+        try:
+            last = None
+            while not worker.is_cancelled:
+                rows = list_runs(db)
+                if rows != last:
+                    self.post_message(RunsRefreshed(rows))
+                    last = rows
+                time.sleep(self.REFRESH_S)
+        finally:
+            db.close()
+
+    @on(RunsRefreshed)
+    def show_runs(self, message: RunsRefreshed) -> None:
+        table = self.query_one(DataTable)
+        fresh = {row["id"]: row for row in message.rows}
+        if list(fresh) != list(self.rows):
+            self.rows = fresh
+            self.redraw_all()
+            return
+        for run_id, row in fresh.items():
+            if row != self.rows[run_id]:
+                for key, value in zip((key for key, _ in COLUMNS), self.cells(row), strict=True):
+                    table.update_cell(run_id, key, value)
+        self.rows = fresh
+
+    def redraw_all(self) -> None:
+        table = self.query_one(DataTable)
+        keep = self.selected_run()
+        table.clear()
+        for run_id, row in self.rows.items():
+            table.add_row(*self.cells(row), key=run_id)
+        if keep in self.rows:
+            table.move_cursor(row=table.get_row_index(keep))
+        self.set_class(not self.rows, "-empty")
+
+    def cells(self, row: dict) -> tuple:
+        status = row["status"]
+        colour = self.app.theme_variables.get(STATUS_COLOURS.get(status, "foreground"))
+        loss = row.get("last_loss")
+        return (
+            Text(f"{STATUS_MARKS.get(status, '?')} {status}", style=colour or ""),
+            row["name"],
+            progress_cell(int(row.get("step") or 0), row.get("total_steps")),
+            f"{loss:.4g}" if loss is not None else "–",
+            started_cell(row),
+            row["id"],
+        )
+
+    def selected_run(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= table.row_count:
+            return None
+        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+
+    @on(DataTable.RowSelected)
+    def open_clicked(self, event: DataTable.RowSelected) -> None:
+        self.app.open_run(event.row_key.value)
+
+    def action_open_run(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.open_run(run_id)
+
+    def action_refresh(self) -> None:
+        self.watch_runs()

@@ -1,0 +1,1 @@
+"""Reusable dashboard pieces: charts, the run summary, the sample panel."""
