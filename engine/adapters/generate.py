@@ -1,0 +1,137 @@
+"""Test generations on a Session: images from diffusion pipelines, text completions from causal LMs.
+
+The same settings and seed give the same output: the noise comes from a CPU generator seeded per call.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.adapters.load import CAUSAL_LM, DIFFUSION
+from engine.errors import LoratuiError
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    prompt: str
+    negative: str | None = None
+    seed: int = 0
+    steps: int = 25
+    guidance: float = 7.5
+    width: int | None = None  # None: the pipeline's native size
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    prompt: str
+    seed: int = 0
+    max_new_tokens: int = 40
+    temperature: float = 0.0  # 0: greedy
+
+
+def native_size(session) -> tuple[int, int]:
+    pipe = session.pipe
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return side, side
+
+
+def size_multiple(session) -> int:
+    """Width and height must be multiples of this: the VAE and every UNet downsampling halve the size."""
+    pipe = session.pipe
+    return max(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.down_blocks) - 1))
+
+
+def check_image_settings(session, settings: ImageSettings) -> tuple[int, int]:
+    """The (width, height) to generate at; every bad setting is reported at once."""
+    if session.kind != DIFFUSION:
+        raise LoratuiError(
+            "image generation needs a diffusion pipeline as base", hint="use a text prompt for LLMs"
+        )
+    width, height = settings.width or native_size(session)[0], settings.height or native_size(session)[1]
+    multiple = size_multiple(session)
+    errors = []
+    if settings.steps < 1:
+        errors.append(f"steps: {settings.steps} (need at least 1)")
+    for name, value in (("width", width), ("height", height)):
+        if value < multiple or value % multiple:
+            errors.append(f"{name}: {value} (need a positive multiple of {multiple})")
+    if not settings.prompt.strip():
+        errors.append("prompt: empty")
+    if errors:
+        raise LoratuiError("bad generation settings: " + "; ".join(errors), hint="fix the values named above")
+    return width, height
+
+
+def generate_image(session, settings: ImageSettings):
+    """One PIL image from the session's base with its currently active adapters."""
+    import torch
+
+    width, height = check_image_settings(session, settings)
+    generator = torch.Generator("cpu").manual_seed(settings.seed)
+    with torch.inference_mode():
+        result = session.pipe(
+            prompt=settings.prompt,
+            negative_prompt=settings.negative,
+            num_inference_steps=settings.steps,
+            guidance_scale=settings.guidance,
+            width=width,
+            height=height,
+            generator=generator,
+        )
+    return result.images[0]
+
+
+def generate_text(session, settings: TextSettings) -> str:
+    """The completion of `settings.prompt` (new text only) from the session's model and active adapters."""
+    import torch
+
+    if session.kind != CAUSAL_LM:
+        raise LoratuiError(
+            "text generation needs a language model as base", hint="use --size etc. for images"
+        )
+    if settings.max_new_tokens < 1:
+        raise LoratuiError(f"max new tokens must be at least 1, got {settings.max_new_tokens}")
+    tokenizer, model = session.tokenizer, session.model
+    inputs = tokenizer(settings.prompt, return_tensors="pt").to(session.device)
+    sample = settings.temperature > 0
+    torch.manual_seed(settings.seed)
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=sample,
+            temperature=settings.temperature if sample else None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        )
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def save_png(image, path: Path, info: dict | None = None) -> Path:
+    """Write `image` to `path` atomically, with `info` as JSON in a PNG text chunk ("loratui")."""
+    from PIL import PngImagePlugin
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = PngImagePlugin.PngInfo()
+    if info is not None:
+        meta.add_text("loratui", json.dumps(info, sort_keys=True, default=str))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG", pnginfo=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def settings_dict(settings) -> dict:
+    return asdict(settings)

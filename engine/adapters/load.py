@@ -1,0 +1,260 @@
+"""Load a base model once, put any number of adapters on it by name, and switch weights without reloading.
+
+Diffusion pipelines go through diffusers' load_lora_weights/set_adapters; causal LMs through a PEFT model
+whose LoRA layers get one scale per adapter. Only safetensors are read: nothing here unpickles.
+"""
+
+import contextlib
+import math
+import re
+from pathlib import Path
+
+from engine.adapters import blocks
+from engine.errors import LoratuiError
+
+DIFFUSION = "diffusion"
+CAUSAL_LM = "causal-lm"
+DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"
+PEFT_CONFIG = "adapter_config.json"
+PEFT_WEIGHTS = "adapter_model.safetensors"
+
+
+def resolve_base(ref: str) -> str:
+    """A loadable path or Hub id for `ref` (builtin:NAME, a folder, or a Hub id)."""
+    from engine import builtin
+
+    return builtin.resolve(ref)
+
+
+def base_kind(ref: str) -> str:
+    """DIFFUSION for a diffusers pipeline folder, CAUSAL_LM for a transformers model."""
+    source = resolve_base(ref)
+    folder = Path(source)
+    if folder.is_dir():
+        if (folder / "model_index.json").is_file():
+            return DIFFUSION
+        if (folder / "config.json").is_file():
+            return CAUSAL_LM
+        raise LoratuiError(
+            f"base model folder {folder} has neither model_index.json nor config.json",
+            hint="point --base at a diffusers pipeline or a transformers model folder",
+        )
+    try:
+        from diffusers import DiffusionPipeline
+
+        DiffusionPipeline.load_config(source)
+        return DIFFUSION
+    except OSError:
+        return CAUSAL_LM
+
+
+def adapter_kind(path: Path) -> str:
+    """DIFFUSION for a LoRA safetensors file (diffusers or kohya keys), CAUSAL_LM for a PEFT folder."""
+    path = Path(path)
+    if path.is_dir() and (path / PEFT_CONFIG).is_file():
+        return CAUSAL_LM
+    adapter_file(path)
+    return DIFFUSION
+
+
+def adapter_file(path: Path) -> Path:
+    """The safetensors file of a diffusion adapter given as a file or a folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        found = (
+            [path / DIFFUSERS_WEIGHTS]
+            if (path / DIFFUSERS_WEIGHTS).is_file()
+            else sorted(path.glob("*.safetensors"))
+        )
+        if len(found) != 1:
+            raise LoratuiError(
+                f"{path} holds {len(found)} safetensors files, expected one LoRA file",
+                hint="pass the LoRA file itself",
+            )
+        path = found[0]
+    if not path.is_file():
+        raise LoratuiError(f"adapter file {path} does not exist", hint="check the library entry's path")
+    if path.suffix != ".safetensors":
+        raise LoratuiError(
+            f"{path.name} is not a safetensors file; loratui never unpickles adapter files",
+            hint="export the adapter as .safetensors",
+        )
+    return path
+
+
+def peft_folder(path: Path) -> Path:
+    """A PEFT adapter folder with safetensors weights."""
+    path = Path(path)
+    if not (path / PEFT_CONFIG).is_file() or not (path / PEFT_WEIGHTS).is_file():
+        raise LoratuiError(
+            f"{path} is not a PEFT adapter folder with {PEFT_CONFIG} and {PEFT_WEIGHTS}",
+            hint="LLM adapters are PEFT folders saved with save_pretrained(safe_serialization=True)",
+        )
+    return path
+
+
+def quiet() -> None:
+    """Silence the libraries' progress bars, info logs and known-harmless warnings; the CLI reports itself."""
+    import warnings
+
+    import diffusers
+    import transformers
+
+    for library in (diffusers, transformers):
+        library.utils.logging.set_verbosity_error()
+        library.utils.logging.disable_progress_bar()
+    # Several adapters on one model is what a Session is for.
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Session:
+    """A base model held in memory with named adapters on it.
+
+    `add` loads an adapter once; `activate` chooses which adapters are on and at what weight (a number, or
+    per-block scales for diffusion UNets). Neither reloads the base: `base_loads` stays 1.
+    """
+
+    def __init__(self, base: str, *, device: str | None = None, dtype=None) -> None:
+        import torch
+
+        self.base = base
+        self.kind = base_kind(base)
+        self.device = device or default_device()
+        self.dtype = dtype or torch.float32
+        self.pipe = self.model = self.tokenizer = None
+        self._internal: dict[str, str] = {}  # user label -> adapter name inside the model
+        self._parts: dict[str, tuple[str, ...]] = {}  # label -> components the adapter has weights for
+        self.active: dict[str, float | dict] = {}
+        self.base_loads = 0
+        self._load_base()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._internal)
+
+    def internal_name(self, label: str) -> str:
+        return self._internal[label]
+
+    def _load_base(self) -> None:
+        source = resolve_base(self.base)
+        try:
+            if self.kind == DIFFUSION:
+                from diffusers import DiffusionPipeline
+
+                self.pipe = DiffusionPipeline.from_pretrained(source, dtype=self.dtype).to(self.device)
+                self.pipe.set_progress_bar_config(disable=True)
+            else:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                self.tokenizer = AutoTokenizer.from_pretrained(source)
+                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype).to(self.device)
+                self.model.eval()
+        except OSError as exc:
+            raise LoratuiError(
+                f"cannot load base model '{self.base}': {exc}".splitlines()[0],
+                hint="use a local folder, builtin:NAME, or a Hub id that is cached or reachable",
+            ) from exc
+        self.base_loads += 1
+
+    def add(self, label: str, path: Path) -> None:
+        """Load the adapter at `path` under `label` (once; adding the same label again does nothing)."""
+        if label in self._internal:
+            return
+        # PEFT and diffusers use adapter names as module keys, which may not contain dots.
+        internal = f"a{len(self._internal)}_" + re.sub(r"\W", "_", label)[:40]
+        try:
+            if self.kind == DIFFUSION:
+                self._add_diffusion(label, internal, Path(path))
+            else:
+                self._add_peft(internal, peft_folder(Path(path)))
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise LoratuiError(
+                f"adapter '{label}' does not fit base model '{self.base}': {exc}".splitlines()[0],
+                hint="check that the adapter was made for this base (loratui library check ID --base MODEL)",
+            ) from exc
+        self._internal[label] = internal
+
+    def _add_diffusion(self, label: str, internal: str, path: Path) -> None:
+        if adapter_kind(path) != DIFFUSION:
+            raise LoratuiError(
+                f"adapter '{label}' is a PEFT folder for a language model, the base is a diffusion pipeline",
+                hint="pick an adapter made for this pipeline",
+            )
+        file = adapter_file(path)
+        self.pipe.load_lora_weights(
+            str(file.parent), weight_name=file.name, adapter_name=internal, use_safetensors=True
+        )
+        parts = tuple(part for part, names in self.pipe.get_list_adapters().items() if internal in names)
+        if not parts:
+            raise LoratuiError(
+                f"adapter '{label}' matched no layer of base model '{self.base}'",
+                hint="check that the adapter was made for this base",
+            )
+        self._parts[label] = parts
+
+    def _add_peft(self, internal: str, folder: Path) -> None:
+        from peft import PeftModel
+
+        if self.model.__class__.__name__.startswith("Peft"):
+            self.model.load_adapter(str(folder), adapter_name=internal)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=internal)
+        self.model.eval()
+
+    def activate(self, weights: dict[str, float | dict]) -> None:
+        """Turn on exactly these adapters with these weights; every other loaded adapter goes off."""
+        unknown = [label for label in weights if label not in self._internal]
+        if unknown:
+            raise LoratuiError(
+                f"adapter(s) not loaded: {', '.join(unknown)}", hint="add them to the session first"
+            )
+        if not weights:
+            raise LoratuiError("no adapter to activate", hint="use base_only() for the base model alone")
+        if self.kind == DIFFUSION:
+            where = blocks.layout(self.pipe)
+            for label, scale in weights.items():
+                blocks.validate(scale, where, adapter=label, parts=self._parts[label])
+            self.pipe.enable_lora()
+            self.pipe.set_adapters([self._internal[k] for k in weights], list(weights.values()))
+        else:
+            self._activate_peft(weights)
+        self.active = dict(weights)
+
+    def _activate_peft(self, weights: dict[str, float | dict]) -> None:
+        from peft.tuners.lora import LoraLayer
+
+        for label, weight in weights.items():
+            if isinstance(weight, dict):
+                raise LoratuiError(
+                    f"per-block scales for '{label}': only diffusion UNets have blocks to scale",
+                    hint="give a language-model adapter a single weight",
+                )
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+                raise LoratuiError(f"weight for '{label}' must be a finite number, got {weight!r}")
+        names = [self._internal[k] for k in weights]
+        self.model.base_model.set_adapter(names, inference_mode=True)
+        for module in self.model.modules():
+            if isinstance(module, LoraLayer):
+                for label, weight in weights.items():
+                    module.set_scale(self._internal[label], float(weight))
+
+    @contextlib.contextmanager
+    def base_only(self):
+        """The base model with every adapter switched off, for the duration of the block."""
+        if not self._internal:
+            yield
+        elif self.kind == DIFFUSION:
+            self.pipe.disable_lora()
+            try:
+                yield
+            finally:
+                self.pipe.enable_lora()
+        else:
+            with self.model.disable_adapter():
+                yield
