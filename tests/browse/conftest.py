@@ -1,0 +1,49 @@
+"""A loopback Hub for Browse tests, reached through HF_ENDPOINT by the real huggingface_hub and datasets."""
+
+import pytest
+from hubfake import TOKEN, FakeHub
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """An empty HF cache of the test's own, named the way users name it (HF_HOME)."""
+    import huggingface_hub.constants as hub_constants
+
+    hf_home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    # huggingface_hub copies the cache path at import; a process started with this HF_HOME would have it.
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    return hf_home / "hub"
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, hf_cache):
+    import datasets.config as datasets_config
+    import huggingface_hub.constants as hub_constants
+
+    hub = FakeHub(token=TOKEN).load_fixtures().start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # The libraries read these at import time; a process started with the environment above would see them.
+    monkeypatch.setattr(hub_constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(
+        hub_constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets_config, "HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(datasets_config, "HF_HUB_OFFLINE", False)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
