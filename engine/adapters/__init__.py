@@ -1,0 +1,1 @@
+"""Adapters as files: safe loading, format conversion, inspection, Hub fetches, and the maths on them."""

@@ -1,0 +1,136 @@
+"""Convert a LoRA between the diffusers and kohya layouts by renaming keys; tensor bytes are copied as-is.
+
+Alpha travels as kohya `.alpha` tensors one way and diffusers' `lora_adapter_metadata` (the LoraConfig
+that diffusers' loader builds the adapter from) the other, so a round trip gives back the same tensors.
+"""
+
+import json
+import os
+import struct
+from collections import Counter
+from pathlib import Path
+
+from engine.adapters import formats
+from engine.adapters.inspect import locate
+from engine.adapters.safeload import SafetensorsHeader, read_header, scalar_bytes, tensor_bytes
+from engine.errors import LoratuiError
+
+FORMATS = ("diffusers", "kohya")
+_ALPHA_DTYPE_KEY = "loratui.kohya_alpha_dtype"  # so diffusers -> kohya restores the original alpha dtype
+_SD_FAMILIES = {"sd1", "sd2", "sdxl", None}
+
+
+def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool = False) -> Path:
+    """Write `source` (any readable layout) to `dest` in `fmt`; returns the file written."""
+    if fmt not in FORMATS:
+        raise LoratuiError(f"unknown export format '{fmt}'", f"choose one of: {', '.join(FORMATS)}")
+    weights, config, _ = locate(source)
+    header = read_header(weights)
+    layout = formats.parse(header, config)
+    family = formats.detect_family(header, layout, config)
+    if layout.extra:
+        raise LoratuiError(f"{weights.name} has {len(layout.extra)} tensors beyond LoRA pairs "
+                           f"(e.g. '{layout.extra[0]}'), which {fmt} files cannot hold",
+                           "DoRA and bias-trained adapters are imported and used as they are, not converted")
+    if layout.format == "peft":
+        if family not in _SD_FAMILIES:
+            raise LoratuiError(f"{weights.name} is a {family} adapter; the {fmt} layout holds diffusion LoRAs",
+                               "keep it as a PEFT folder; load it with peft's PeftModel.from_pretrained")
+        layout.modules = [formats.LoraModule("unet", m.name, m.down, m.up, m.alpha) for m in layout.modules]
+    alphas = formats.module_alphas(header, layout, config)
+    metadata = {k: v for k, v in header.metadata.items() if k not in ("lora_adapter_metadata", _ALPHA_DTYPE_KEY)}
+    if fmt == "diffusers":
+        entries = _to_diffusers(header, layout, alphas, metadata)
+    else:
+        entries = _to_kohya(header, layout, alphas, family == "sdxl")
+    return write_safetensors(_destination(Path(dest), weights, fmt, overwrite), entries, metadata)
+
+
+def _to_diffusers(header: SafetensorsHeader, layout: formats.Layout, alphas: dict, metadata: dict) -> list:
+    entries, configs = [], {}
+    for module in layout.modules:
+        # Without the `text_model.` level the name matches CLIP encoders saved either way (peft matches suffixes).
+        name = module.name.removeprefix("text_model.") if module.component.startswith("text_encoder") else module.name
+        entries.append(_copy(header, module.down, f"{module.component}.{name}.lora_A.weight"))
+        entries.append(_copy(header, module.up, f"{module.component}.{name}.lora_B.weight"))
+        rank = formats.module_rank(header, module)
+        alpha = alphas[module.qualified]
+        configs.setdefault(module.component, []).append((name, rank, rank if alpha is None else alpha))
+    packed = {}
+    for component, rows in configs.items():
+        rank = Counter(r for _, r, _ in rows).most_common(1)[0][0]
+        alpha = Counter(a for _, _, a in rows).most_common(1)[0][0]
+        settings = {
+            "r": rank, "lora_alpha": alpha, "target_modules": sorted(n for n, _, _ in rows),
+            "rank_pattern": {n: r for n, r, _ in rows if r != rank},
+            "alpha_pattern": {n: a for n, _, a in rows if a != alpha},
+        }
+        packed.update({f"{component}.{k}": v for k, v in settings.items()})
+    metadata["lora_adapter_metadata"] = json.dumps(packed, sort_keys=True)
+    alpha_dtypes = {header.tensors[m.alpha].dtype for m in layout.modules if m.alpha}
+    if len(alpha_dtypes) == 1:
+        metadata[_ALPHA_DTYPE_KEY] = alpha_dtypes.pop()
+    return entries
+
+
+def _to_kohya(header: SafetensorsHeader, layout: formats.Layout, alphas: dict, sdxl: bool) -> list:
+    sdxl = sdxl or any(m.component == "text_encoder_2" for m in layout.modules)
+    alpha_dtype = header.metadata.get(_ALPHA_DTYPE_KEY)
+    entries = []
+    for module in layout.modules:
+        key = formats.kohya_key(module, sdxl)
+        entries.append(_copy(header, module.down, f"{key}.lora_down.weight"))
+        entries.append(_copy(header, module.up, f"{key}.lora_up.weight"))
+        if module.alpha:
+            entries.append(_copy(header, module.alpha, f"{key}.alpha"))
+        else:
+            alpha = alphas[module.qualified]
+            value = float(formats.module_rank(header, module) if alpha is None else alpha)
+            dtype = alpha_dtype or header.tensors[module.down].dtype
+            entries.append((f"{key}.alpha", dtype, (), scalar_bytes(value, dtype)))
+    return entries
+
+
+def _copy(header: SafetensorsHeader, source_key: str, new_key: str) -> tuple:
+    entry = header.tensors[source_key]
+    return new_key, entry.dtype, entry.shape, tensor_bytes(header, source_key)
+
+
+def _destination(dest: Path, source: Path, fmt: str, overwrite: bool) -> Path:
+    if dest.is_dir():
+        dest = dest / ("pytorch_lora_weights.safetensors" if fmt == "diffusers" else f"{source.stem}.safetensors")
+    if dest.suffix != ".safetensors":
+        raise LoratuiError(f"export target '{dest}' must end in .safetensors", "e.g. --out style.safetensors")
+    if dest.exists() and not overwrite:
+        raise LoratuiError(f"'{dest}' already exists", "choose another --out, or pass --force to replace it")
+    if dest.resolve() == source.resolve():
+        raise LoratuiError(f"'{dest}' is the adapter's own file", "export to another path")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def write_safetensors(dest: Path, entries: list[tuple], metadata: dict[str, str]) -> Path:
+    """Write (key, dtype, shape, bytes) entries as a safetensors file, atomically (temp file + rename)."""
+    keys = Counter(key for key, *_ in entries)
+    clash = next((k for k, n in keys.items() if n > 1), None)
+    if clash:
+        raise LoratuiError(f"two modules map to the same key '{clash}'", "the adapter's module names are ambiguous")
+    header, offset = {}, 0
+    for key, dtype, shape, data in entries:
+        header[key] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    if metadata:
+        header["__metadata__"] = metadata
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # keep the data section 8-byte aligned, as safetensors does
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(struct.pack("<Q", len(raw)))
+            handle.write(raw)
+            for *_, data in entries:
+                handle.write(data)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest

@@ -1,0 +1,175 @@
+"""`loratui library ...`: the adapter library from the shell. Every ADAPTER argument is an id or a name."""
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("library", help="adapters: list, search, import, export, check")
+    commands = parser.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+    ls = commands.add_parser("ls", help="list adapters, newest first")
+    _filters(ls)
+    ls.add_argument("--limit", type=int, help="show at most this many")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=_ls)
+
+    show = commands.add_parser("show", help="everything known about an adapter, lineage included")
+    show.add_argument("adapter", help="id or name")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_show)
+
+    search = commands.add_parser("search", help="full-text search over names, tags, trigger words, notes")
+    search.add_argument("text", nargs="+", help="words; each must match (as a prefix)")
+    _filters(search)
+    search.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(func=_search)
+
+    tag = commands.add_parser("tag", help="add (+t) or remove (-t) tags", usage="%(prog)s ADAPTER +TAG -TAG ...")
+    tag.add_argument("adapter", help="id or name")
+    tag.add_argument("changes", nargs=argparse.REMAINDER, help="+tag adds, -tag removes, a bare tag adds")
+    tag.set_defaults(func=_tag)
+
+    edit = commands.add_parser("edit", help="trigger words, preferred weight, notes, name, base model")
+    edit.add_argument("adapter", help="id or name")
+    edit.add_argument("--trigger", nargs="+", metavar="WORD", help="replace the trigger words (commas split too)")
+    edit.add_argument("--weight", type=float, help="preferred weight when the adapter is applied")
+    edit.add_argument("--notes", help="free text, searchable")
+    edit.add_argument("--name", help="rename the adapter")
+    edit.add_argument("--base", help="the base model it belongs to ('' clears it)")
+    edit.set_defaults(func=_edit)
+
+    rm = commands.add_parser("rm", help="forget an adapter (files are kept unless --delete-files)")
+    rm.add_argument("adapter", help="id or name")
+    rm.add_argument("--delete-files", action="store_true", help="also delete its files")
+    rm.set_defaults(func=_rm)
+
+    export = commands.add_parser("export", help="write an adapter in the diffusers or kohya layout")
+    export.add_argument("adapter", help="id or name")
+    export.add_argument("--format", required=True, choices=["diffusers", "kohya"], help="target layout")
+    export.add_argument("--out", required=True, help="a .safetensors file, or a folder to write into")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
+    export.set_defaults(func=_export)
+
+    imp = commands.add_parser("import", help="add a LoRA file, PEFT folder or Hub repo to the library")
+    imp.add_argument("source", metavar="PATH_OR_HUB_ID", help="a .safetensors file, a PEFT folder, or owner/name")
+    imp.add_argument("--weight-name", metavar="FILE", help="which file of a Hub repo or folder to import")
+    imp.add_argument("--revision", help="Hub branch, tag or commit (default main)")
+    imp.add_argument("--name", help="library name (default: from the file or repo)")
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument("--copy", dest="mode", action="store_const", const="copy", help="copy into the library")
+    where.add_argument("--link", dest="mode", action="store_const", const="link", help="symlink into the library")
+    imp.add_argument("--base", help="base model it was trained on (Hub id, folder or builtin:NAME)")
+    imp.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag it (repeatable)")
+    imp.add_argument("--allow-nonfinite", action="store_true", help="keep an adapter with inf/nan, flagged")
+    imp.set_defaults(func=_import)
+
+    check = commands.add_parser("check", help="does an adapter fit a base model? lists the keys that do not")
+    check.add_argument("adapter", help="id or name")
+    check.add_argument("--base", help="base model (default: the one the adapter records)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(func=_check)
+
+
+def _filters(parser) -> None:
+    parser.add_argument("--family", help="sd1, sd2, sdxl, llm, ...")
+    parser.add_argument("--tag", help="only adapters with this tag")
+    parser.add_argument("--base", help="only adapters for this base model")
+
+
+def _db():
+    from loratui.library.db import open_db
+
+    return open_db()
+
+
+def _ls(args) -> int:
+    from loratui.library import adapters
+
+    rows = adapters.list_adapters(_db(), family=args.family, tag=args.tag, base=args.base, limit=args.limit)
+    return _print_rows(rows, args.json)
+
+
+def _search(args) -> int:
+    from loratui.library import adapters
+
+    rows = adapters.search(_db(), " ".join(args.text), limit=args.limit, family=args.family, tag=args.tag,
+                           base=args.base)
+    return _print_rows(rows, args.json)
+
+
+def _print_rows(rows: list[dict], as_json: bool) -> int:
+    from loratui.library.render import table
+
+    print(json.dumps(rows, indent=2) if as_json else table(rows))
+    return 0
+
+
+def _show(args) -> int:
+    from loratui.library import adapters
+    from loratui.library.render import details
+
+    row = adapters.details(_db(), args.adapter)
+    print(json.dumps(row, indent=2, default=str) if args.json else details(row))
+    return 0
+
+
+def _tag(args) -> int:
+    from loratui.library import adapters
+
+    row = adapters.tag(_db(), args.adapter, args.changes)
+    print(f"#{row['id']} {row['name']}: {' '.join(row['tags']) or '(no tags)'}")
+    return 0
+
+
+def _edit(args) -> int:
+    from loratui.library import adapters
+
+    row = adapters.edit(_db(), args.adapter, trigger_words=args.trigger, preferred_weight=args.weight,
+                        notes=args.notes, name=args.name, base_model=args.base)
+    print(f"#{row['id']} {row['name']}: updated")
+    return 0
+
+
+def _rm(args) -> int:
+    from loratui.library import adapters
+
+    row, deleted = adapters.remove(_db(), args.adapter, delete_files=args.delete_files)
+    kept = "" if args.delete_files else f" (files kept at {row['path']})"
+    print(f"removed #{row['id']} {row['name']}{kept}")
+    for path in deleted:
+        print(f"deleted {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from loratui.library.transfer import export_adapter
+
+    path = export_adapter(_db(), args.adapter, args.format, args.out, overwrite=args.force)
+    print(f"wrote {path}")
+    return 0
+
+
+def _import(args) -> int:
+    from loratui.library.render import summary
+    from loratui.library.transfer import import_adapter
+
+    row, new = import_adapter(_db(), args.source, weight_name=args.weight_name, revision=args.revision,
+                              name=args.name, mode=args.mode, base_model=args.base, tags=args.tag,
+                              allow_nonfinite=args.allow_nonfinite)
+    print(("imported " if new else "already in the library: ") + summary(row))
+    for warning in row["warnings"]:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _check(args) -> int:
+    from dataclasses import asdict
+
+    from loratui.library.render import check_report
+    from loratui.library.transfer import check_adapter
+
+    report = check_adapter(_db(), args.adapter, args.base)
+    print(json.dumps({**asdict(report), "fits": report.fits}, indent=2) if args.json else check_report(report))
+    return 0 if report.fits else 1

@@ -1,0 +1,292 @@
+"""The adapters table: register, resolve, list, search, tag, edit, remove. Rows come back as dicts with JSON decoded.
+
+register() is the one way an adapter enters the library, whether a run finished, a user imported a file, or
+adapters were combined: it inspects first, so anything refused leaves the DB and the library folder as they were.
+"""
+
+import difflib
+import json
+import math
+import re
+import sqlite3
+from pathlib import Path
+
+from engine.adapters.inspect import AdapterInfo, inspect_file
+from engine.adapters.safeload import safe_name
+from engine.errors import LoratuiError
+from loratui.library import store
+
+JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings")
+# Everything but the metadata blob, which lists and searches do not need.
+LIST_COLUMNS = ("id", "name", "path", "sha256", "size", "format", "family", "base_model", "rank", "alpha",
+                "target_modules", "created", "tags", "trigger_words", "preferred_weight", "notes", "source_run",
+                "source", "warnings")
+_SELECT = f"SELECT {', '.join('a.' + c for c in LIST_COLUMNS)} FROM adapters a"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def decode(row: dict) -> dict:
+    for key in JSON_FIELDS:
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def _rows(db, sql: str, params=()) -> list[dict]:
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [decode(dict(zip(names, values, strict=True))) for values in cursor.fetchall()]
+
+
+def register(db, path, *, name: str | None = None, source_run: str | None = None, base_model: str | None = None,
+             mode: str = "inplace", lineage: list[dict] | None = None, source: str | None = None,
+             tags: list[str] | None = None, allow_nonfinite: bool = False) -> dict:
+    """Inspect `path` and add it to the library; an adapter already there (same sha256) is returned as it is.
+
+    mode: inplace keeps the files where they are; copy / link puts them (or symlinks) under adapters_dir().
+    lineage: [{"parent": adapter id, "parent_name", "weight", "method", "params": {}}] for combined adapters.
+    """
+    info = inspect_file(path, allow_nonfinite=allow_nonfinite)
+    existing = db.execute("SELECT id FROM adapters WHERE sha256 = ?", [info.sha256]).fetchone()
+    if existing:
+        return get(db, existing[0])
+    name = _check_name(name) if name else free_name(db, _default_name(info))
+    if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():
+        raise LoratuiError(f"an adapter named '{name}' already exists", "choose another --name")
+    parents = [_lineage_row(db, entry) for entry in lineage or []]
+    if source_run and not db.execute("SELECT 1 FROM runs WHERE id = ?", [source_run]).fetchone():
+        raise LoratuiError(f"unknown run '{source_run}'", "register a run's adapter after the run is recorded")
+    family = info.family or _base_family(base_model)
+    row = {
+        "name": name, "sha256": info.sha256, "size": info.size, "format": info.format, "family": family,
+        "base_model": base_model or info.base_model, "rank": info.rank, "alpha": info.alpha,
+        "target_modules": json.dumps(info.target_modules), "tags": json.dumps(_clean_tags(tags or [])),
+        "trigger_words": json.dumps(info.trigger_words), "metadata": json.dumps(info.metadata, default=str),
+        "source_run": source_run, "source": source or str(info.path), "warnings": json.dumps(info.warnings),
+    }
+    location, created = store.place(name, info.path, info.files, mode)
+    row["path"] = str(location)
+    try:
+        with db.conn:
+            cursor = db.conn.execute(
+                f"INSERT INTO adapters ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+            adapter_id = cursor.lastrowid
+            db.conn.executemany(
+                "INSERT INTO lineage (child, parent, parent_name, weight, method, params) VALUES (?, ?, ?, ?, ?, ?)",
+                [(adapter_id, *parent) for parent in parents])
+            if row["base_model"]:
+                db.conn.execute("INSERT INTO base_models (ref, family) VALUES (?, ?) ON CONFLICT (ref) DO NOTHING",
+                                [row["base_model"], family])
+    except sqlite3.IntegrityError:
+        store.discard(created)
+        raced = db.execute("SELECT id FROM adapters WHERE sha256 = ?", [info.sha256]).fetchone()
+        if raced:  # another process registered the same file between our check and insert
+            return get(db, raced[0])
+        raise LoratuiError(f"an adapter named '{name}' already exists", "choose another --name") from None
+    except BaseException:
+        store.discard(created)
+        raise
+    return get(db, adapter_id)
+
+
+def _default_name(info: AdapterInfo) -> str:
+    stem = info.metadata.get("ss_output_name") or (info.path.name if info.path.is_dir() else info.path.stem)
+    if stem in ("pytorch_lora_weights", "adapter_model"):
+        stem = info.path.parent.name
+    return default_name(str(stem))
+
+
+def default_name(text: str) -> str:
+    """A library name made from a file stem, run id or repo name."""
+    cleaned = re.sub(r"[^\w.+@-]+", "-", text).strip("-.") or "adapter"
+    return (f"adapter-{cleaned}" if cleaned.isdigit() else cleaned)[:100]
+
+
+def _check_name(name: str) -> str:
+    if safe_name(name).isdigit():
+        raise LoratuiError(f"adapter name '{name}' is only digits and would read as an id", "add a letter")
+    return name
+
+
+def free_name(db, base: str) -> str:
+    """`base`, or `base-2`, `base-3`... whichever is not taken yet."""
+    taken = {r[0] for r in db.execute("SELECT name FROM adapters WHERE name = ? OR name LIKE ?",
+                                      [base, f"{base}-%"]).fetchall()}
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def _lineage_row(db, entry: dict) -> tuple:
+    parent = resolve(db, entry["parent"]) if entry.get("parent") is not None else None
+    parent_name = entry.get("parent_name") or (parent["name"] if parent else None)
+    if not parent_name or not entry.get("method"):
+        raise LoratuiError("a lineage entry needs a parent (or parent_name) and a method",
+                           "e.g. {'parent': 3, 'weight': 0.7, 'method': 'linear'}")
+    weight = entry.get("weight")
+    return (parent["id"] if parent else None, parent_name, None if weight is None else float(weight),
+            entry["method"], json.dumps(entry.get("params") or {}))
+
+
+def _base_family(base_model: str | None) -> str | None:
+    if not base_model:
+        return None
+    from engine.adapters.basemodel import base_family
+
+    try:
+        return base_family(base_model)
+    except LoratuiError:
+        return None
+
+
+def get(db, adapter_id: int) -> dict:
+    rows = _rows(db, "SELECT * FROM adapters WHERE id = ?", [adapter_id])
+    if not rows:
+        raise LoratuiError(f"unknown adapter '{adapter_id}'", "list adapters with `loratui library ls`")
+    return rows[0]
+
+
+def resolve(db, id_or_name) -> dict:
+    """An adapter by id (12 or #12) or by name; unknown ones raise with the closest names as a hint."""
+    text = str(id_or_name).strip()
+    if text.lstrip("#").isdigit():
+        rows = _rows(db, "SELECT * FROM adapters WHERE id = ?", [int(text.lstrip("#"))])
+    else:
+        rows = _rows(db, "SELECT * FROM adapters WHERE name = ?", [text])
+    if rows:
+        return rows[0]
+    names = [r[0] for r in db.execute("SELECT name FROM adapters").fetchall()]
+    close = difflib.get_close_matches(text, names, n=3)
+    hint = f"did you mean: {', '.join(close)}?" if close else "list adapters with `loratui library ls`"
+    raise LoratuiError(f"unknown adapter '{text}'", hint)
+
+
+def list_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None,
+                  limit: int | None = None) -> list[dict]:
+    """Newest first, without the metadata blob."""
+    where, params = _filters(family, tag, base)
+    sql = f"{_SELECT}{where} ORDER BY a.id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return _rows(db, sql, params)
+
+
+def _filters(family, tag, base) -> tuple[str, list]:
+    clauses, params = [], []
+    if family:
+        clauses.append("a.family = ?")
+        params.append(family)
+    if base:
+        clauses.append("a.base_model = ?")
+        params.append(base)
+    if tag:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(a.tags) WHERE value = ?)")
+        params.append(tag)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def search(db, text: str, *, limit: int = 50, family: str | None = None, tag: str | None = None,
+           base: str | None = None) -> list[dict]:
+    """Full-text search over names, tags, trigger words and notes; every word must match (as a prefix)."""
+    words = _WORD.findall(text)
+    if not words:
+        raise LoratuiError(f"nothing to search for in '{text}'", "give one or more words, e.g. `search watercolor`")
+    query = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+    where, params = _filters(family, tag, base)
+    where = where.replace(" WHERE ", " AND ", 1)
+    sql = (f"{_SELECT} JOIN adapters_fts f ON f.rowid = a.id WHERE adapters_fts MATCH ?{where} "
+           f"ORDER BY f.rank LIMIT {int(limit)}")
+    return _rows(db, sql, [query, *params])
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag or any(c.isspace() or c in ',"' for c in tag):
+            raise LoratuiError(f"tag '{tag}' is not allowed", "tags are single words without spaces or commas")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+def tag(db, id_or_name, changes: list[str]) -> dict:
+    """Apply `+t` (or `t`) to add and `-t` to remove tags, in order."""
+    row = resolve(db, id_or_name)
+    tags = list(row["tags"])
+    for change in changes:
+        sign, value = (change[0], change[1:]) if change[:1] in "+-" else ("+", change)
+        (value,) = _clean_tags([value])
+        if sign == "+" and value not in tags:
+            tags.append(value)
+        elif sign == "-" and value in tags:
+            tags.remove(value)
+    return _update(db, row["id"], tags=json.dumps(tags))
+
+
+def edit(db, id_or_name, *, trigger_words: list[str] | None = None, preferred_weight: float | None = None,
+         notes: str | None = None, name: str | None = None, base_model: str | None = None) -> dict:
+    row = resolve(db, id_or_name)
+    changes = {}
+    if trigger_words is not None:
+        changes["trigger_words"] = json.dumps([w.strip() for t in trigger_words for w in t.split(",") if w.strip()])
+    if preferred_weight is not None:
+        if not math.isfinite(preferred_weight):
+            raise LoratuiError(f"weight {preferred_weight} is not a finite number", "e.g. --weight 0.8")
+        changes["preferred_weight"] = preferred_weight
+    if notes is not None:
+        changes["notes"] = notes
+    if base_model is not None:
+        changes["base_model"] = base_model or None
+    if name is not None and name != row["name"]:
+        if db.execute("SELECT 1 FROM adapters WHERE name = ?", [_check_name(name)]).fetchone():
+            raise LoratuiError(f"an adapter named '{name}' already exists", "choose another name")
+        changes["name"] = name
+    return _update(db, row["id"], **changes) if changes else row
+
+
+def _update(db, adapter_id: int, **changes) -> dict:
+    with db.conn:
+        db.conn.execute(f"UPDATE adapters SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                        [*changes.values(), adapter_id])
+    return get(db, adapter_id)
+
+
+def remove(db, id_or_name, *, delete_files: bool = False) -> tuple[dict, list[str]]:
+    """Forget an adapter (its children keep the parent's name in their lineage); files stay unless asked."""
+    row = resolve(db, id_or_name)
+    with db.conn:
+        db.conn.execute("DELETE FROM adapters WHERE id = ?", [row["id"]])
+    return row, (store.delete_files(Path(row["path"])) if delete_files else [])
+
+
+def lineage(db, adapter_id: int) -> dict:
+    """What the adapter was made from, and what was made from it."""
+    parents = _rows(db, "SELECT parent, parent_name, weight, method, params FROM lineage WHERE child = ? "
+                        "ORDER BY rowid", [adapter_id])
+    for parent in parents:
+        parent["params"] = json.loads(parent["params"])
+    children = _rows(db, "SELECT l.child AS id, a.name, l.weight, l.method FROM lineage l "
+                         "JOIN adapters a ON a.id = l.child WHERE l.parent = ? ORDER BY l.child", [adapter_id])
+    return {"parents": parents, "children": children}
+
+
+def details(db, id_or_name) -> dict:
+    """Everything known about an adapter: its row, lineage, the run that trained it, where it was used."""
+    row = resolve(db, id_or_name)
+    row["lineage"] = lineage(db, row["id"])
+    run = None
+    if row["source_run"]:
+        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, summary "
+                         "FROM runs WHERE id = ?", [row["source_run"]])
+        if runs:
+            run = runs[0]
+            run["summary"] = json.loads(run["summary"]) if run["summary"] else None
+            run["samples"] = _rows(db, "SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step",
+                                   [run["id"]])
+    row["run"] = run
+    row["generations"] = db.execute(
+        "SELECT count(*) FROM generations g, json_each(g.adapters) j WHERE json_extract(j.value, '$.id') = ?",
+        [row["id"]]).fetchone()[0]
+    return row

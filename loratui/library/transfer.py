@@ -1,0 +1,59 @@
+"""Adapters in and out of the library: import from a path or the Hub, export to another layout, check a base."""
+
+from pathlib import Path
+
+from engine.adapters.safeload import safe_relative
+from engine.errors import LoratuiError
+from loratui.library import adapters
+
+
+def import_adapter(db, ref: str, *, weight_name: str | None = None, revision: str | None = None,
+                   name: str | None = None, mode: str | None = None, base_model: str | None = None,
+                   tags: list[str] | None = None, allow_nonfinite: bool = False) -> tuple[dict, bool]:
+    """Register a local file/folder or a Hub adapter; returns the row and whether it is new.
+
+    Local adapters stay in place unless mode says copy/link; Hub downloads are copied, since the Hub
+    cache can be cleaned at any time.
+    """
+    path = Path(ref).expanduser()
+    if path.exists():
+        if weight_name:
+            if not path.is_dir():
+                raise LoratuiError("--weight-name picks a file inside a folder or Hub repo",
+                                   f"'{ref}' is a file: import it directly")
+            path = path / safe_relative(weight_name)
+        source, default = str(path.absolute()), None
+        mode = mode or "inplace"
+    else:
+        from engine.adapters.hub import fetch_adapter, repo_id
+
+        if repo_id(ref) is None:
+            raise LoratuiError(f"no such file or folder: {ref}", "give a .safetensors file, a PEFT folder or a "
+                               "Hub id like owner/name")
+        path, source = fetch_adapter(ref, weight_name=weight_name, revision=revision)
+        default = adapters.default_name(repo_id(ref).split("/")[-1])
+        mode = mode or "copy"
+    before = db.execute("SELECT coalesce(max(id), 0) FROM adapters").fetchone()[0]
+    row = adapters.register(db, path, name=name or (default and adapters.free_name(db, default)), mode=mode,
+                            base_model=base_model, source=source, tags=tags, allow_nonfinite=allow_nonfinite)
+    return row, row["id"] > before
+
+
+def export_adapter(db, id_or_name, fmt: str, out: str | Path, *, overwrite: bool = False) -> Path:
+    from engine.adapters.export import convert
+
+    row = adapters.resolve(db, id_or_name)
+    return convert(row["path"], Path(out).expanduser(), fmt, overwrite=overwrite)
+
+
+def check_adapter(db, id_or_name, base: str | None = None):
+    """Does the adapter fit `base` (default: the base model it records)? A CheckReport."""
+    from engine.adapters.inspect import check_against_base
+
+    row = adapters.resolve(db, id_or_name)
+    base = base or row["base_model"]
+    if not base:
+        raise LoratuiError(f"adapter '{row['name']}' records no base model", "pass --base MODEL")
+    report = check_against_base(row["path"], base)
+    report.adapter = f"#{row['id']} {row['name']}"
+    return report
