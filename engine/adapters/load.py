@@ -174,11 +174,13 @@ class Session:
             else:
                 self._add_peft(internal, peft_folder(Path(path)))
         except (ValueError, RuntimeError, KeyError) as exc:
+            self._apply()
             raise LoratuiError(
                 f"adapter '{label}' does not fit base model '{self.base}': {exc}".splitlines()[0],
                 hint="check that the adapter was made for this base (loratui library check ID --base MODEL)",
             ) from exc
         self._internal[label] = internal
+        self._apply()
 
     def _add_diffusion(self, label: str, internal: str, path: Path) -> None:
         if adapter_kind(path) != DIFFUSION:
@@ -208,41 +210,42 @@ class Session:
         self.model.eval()
 
     def activate(self, weights: dict[str, float | dict]) -> None:
-        """Turn on exactly these adapters with these weights; every other loaded adapter goes off."""
+        """Turn on exactly these adapters with these weights; every other loaded adapter goes off.
+
+        An empty dict turns every adapter off. Bad weights change nothing.
+        """
         unknown = [label for label in weights if label not in self._internal]
         if unknown:
             raise LoratuiError(
                 f"adapter(s) not loaded: {', '.join(unknown)}", hint="add them to the session first"
             )
-        if not weights:
-            raise LoratuiError("no adapter to activate", hint="use base_only() for the base model alone")
         if self.kind == DIFFUSION:
             where = blocks.layout(self.pipe)
             for label, scale in weights.items():
                 blocks.validate(scale, where, adapter=label, parts=self._parts[label])
-            self.pipe.enable_lora()
-            self.pipe.set_adapters([self._internal[k] for k in weights], list(weights.values()))
         else:
-            self._activate_peft(weights)
+            for label, weight in weights.items():
+                _check_llm_weight(label, weight)
         self.active = dict(weights)
+        self._apply()
 
-    def _activate_peft(self, weights: dict[str, float | dict]) -> None:
-        from peft.tuners.lora import LoraLayer
+    def _apply(self) -> None:
+        """Put `self.active` on the model; loading an adapter makes the libraries activate it alone."""
+        names = [self._internal[label] for label in self.active]
+        if self.kind == DIFFUSION:
+            if not names:
+                self.pipe.disable_lora()
+                return
+            self.pipe.enable_lora()
+            self.pipe.set_adapters(names, list(self.active.values()))
+        elif self._internal:
+            from peft.tuners.lora import LoraLayer
 
-        for label, weight in weights.items():
-            if isinstance(weight, dict):
-                raise LoratuiError(
-                    f"per-block scales for '{label}': only diffusion UNets have blocks to scale",
-                    hint="give a language-model adapter a single weight",
-                )
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
-                raise LoratuiError(f"weight for '{label}' must be a finite number, got {weight!r}")
-        names = [self._internal[k] for k in weights]
-        self.model.base_model.set_adapter(names, inference_mode=True)
-        for module in self.model.modules():
-            if isinstance(module, LoraLayer):
-                for label, weight in weights.items():
-                    module.set_scale(self._internal[label], float(weight))
+            self.model.base_model.set_adapter(names, inference_mode=True)
+            for module in self.model.modules():
+                if isinstance(module, LoraLayer):
+                    for label, weight in self.active.items():
+                        module.set_scale(self._internal[label], float(weight))
 
     @contextlib.contextmanager
     def base_only(self):
@@ -254,7 +257,17 @@ class Session:
             try:
                 yield
             finally:
-                self.pipe.enable_lora()
+                self._apply()
         else:
             with self.model.disable_adapter():
                 yield
+
+
+def _check_llm_weight(label: str, weight) -> None:
+    if isinstance(weight, dict):
+        raise LoratuiError(
+            f"per-block scales for '{label}': only diffusion UNets have blocks to scale",
+            hint="give a language-model adapter a single weight",
+        )
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+        raise LoratuiError(f"weight for '{label}' must be a finite number, got {weight!r}")
