@@ -1,7 +1,7 @@
 """Load a base model once, put any number of adapters on it by name, and switch weights without reloading.
 
 Diffusion pipelines go through diffusers' load_lora_weights/set_adapters; causal LMs through a PEFT model
-whose LoRA layers get one scale per adapter. Only safetensors are read: nothing here unpickles.
+whose LoRA layers get one scale per adapter. Only checked safetensors are read (engine.adapters.safeload): nothing here unpickles.
 """
 
 import contextlib
@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 from engine.adapters import blocks
+from engine.adapters.inspect import locate
+from engine.adapters.safeload import read_header
 from engine.errors import LoratuiError
 
 DIFFUSION = "diffusion"
@@ -50,46 +52,27 @@ def base_kind(ref: str) -> str:
 
 def adapter_kind(path: Path) -> str:
     """DIFFUSION for a LoRA safetensors file (diffusers or kohya keys), CAUSAL_LM for a PEFT folder."""
-    path = Path(path)
-    if path.is_dir() and (path / PEFT_CONFIG).is_file():
-        return CAUSAL_LM
-    adapter_file(path)
-    return DIFFUSION
+    _, config, _ = locate(path)
+    return DIFFUSION if config is None else CAUSAL_LM
 
 
 def adapter_file(path: Path) -> Path:
-    """The safetensors file of a diffusion adapter given as a file or a folder holding one."""
-    path = Path(path)
-    if path.is_dir():
-        found = (
-            [path / DIFFUSERS_WEIGHTS]
-            if (path / DIFFUSERS_WEIGHTS).is_file()
-            else sorted(path.glob("*.safetensors"))
-        )
-        if len(found) != 1:
-            raise LoratuiError(
-                f"{path} holds {len(found)} safetensors files, expected one LoRA file",
-                hint="pass the LoRA file itself",
-            )
-        path = found[0]
-    if not path.is_file():
-        raise LoratuiError(f"adapter file {path} does not exist", hint="check the library entry's path")
-    if path.suffix != ".safetensors":
-        raise LoratuiError(
-            f"{path.name} is not a safetensors file; loratui never unpickles adapter files",
-            hint="export the adapter as .safetensors",
-        )
-    return path
+    """The checked safetensors file of an adapter given as a file or a folder; pickles are refused unread."""
+    weights, _, _ = locate(path)
+    read_header(weights)
+    return weights
 
 
 def peft_folder(path: Path) -> Path:
-    """A PEFT adapter folder with safetensors weights."""
+    """A PEFT adapter folder with checked safetensors weights under the name PEFT loads."""
     path = Path(path)
-    if not (path / PEFT_CONFIG).is_file() or not (path / PEFT_WEIGHTS).is_file():
+    weights, config, _ = locate(path)
+    if config is None or weights != path / PEFT_WEIGHTS:
         raise LoratuiError(
             f"{path} is not a PEFT adapter folder with {PEFT_CONFIG} and {PEFT_WEIGHTS}",
             hint="LLM adapters are PEFT folders saved with save_pretrained(safe_serialization=True)",
         )
+    read_header(weights)
     return path
 
 
