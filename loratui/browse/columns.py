@@ -1,6 +1,6 @@
-"""Which dataset column plays which role in a task (image and caption, text and label), and checks on it.
+"""Which dataset column plays which role in a task (for text-to-image: image and caption), with checks.
 
-Errors read like the spec's own: `data.FIELD: what is wrong (allowed: ...)`.
+Errors read like the engine's own column checks: `data.FIELD: what is wrong (columns: ...)`.
 """
 
 from dataclasses import dataclass
@@ -10,22 +10,22 @@ from dataclasses import dataclass
 class Role:
     name: str
     field: str  # the [data] field of the spec that names the column
-    kinds: tuple[str, ...]  # column types (dataset_info.type_name) that fit; a trailing * matches a prefix
+    kinds: tuple[str, ...]  # column types (dataset_info.type_name) that fit, best first; * matches a prefix
     preferred: tuple[str, ...]  # column names tried first when guessing
 
 
+# Only the tasks engine.spec accepts: each role's field must exist in the spec's [data] section.
 ROLES: dict[str, tuple[Role, ...]] = {
     "text-to-image": (
-        Role("image", "image_column", ("image",), ("image", "img", "images", "picture")),
+        # A string image column holds file paths (csv/jsonl beside their images); the engine reads those too.
         Role(
-            "caption", "caption_column", ("string",), ("text", "caption", "prompt", "description", "captions")
+            "image", "image_column", ("image", "string"), ("image", "img", "images", "picture", "file_name")
         ),
-    ),
-    "causal-lm": (Role("text", "text_column", ("string",), ("text", "content", "sentence", "document")),),
-    "sequence-classification": (
-        Role("text", "text_column", ("string",), ("text", "sentence", "content", "review")),
         Role(
-            "label", "label_column", ("class label*", "int*", "string", "bool"), ("label", "labels", "class")
+            "caption",
+            "caption_column",
+            ("string", "list of string"),
+            ("text", "caption", "prompt", "description", "captions"),
         ),
     ),
 }
@@ -36,19 +36,24 @@ def roles(task: str) -> tuple[Role, ...]:
 
 
 def guess(task: str, features: dict[str, str]) -> dict[str, str]:
-    """spec field -> column: preferred names first, then the first column of a fitting type not yet taken."""
+    """spec field -> column: the best-fitting type first, then a preferred name, among columns not yet taken."""
     chosen: dict[str, str] = {}
     for role in roles(task):
         taken = set(chosen.values())
-        fitting = [c for c, kind in features.items() if c not in taken and _fits(kind, role.kinds)]
-        by_name = [c for name in role.preferred for c in fitting if c.lower() == name]
-        if by_name or fitting:
-            chosen[role.field] = (by_name or fitting)[0]
+        ranked = sorted(
+            (_rank(kind, role.kinds), _name_rank(column, role.preferred), index, column)
+            for index, (column, kind) in enumerate(features.items())
+            if column not in taken and _rank(kind, role.kinds) is not None
+        )
+        if ranked:
+            chosen[role.field] = ranked[0][-1]
     return chosen
 
 
-def check(task: str, features: dict[str, str] | None, mapping: dict[str, str]) -> list[str]:
-    """Every problem with the mapping at once; types are checked only when the features are known."""
+def check(
+    task: str, features: dict[str, str] | None, mapping: dict[str, str], source: str = "the dataset"
+) -> list[str]:
+    """Every problem with the mapping at once; columns are checked only when the features are known."""
     errors = []
     seen: dict[str, str] = {}
     for role in roles(task):
@@ -63,9 +68,9 @@ def check(task: str, features: dict[str, str] | None, mapping: dict[str, str]) -
             continue
         if column not in features:
             errors.append(
-                f"data.{role.field}: no column '{column}' in the dataset (allowed: {', '.join(features)})"
+                f"data.{role.field}: no column '{column}' in {source} (columns: {', '.join(features)})"
             )
-        elif not _fits(features[column], role.kinds):
+        elif _rank(features[column], role.kinds) is None:
             allowed = ", ".join(k.rstrip("*") for k in role.kinds)
             errors.append(
                 f"data.{role.field}: column '{column}' holds {features[column]}, not a {role.name} (allowed: {allowed})"
@@ -73,5 +78,13 @@ def check(task: str, features: dict[str, str] | None, mapping: dict[str, str]) -
     return errors
 
 
-def _fits(kind: str, kinds: tuple[str, ...]) -> bool:
-    return any(kind.startswith(k[:-1]) if k.endswith("*") else kind == k for k in kinds)
+def _rank(kind: str, kinds: tuple[str, ...]) -> int | None:
+    return next((i for i, k in enumerate(kinds) if _fits(kind, k)), None)
+
+
+def _name_rank(column: str, preferred: tuple[str, ...]) -> int:
+    return preferred.index(column.lower()) if column.lower() in preferred else len(preferred)
+
+
+def _fits(kind: str, pattern: str) -> bool:
+    return kind.startswith(pattern[:-1]) if pattern.endswith("*") else kind == pattern

@@ -174,16 +174,24 @@ def test_gated_hub_dataset_without_token_is_a_clear_error(fake_hub):
 
 
 def test_column_roles_are_guessed_and_checked():
-    features = {"picture": "image", "caption": "string", "id": "int64"}
+    features = {"id": "int64", "caption": "string", "picture": "image"}
     mapping = columns.guess("text-to-image", features)
     assert mapping == {"image_column": "picture", "caption_column": "caption"}
     assert columns.check("text-to-image", features, mapping) == []
-    bad = columns.check("text-to-image", features, {"image_column": "caption", "caption_column": "nope"})
+    bad = columns.check("text-to-image", features, {"image_column": "id", "caption_column": "nope"}, "d.csv")
     assert bad == [
-        "data.image_column: column 'caption' holds string, not a image (allowed: image)",
-        "data.caption_column: no column 'nope' in the dataset (allowed: picture, caption, id)",
+        "data.image_column: column 'id' holds int64, not a image (allowed: image, string)",
+        "data.caption_column: no column 'nope' in d.csv (columns: id, caption, picture)",
     ]
     assert columns.check("text-to-image", features, {"image_column": "picture", "caption_column": "picture"})[
         0
     ] == ("data.caption_column: 'picture' is already the image column")
     assert columns.check("text-to-image", None, {"image_column": "x", "caption_column": "y"}) == []
+    assert columns.check("text-to-image", None, {"image_column": "x"}) == [
+        "data.caption_column: choose the caption column"
+    ]
+
+
+def test_image_paths_in_a_csv_count_as_the_image_column():
+    features = {"file_name": "string", "text": "string"}
+    assert columns.guess("text-to-image", features) == {"image_column": "file_name", "caption_column": "text"}
