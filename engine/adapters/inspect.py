@@ -106,6 +106,7 @@ def inspect_file(path: Path | str, *, allow_nonfinite: bool = False) -> AdapterI
     metadata["loratui.derived"] = {
         "components": sorted({m.component or "model" for m in layout.modules}),
         "modules": len(layout.modules),
+        "tensors": len(header.tensors),
         "ranks": sorted(set(ranks.values())),
         "alphas": sorted({a for a in alphas.values() if a is not None}),
         "extra_tensors": len(layout.extra),

@@ -1,0 +1,59 @@
+"""Schema files apply in order to an empty library and upgrade one at an older version in place."""
+
+from loratui.library import adapters
+from loratui.library.db import connect, migrate, migrations, open_db, schema_version
+
+LATEST = migrations()[-1][0]
+
+
+def _objects(db) -> set[tuple[str, str]]:
+    return set(db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
+
+
+def test_empty_library_gets_every_migration(tmp_path):
+    db = open_db(tmp_path / "library.db")
+    assert schema_version(db) == LATEST
+    recorded = [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert recorded == [version for version, _, _ in migrations()]
+    objects = _objects(db)
+    assert {("table", "adapters"), ("table", "adapters_fts"), ("trigger", "adapters_fts_insert"),
+            ("trigger", "adapters_fts_update"), ("trigger", "adapters_fts_delete")} <= objects
+    assert migrate(db) == LATEST  # applying again changes nothing
+    assert _objects(db) == objects
+
+
+def test_library_at_version_1_upgrades_and_keeps_its_adapters(tmp_path):
+    path = tmp_path / "library.db"
+    old = connect(path)
+    assert migrate(old, target=1) == 1
+    assert "adapters_fts" not in old.table_names()
+    with old.conn:
+        old.conn.execute(
+            "INSERT INTO adapters (name, path, sha256, size, format, tags, trigger_words, notes) "
+            "VALUES ('old-watercolor', '/x.safetensors', 'abc', 10, 'kohya', '[\"painterly\"]', '[\"wtrclr\"]', "
+            "'made before search existed')")
+        old.conn.execute("INSERT INTO lineage (child, parent_name, method) VALUES (1, 'gone', 'linear')")
+    old.conn.close()
+
+    db = open_db(path)
+    assert schema_version(db) == LATEST
+    row = adapters.resolve(db, "old-watercolor")
+    assert row["warnings"] == [] and row["source"] is None  # new columns got their defaults
+    for word in ("watercolor", "painterly", "wtrclr", "search"):
+        assert [r["name"] for r in adapters.search(db, word)] == ["old-watercolor"], word
+    assert adapters.lineage(db, row["id"])["parents"][0]["parent_name"] == "gone"
+
+
+def test_search_index_follows_inserts_updates_and_deletes(db):
+    with db.conn:
+        db.conn.execute("INSERT INTO adapters (name, path, sha256, size, format) VALUES ('ink', '/i', 's1', 1, 'kohya')")
+    adapters.tag(db, "ink", ["+sumi"])
+    adapters.edit(db, "ink", notes="brush strokes", trigger_words=["inkwash"])
+    assert [r["name"] for r in adapters.search(db, "sumi brush inkw")] == ["ink"]
+    adapters.tag(db, "ink", ["-sumi"])
+    assert adapters.search(db, "sumi") == []
+    adapters.edit(db, "ink", name="ink-2")
+    assert [r["name"] for r in adapters.search(db, "ink")] == ["ink-2"]
+    adapters.remove(db, "ink-2")
+    assert adapters.search(db, "brush") == []
+    assert db.execute("SELECT count(*) FROM adapters_fts").fetchone()[0] == 0
