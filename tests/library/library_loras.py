@@ -5,6 +5,7 @@ way stock tools save them (diffusers' save_lora_weights, peft's save_pretrained)
 key conversion of their own here, independent of loratui's exporter, so the exporter can be checked against it.
 """
 
+import warnings
 from pathlib import Path
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -31,7 +32,9 @@ def _with_lora(model, targets, rank: int, alpha: float, seed: int):
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
-    return get_peft_model_state_dict(model)
+    with warnings.catch_warnings():  # peft looks for a config.json that a diffusers component does not have
+        warnings.simplefilter("ignore", UserWarning)
+        return get_peft_model_state_dict(model)
 
 
 def sd_diffusers(base: Path, out: Path, *, rank: int = 4, seed: int = 0) -> Path:
