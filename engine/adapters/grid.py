@@ -8,6 +8,8 @@ The first row holds the base image in its first cell; a missing (adapter, weight
 
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.adapters.generate import ImageSettings, generate_image
+
 LABEL_WIDTH = 120
 HEADER_HEIGHT = 20
 GAP = 4
@@ -26,6 +28,24 @@ def sheet_size(rows: int, columns: int, cell: tuple[int, int]) -> tuple[int, int
 
 def weight_label(weight: float) -> str:
     return f"{weight:g}"
+
+
+def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]]) -> Image.Image:
+    """Generate every cell on a loaded Session and lay them out: rows are (adapter label, its weights).
+
+    Columns are every weight any row asks for, ascending. Each adapter is applied alone.
+    """
+    with session.base_only():
+        base = generate_image(session, settings)
+    columns = sorted({weight for _, weights in rows for weight in weights})
+    cells = []
+    for label, weights in rows:
+        images = {}
+        for weight in weights:
+            session.activate({label: weight})
+            images[weight] = generate_image(session, settings)
+        cells.append((label, images))
+    return contact_sheet(base, cells, columns)
 
 
 def contact_sheet(base, rows: list[tuple[str, dict[float, object]]], weights: list[float]) -> Image.Image:

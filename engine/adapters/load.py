@@ -86,8 +86,9 @@ def quiet() -> None:
     for library in (diffusers, transformers):
         library.utils.logging.set_verbosity_error()
         library.utils.logging.disable_progress_bar()
-    # Several adapters on one model is what a Session is for.
+    # Several adapters on one model is what a Session is for; deprecations are for developers.
     warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|diffusers|peft)\.")
 
 
 def default_device() -> str:

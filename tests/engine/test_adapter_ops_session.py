@@ -142,24 +142,22 @@ def test_adapter_files_that_do_not_fit_are_refused(session, tmp_path):
 
 
 def test_contact_sheet_has_a_row_per_adapter_a_column_per_weight_and_the_base(session, base_image, tmp_path):
-    weights = [0.0, 0.5, 1.0]
-    rows = []
-    for label in ("a", "b.v2"):
-        cells = {}
-        for weight in weights:
-            session.activate({label: weight})
-            cells[weight] = generate_image(session, SETTINGS)
-        rows.append((label, cells))
     from PIL import Image
 
-    sheet = grid.contact_sheet(Image.fromarray(base_image.astype(np.uint8)), rows, weights)
-    path = save_png(sheet, tmp_path / "grid.png", {"weights": weights})
+    sheet = grid.render(session, SETTINGS, [("a", [0.0, 0.5, 1.0]), ("b.v2", [1.0, 0.5])])
+    path = save_png(sheet, tmp_path / "grid.png", {"weights": [0.0, 0.5, 1.0]})
     saved = Image.open(path)
-    # 120 px labels + 3 columns of (32 + 4) + 4; 20 px header + (2 adapters + base) rows of (32 + 4) + 4.
+    # 120 px labels + 3 columns of (32 + 4) + 4; 20 px header + (base + 2 adapters) rows of (32 + 4) + 4.
     assert saved.size == (232, 132)
     assert "weights" in saved.text["loratui"]
-    # The base sits in the first cell of the first row; weight 0 of adapter a is the base image too.
     pixels = np.asarray(saved.convert("RGB"), dtype=np.int16)
-    first_cell = pixels[24:56, 124:156]
-    assert np.array_equal(first_cell, base_image)
-    assert np.array_equal(pixels[60:92, 124:156], base_image)
+
+    def cell(row, column):
+        return pixels[24 + 36 * row : 56 + 36 * row, 124 + 36 * column : 156 + 36 * column]
+
+    assert np.array_equal(cell(0, 0), base_image)  # the base alone
+    assert np.array_equal(cell(1, 0), base_image)  # adapter a at weight 0
+    assert not np.array_equal(cell(1, 2), base_image)
+    assert (cell(2, 0) == grid.BACKGROUND).all()  # b.v2 has no weight-0 cell
+    session.activate({"b.v2": 0.5})
+    assert np.array_equal(cell(2, 1), _image(session))
