@@ -4,6 +4,7 @@ huggingface_hub itself honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE; nothing
 the token, so it can never end up in what the library records.
 """
 
+import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -26,7 +27,6 @@ def repo_id(ref: str) -> str | None:
 @contextmanager
 def _hub_errors(repo: str, what: str = "") -> Iterator[None]:
     """huggingface_hub's exceptions as one-line LoratuiErrors."""
-    import httpx
     from huggingface_hub import constants
     from huggingface_hub import errors as hf
 
@@ -51,9 +51,20 @@ def _hub_errors(repo: str, what: str = "") -> Iterator[None]:
     except hf.OfflineModeIsEnabled as exc:
         raise LoratuiError(f"listing '{repo}' needs the network but HF_HUB_OFFLINE is set",
                            "give --weight-name to use a cached file, or unset HF_HUB_OFFLINE") from exc
-    except (hf.HfHubHTTPError, httpx.HTTPError) as exc:
+    except (hf.HfHubHTTPError, *_transport_errors()) as exc:
         raise LoratuiError(f"Hub request for '{repo}' failed: {str(exc).splitlines()[0][:160]}",
                            f"check the network, HF_ENDPOINT ({constants.ENDPOINT}) and HF_TOKEN") from exc
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """Connection errors of whichever HTTP client this huggingface_hub version uses (httpx2, httpx)."""
+    found = []
+    for name in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(name).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _list_files(repo: str, revision: str | None) -> list[str] | None:

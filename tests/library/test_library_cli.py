@@ -1,0 +1,77 @@
+"""`loratui library ...`: every command, by id and by name, in text and JSON."""
+
+import json
+
+from loratui.cli import main
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["library", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _json(capsys, *args):
+    code, out, err = _run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_import_ls_show_search(capsys, lora_copy):
+    code, out, _ = _run(capsys, "import", str(lora_copy("kohya")), "--tag", "paper")
+    assert code == 0 and out.startswith("imported #1 paper-cut (kohya, sd1, rank 4, alpha 2)")
+    code, out, _ = _run(capsys, "import", str(lora_copy("kohya")))
+    assert out.startswith("already in the library: #1 paper-cut")
+    assert _run(capsys, "import", str(lora_copy("sdxl")), "--name", "xl", "--copy")[0] == 0
+
+    code, out, _ = _run(capsys, "ls")
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "FAMILY", "FORMAT", "RANK", "ALPHA", "BASE", "TAGS"]
+    assert lines[1].split()[:4] == ["2", "xl", "sdxl", "diffusers"]
+    assert [r["name"] for r in _json(capsys, "ls", "--tag", "paper")] == ["paper-cut"]
+    assert [r["name"] for r in _json(capsys, "ls", "--family", "sdxl")] == ["xl"]
+
+    shown = _json(capsys, "show", "paper-cut")
+    assert shown["metadata"]["modelspec.title"] == "Paper Cut" and shown["lineage"] == {"parents": [],
+                                                                                       "children": []}
+    code, out, _ = _run(capsys, "show", "1")
+    assert "rank / alpha    4 / 2" in out and "ss_network_module: networks.lora" in out
+
+    assert [r["id"] for r in _json(capsys, "search", "layered", "paper")] == [1]
+    assert _run(capsys, "search", "nothing-like-this")[1].strip() == "no adapters"
+
+
+def test_tag_edit_rm_by_id_and_name(capsys, lora_copy):
+    path = lora_copy("kohya")
+    _run(capsys, "import", str(path))
+    code, out, _ = _run(capsys, "tag", "paper-cut", "+style", "+craft", "-craft", "bold")
+    assert code == 0 and out.strip() == "#1 paper-cut: style bold"
+    code, _, _ = _run(capsys, "edit", "1", "--trigger", "pcut,", "folded", "--weight", "0.8", "--notes",
+                      "layered look")
+    assert code == 0
+    row = _json(capsys, "show", "1")
+    assert (row["trigger_words"], row["preferred_weight"], row["notes"]) == (["pcut", "folded"], 0.8,
+                                                                            "layered look")
+    assert [r["name"] for r in _json(capsys, "search", "folded")] == ["paper-cut"]
+    code, _, err = _run(capsys, "edit", "1", "--weight", "nan")
+    assert code == 2 and "not a finite number" in err
+    code, out, _ = _run(capsys, "rm", "paper-cut")
+    assert code == 0 and "files kept" in out and path.exists()
+    code, _, err = _run(capsys, "show", "paper-cut")
+    assert code == 2 and err.splitlines()[0] == "error: unknown adapter 'paper-cut'"
+
+
+def test_check_against_a_base(capsys, lora_copy):
+    _run(capsys, "import", str(lora_copy("sd")), "--name", "sd-style", "--base", "builtin:tiny-sd")
+    code, out, _ = _run(capsys, "check", "sd-style")
+    assert code == 0 and "fits builtin:tiny-sd: 56/56 modules match" in out
+    code, out, _ = _run(capsys, "check", "sd-style", "--base", "builtin:tiny-sdxl")
+    assert code == 1 and out.count("shape mismatch:") == 12
+    report = json.loads(_run(capsys, "check", "1", "--base", "builtin:tiny-llama", "--json")[1])
+    assert report["fits"] is False and len(report["missing"]) == 56
+    _run(capsys, "import", str(lora_copy("kohya")), "--name", "paper", "--base", "builtin:tiny-sd")
+    code, out, err = _run(capsys, "check", "paper")
+    assert code == 0, err
+    _run(capsys, "edit", "paper", "--base", "")
+    code, _, err = _run(capsys, "check", "paper")
+    assert code == 2 and "records no base model" in err

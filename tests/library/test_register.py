@@ -1,0 +1,120 @@
+"""register() and friends: placement modes, dedup by sha256, lineage, resolve by id or name, removal."""
+
+import os
+
+import pytest
+
+from engine.errors import LoratuiError
+from engine.home import adapters_dir
+from loratui.library import adapters
+
+
+def test_inplace_copy_and_link(db, lora_copy):
+    inplace = lora_copy("kohya")
+    row = adapters.register(db, inplace)
+    assert row["path"] == str(inplace) and not any(adapters_dir().iterdir())
+
+    copied = adapters.register(db, lora_copy("sd"), mode="copy", name="copied")
+    assert copied["path"] == str(adapters_dir() / "copied" / "pytorch_lora_weights.safetensors")
+    assert not os.path.islink(copied["path"])
+
+    peft = lora_copy("peft")
+    linked = adapters.register(db, peft, mode="link", name="linked")
+    folder = adapters_dir() / "linked"
+    assert linked["path"] == str(folder) and linked["format"] == "peft"
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert (folder / "adapter_model.safetensors").resolve() == (peft / "adapter_model.safetensors").resolve()
+
+
+def test_same_file_twice_is_one_adapter(db, lora_copy, tmp_path):
+    first = adapters.register(db, lora_copy("kohya"), mode="copy")
+    moved = tmp_path / "renamed.safetensors"
+    moved.write_bytes(lora_copy("kohya").read_bytes())
+    again = adapters.register(db, moved, name="other-name", mode="copy")
+    assert again["id"] == first["id"] and again["name"] == "paper-cut"
+    assert db.execute("SELECT count(*) FROM adapters").fetchone()[0] == 1
+    assert [p.name for p in adapters_dir().iterdir()] == ["paper-cut"]
+
+
+def test_default_names_do_not_collide(db, lora_copy, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    first = adapters.register(db, lora_copy("kohya"))
+    tensors = load_file(lora_copy("kohya"))
+    tensors[next(iter(tensors))] *= 2
+    other = tmp_path / "paper-cut.safetensors"
+    save_file(tensors, other)
+    assert adapters.register(db, other)["name"] == "paper-cut-2"
+    with pytest.raises(LoratuiError, match="already exists"):
+        adapters.edit(db, "paper-cut-2", name=first["name"])
+
+
+def test_lineage_and_source_run(db, lora_copy):
+    a = adapters.register(db, lora_copy("sd"), name="a")
+    adapters.register(db, lora_copy("kohya"), name="b")
+    with db.conn:
+        db.conn.execute("INSERT INTO runs (id, name, task, dir, spec, status, summary) VALUES "
+                        "('run-1', 'combo', 'text-to-image', '/r', '', 'finished', '{\"loss\": 0.1}')")
+    child = adapters.register(
+        db, lora_copy("sdxl"), name="mix", source_run="run-1",
+        lineage=[{"parent": a["id"], "weight": 0.7, "method": "linear"},
+                 {"parent": "b", "weight": 0.3, "method": "linear", "params": {"density": 0.5}}])
+    info = adapters.details(db, "mix")
+    assert [(p["parent_name"], p["weight"]) for p in info["lineage"]["parents"]] == [("a", 0.7), ("b", 0.3)]
+    assert info["lineage"]["parents"][1]["params"] == {"density": 0.5}
+    assert info["run"]["summary"] == {"loss": 0.1}
+    assert adapters.lineage(db, a["id"])["children"] == [{"id": child["id"], "name": "mix", "weight": 0.7,
+                                                          "method": "linear"}]
+    adapters.remove(db, "a")
+    parents = adapters.lineage(db, child["id"])["parents"]
+    assert parents[0]["parent"] is None and parents[0]["parent_name"] == "a"  # kept by name
+
+
+def test_unknown_parent_or_run_writes_nothing(db, lora_copy):
+    with pytest.raises(LoratuiError, match="unknown adapter '99'"):
+        adapters.register(db, lora_copy("sd"), mode="copy", lineage=[{"parent": 99, "method": "linear"}])
+    with pytest.raises(LoratuiError, match="unknown run"):
+        adapters.register(db, lora_copy("sd"), mode="copy", source_run="nope")
+    assert db.execute("SELECT count(*) FROM adapters").fetchone()[0] == 0
+    assert not any(adapters_dir().iterdir())
+
+
+def test_resolve_by_id_hash_id_and_name_with_hint(db, lora_copy):
+    row = adapters.register(db, lora_copy("kohya"))
+    assert adapters.resolve(db, row["id"])["name"] == "paper-cut"
+    assert adapters.resolve(db, f"#{row['id']}")["name"] == "paper-cut"
+    assert adapters.resolve(db, "paper-cut")["id"] == row["id"]
+    with pytest.raises(LoratuiError, match="unknown adapter 'paper-cat'") as caught:
+        adapters.resolve(db, "paper-cat")
+    assert "paper-cut" in caught.value.hint
+
+
+def test_remove_keeps_or_deletes_files(db, lora_copy):
+    kept = lora_copy("kohya")
+    adapters.register(db, kept)
+    adapters.remove(db, "paper-cut")
+    assert kept.exists()
+
+    adapters.register(db, kept)
+    _, deleted = adapters.remove(db, "paper-cut", delete_files=True)
+    assert deleted == [str(kept)] and not kept.exists()
+
+    target = lora_copy("peft")
+    adapters.register(db, target, mode="link", name="ln")
+    adapters.remove(db, "ln", delete_files=True)
+    assert not (adapters_dir() / "ln").exists()
+    assert (target / "adapter_model.safetensors").exists()  # a link's target is not the library's to delete
+
+
+def test_list_filters_and_search(db, lora_copy):
+    adapters.register(db, lora_copy("kohya"), tags=["paper", "craft"])
+    adapters.register(db, lora_copy("sdxl"), name="xl-thing", base_model="builtin:tiny-sdxl")
+    adapters.register(db, lora_copy("peft"), name="llama-chat")
+    assert [r["name"] for r in adapters.list_adapters(db)] == ["llama-chat", "xl-thing", "paper-cut"]
+    assert [r["name"] for r in adapters.list_adapters(db, family="sdxl")] == ["xl-thing"]
+    assert [r["name"] for r in adapters.list_adapters(db, tag="craft")] == ["paper-cut"]
+    assert [r["name"] for r in adapters.list_adapters(db, base="builtin:tiny-sdxl")] == ["xl-thing"]
+    assert [r["name"] for r in adapters.search(db, "layered")] == ["paper-cut"]  # a trigger word
+    assert [r["name"] for r in adapters.search(db, "llam")] == ["llama-chat"]
+    assert adapters.search(db, "paper", family="llm") == []
+    assert "metadata" not in adapters.list_adapters(db)[0]
