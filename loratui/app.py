@@ -26,6 +26,7 @@ from loratui.themes import DEFAULT_THEME, load_themes
 MAIN_SCREENS = {
     "runs": ("loratui.screens.runs", "RunsScreen", "Runs", "every run in the library, live"),
     "detail": ("loratui.screens.run_detail", "RunDetailScreen", "Run", "charts, samples and log of a run"),
+    "browse": ("loratui.screens.browse", "BrowseScreen", "Browse", "models and datasets: built-in, cache, local, Hub"),
     "library": ("loratui.screens.library", "LibraryScreen", "Library", "the adapters in the library"),
 }
 MAIN_KEYS = ("runs", "detail", "browse", "library")

@@ -11,6 +11,8 @@ from loratui.browse.network import hub_cache_dir
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 # Data file suffix -> the datasets packaged builder that reads it.
 DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
+# Folders that hold build or tool output, never a dataset someone means to train on.
+SKIPPED_FOLDERS = ("__pycache__", "node_modules", "site-packages")
 SETTINGS_KEY = "browse.paths"
 _SCAN_LIMIT = 500  # entries looked at per folder, so a huge folder cannot stall the list
 
@@ -84,13 +86,14 @@ def data_format(path: Path) -> str | None:
     """The datasets builder that reads a local file or folder (imagefolder, csv, json, parquet, text)."""
     if path.is_file():
         return DATA_FORMATS.get(path.suffix.lower())
-    if not path.is_dir():
+    if not path.is_dir() or path.name in SKIPPED_FOLDERS or path.name.endswith(".egg-info"):
         return None
     suffixes = _suffixes(path, depth=2)
     if suffixes & IMAGE_SUFFIXES:
         return "imagefolder"
+    # A folder of .txt files is more often notes than data: only a .txt file itself counts as text data.
     for suffix, name in DATA_FORMATS.items():
-        if suffix in suffixes:
+        if suffix in suffixes and name != "text":
             return name
     return None
 

@@ -30,11 +30,11 @@ class Network:
 
     @property
     def offline_banner(self) -> str:
-        return "Offline (HF_HUB_OFFLINE is set): showing built-ins, the HF cache and local folders."
+        return "Offline (HF_HUB_OFFLINE): built-ins, the HF cache and local folders still work."
 
     @property
     def unreachable_banner(self) -> str:
-        return f"No connection to {self.endpoint}: showing built-ins, the HF cache and local folders."
+        return f"No connection to {self.endpoint}: built-ins, the HF cache and local folders still work."
 
 
 def state() -> Network:

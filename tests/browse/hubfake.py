@@ -184,7 +184,8 @@ def _search(hub: FakeHub, kind: str, query: dict) -> list[dict]:
             r for r in rows if task == r.get("pipeline_tag") or f"task_categories:{task}" in r.get("tags", [])
         ]
     sort = (query.get("sort") or ["downloads"])[0]
-    rows = sorted(rows, key=lambda r: r.get(sort) or "", reverse=True)
+    # Counts and ISO dates both order correctly as zero-padded text.
+    rows = sorted(rows, key=lambda r: str(r.get(sort) or 0).zfill(24), reverse=True)
     limit = int((query.get("limit") or ["1000"])[0])
     keys = (
         "id",

@@ -1,0 +1,283 @@
+"""Browse: models and datasets from the built-ins, the HF cache, local folders and the Hub, side by side.
+
+Local sources are listed at once; typing a query and pressing Enter searches the Hub (or adds a typed path).
+Enter on a row picks it as the run's model or dataset; ctrl+e opens the run settings for the pair.
+All reading happens in worker threads; handlers only update widgets.
+"""
+
+import re
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Input, Select, Static, Tab, Tabs
+
+from engine.errors import LoratuiError
+from loratui.browse.entries import Entry, ModelDetail, human_count
+from loratui.screens.base import LoratuiScreen
+from loratui.screens.browse_messages import EntriesLoaded, EntryDescribed, EntryFailed, NetworkChecked
+from loratui.widgets.browse_detail import DetailPanel
+from loratui.widgets.nav import MainNav
+
+KINDS = ("model", "dataset")
+LIBRARIES = ("diffusers", "transformers")
+TASKS = ("text-to-image", "text-generation", "text-classification")
+SORTS = ("downloads", "likes", "recently updated")
+COLUMNS = (("source", "Source"), ("name", "Name"), ("task", "Task"), ("downloads", "↓"), ("likes", "♥"))
+
+
+def looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "~", "./", "../"))
+
+
+def looks_like_repo_id(text: str) -> bool:
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
+
+
+class BrowseScreen(LoratuiScreen):
+    CSS_PATH = "browse.tcss"
+    BINDINGS = [
+        Binding("ctrl+t", "toggle_kind", "Models/Datasets"),
+        Binding("ctrl+n", "edit", "New run"),
+        Binding("ctrl+f", "focus_search", "Search"),
+        Binding("escape", "focus_search", "Search", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kind = "model"
+        self.local: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
+        self.hub: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
+        self.query_text = ""
+        self.shown: dict[str, Entry] = {}
+        self.model: tuple[Entry, ModelDetail] | None = None
+        self.data: tuple[Entry, object] | None = None
+        self.mapping: dict[str, str] = {}  # the chosen dataset's columns by spec field
+        self.described: object | None = None  # the detail on show
+
+    def compose(self) -> ComposeResult:
+        yield MainNav(active="browse")
+        yield Static("", id="browse-banner")
+        with Horizontal(id="browse-bar"):
+            yield Tabs(Tab("Models", id="model"), Tab("Datasets", id="dataset"), id="browse-kind")
+            yield Input(placeholder="search the Hub, or type a local path; Enter", id="browse-search")
+        with Horizontal(id="browse-filters"):
+            yield Select([(n, n) for n in LIBRARIES], prompt="any library", id="browse-library", compact=True)
+            yield Select([(t, t) for t in TASKS], prompt="any task", id="browse-task", compact=True)
+            yield Select([(s, s) for s in SORTS], value="downloads", allow_blank=False, id="browse-sort", compact=True)
+        with Horizontal(id="browse-body"):
+            yield DataTable(id="browse-list", cursor_type="row", zebra_stripes=True)
+            yield DetailPanel(id="browse-detail")
+        yield Static("", id="browse-chosen")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#browse-list", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one("#browse-banner", Static).display = False
+        self.show_chosen()
+        self.query_one("#browse-search", Input).focus()
+        self.check_network()
+        for kind in KINDS:
+            self.load_local(kind)
+
+    @work(thread=True, group="network", exit_on_error=False)
+    def check_network(self) -> None:
+        from loratui.browse.network import probe
+
+        self.post_message(NetworkChecked(probe()))
+
+    @work(thread=True, group="local", exit_on_error=False)
+    def load_local(self, kind: str, add: str = "") -> None:
+        from pathlib import Path
+
+        from loratui.browse import local
+        from loratui.watch import open_library
+
+        db = open_library()
+        try:
+            if add:
+                entry = local.classify(Path(add))
+                if entry is None:
+                    raise LoratuiError(f"'{add}' is not a model folder or a dataset loratui can read",
+                                       hint="a folder with model_index.json or config.json, an imagefolder, "
+                                            "or a csv, json/jsonl, parquet or text file")
+                local.remember_path(db, Path(add))
+                kind = entry.kind
+            paths = local.remembered_paths(db)
+        finally:
+            db.close()
+        entries = local.builtin_entries(kind) + local.cache_entries(kind)
+        entries += local.local_entries(kind, paths, scan=[Path.cwd()])
+        self.post_message(EntriesLoaded(kind, "local", entries))
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def search(self, kind: str, query: str, library, task, sort: str) -> None:
+        from loratui.browse import hub
+        from loratui.browse.network import HubUnavailable
+
+        try:
+            if kind == "model":
+                found = hub.search_models(query, library=library, task=task, sort=sort)
+            else:
+                found = hub.search_datasets(query, task=task, sort=sort)
+        except HubUnavailable as exc:
+            self.post_message(NetworkChecked(exc.message))
+            found = []
+        else:
+            self.post_message(NetworkChecked(""))
+            if looks_like_repo_id(query) and query not in {e.ref for e in found}:
+                # Private repos are not listed: a typed id can still be opened (and asks for a token).
+                found.append(Entry(kind, "hub", query, query, "typed id"))
+        self.post_message(EntriesLoaded(kind, "hub", found))
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def describe(self, entry: Entry, config: str | None = None) -> None:
+        from loratui.browse import dataset_info, hub, models
+
+        try:
+            if entry.kind == "model":
+                self.post_message(EntryDescribed(entry, models.describe(entry)))
+                return
+            card = hub.dataset_card(entry.ref) if entry.source == "hub" else None
+            self.post_message(EntryDescribed(entry, dataset_info.describe(entry.ref, config), card))
+        except LoratuiError as exc:
+            self.post_message(EntryFailed(entry, exc))
+
+    @on(NetworkChecked)
+    def show_banner(self, message: NetworkChecked) -> None:
+        banner = self.query_one("#browse-banner", Static)
+        banner.update(message.banner)
+        banner.display = bool(message.banner)
+
+    @on(EntriesLoaded)
+    def entries_loaded(self, message: EntriesLoaded) -> None:
+        (self.local if message.origin == "local" else self.hub)[message.kind] = message.entries
+        if message.kind == self.kind:
+            self.redraw()
+
+    @on(EntryDescribed)
+    def entry_described(self, message: EntryDescribed) -> None:
+        panel = self.query_one(DetailPanel)
+        if message.entry != panel.entry:
+            return  # the cursor moved on while it was read
+        self.described = message.detail
+        if message.entry.kind == "model":
+            panel.show_model(message.entry, message.detail)
+        else:
+            panel.show_dataset(message.entry, message.detail, message.card)
+
+    @on(EntryFailed)
+    def entry_failed(self, message: EntryFailed) -> None:
+        if message.entry != self.query_one(DetailPanel).entry:
+            return
+        error = message.error
+        self.query_one(DetailPanel).show_error(message.entry, error.message + (f"\nhint: {error.hint}" if error.hint else ""))
+        self.app.report_error(error)
+
+    @on(DetailPanel.RolesChanged)
+    def roles_changed(self, message: DetailPanel.RolesChanged) -> None:
+        if self.data is not None and self.query_one(DetailPanel).entry == self.data[0]:
+            self.mapping = message.mapping
+            self.show_chosen()
+
+    @on(DetailPanel.ConfigChosen)
+    def config_chosen(self, message: DetailPanel.ConfigChosen) -> None:
+        entry = self.query_one(DetailPanel).entry
+        if entry is not None:
+            self.describe(entry, message.config)
+
+    @on(Input.Submitted, "#browse-search")
+    def submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if looks_like_path(text):
+            self.load_local(self.kind, add=text)
+            return
+        self.query_text = text
+        self.redraw()
+        self.run_search()
+
+    @on(Select.Changed, "#browse-filters Select")
+    def filters_changed(self) -> None:
+        if self.hub[self.kind]:
+            self.run_search()
+
+    @on(Tabs.TabActivated, "#browse-kind")
+    def kind_changed(self, event: Tabs.TabActivated) -> None:
+        self.kind = event.tab.id or "model"
+        self.query_one("#browse-library", Select).display = self.kind == "model"
+        self.redraw()
+
+    @on(DataTable.RowHighlighted, "#browse-list")
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        entry = self.shown.get(event.row_key.value)
+        if entry is not None:
+            self.described = None
+            self.query_one(DetailPanel).loading(entry)
+            self.describe(entry)
+
+    @on(DataTable.RowSelected, "#browse-list")
+    def selected(self, event: DataTable.RowSelected) -> None:
+        entry = self.shown.get(event.row_key.value)
+        panel = self.query_one(DetailPanel)
+        detail = self.described
+        if entry is None or panel.entry != entry or detail is None or detail.ref != entry.ref:
+            self.notify("wait for its details to load, then press Enter again", severity="warning")
+            return
+        if entry.kind == "dataset":
+            self.data = (entry, detail)
+            self.mapping = panel.mapping()
+        elif not detail.trainability.trainable:
+            self.notify(f"loratui cannot train {entry.ref}: {detail.trainability.reason}", severity="warning")
+            return
+        else:
+            self.model = (entry, detail)
+        self.show_chosen()
+
+    def run_search(self) -> None:
+        self.search(self.kind, self.query_text, self._filter("#browse-library"), self._filter("#browse-task"),
+                    self.query_one("#browse-sort", Select).value)
+
+    def _filter(self, selector: str) -> str | None:
+        value = self.query_one(selector, Select).value
+        return value if isinstance(value, str) and (selector != "#browse-library" or self.kind == "model") else None
+
+    def redraw(self) -> None:
+        table = self.query_one("#browse-list", DataTable)
+        needle = self.query_text.lower()
+        local = [e for e in self.local[self.kind] if needle in e.ref.lower() or needle in e.summary.lower()]
+        entries = local + [e for e in self.hub[self.kind] if e.ref not in {x.ref for x in local}]
+        keep = table.cursor_row
+        table.clear()
+        self.shown = {f"{e.source}|{e.ref}": e for e in entries}
+        for key, entry in self.shown.items():
+            table.add_row(entry.source, entry.title, entry.task or "", human_count(entry.downloads),
+                          human_count(entry.likes), key=key)
+        if entries:
+            table.move_cursor(row=min(max(keep, 0), len(entries) - 1))
+
+    def show_chosen(self) -> None:
+        model = self.model[0].ref if self.model else "none (Enter on a model)"
+        data = self.data[0].ref if self.data else "none (Enter on a dataset)"
+        roles = ", ".join(f"{k.removesuffix('_column')} ← {v}" for k, v in self.mapping.items()) if self.data else ""
+        text = f"model: {model}   dataset: {data}" + (f"   [{roles}]" if roles else "")
+        self.query_one("#browse-chosen", Static).update(text)
+
+    def action_toggle_kind(self) -> None:
+        tabs = self.query_one("#browse-kind", Tabs)
+        tabs.active = "dataset" if self.kind == "model" else "model"
+
+    def action_focus_search(self) -> None:
+        self.query_one("#browse-search", Input).focus()
+
+    def action_edit(self) -> None:
+        if self.model is None:
+            self.notify("pick a model first: Enter on a row in Models", severity="warning")
+            return
+        from loratui.screens.spec_editor import SpecEditorScreen
+
+        entry, detail = self.model
+        data_entry, dataset = self.data or (None, None)
+        self.app.push_screen(SpecEditorScreen.for_choice(entry, detail, data_entry, dataset, self.mapping))

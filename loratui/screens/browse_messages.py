@@ -1,0 +1,61 @@
+"""Past-tense facts the Browse and run-settings workers post to their screens."""
+
+from textual.message import Message
+
+
+class NetworkChecked(Message):
+    """The Hub was probed (or a call failed): `banner` is empty when it answers."""
+
+    def __init__(self, banner: str) -> None:
+        super().__init__()
+        self.banner = banner
+
+
+class EntriesLoaded(Message):
+    """Entries of one kind from the local sources ("local") or a Hub search ("hub")."""
+
+    def __init__(self, kind: str, origin: str, entries: list) -> None:
+        super().__init__()
+        self.kind = kind
+        self.origin = origin
+        self.entries = entries
+
+
+class EntryDescribed(Message):
+    """The detail of an entry: a ModelDetail or a DatasetDetail (with the Hub's card for Hub datasets)."""
+
+    def __init__(self, entry, detail, card: dict | None = None) -> None:
+        super().__init__()
+        self.entry = entry
+        self.detail = detail
+        self.card = card
+
+
+class EntryFailed(Message):
+    """Reading an entry's detail failed with a message for the user (a gated repo, say)."""
+
+    def __init__(self, entry, error) -> None:
+        super().__init__()
+        self.entry = entry
+        self.error = error
+
+
+class EstimateReady(Message):
+    """The pre-launch estimate for the spec as it was when the estimate started."""
+
+    def __init__(self, estimate, spec_hash: str) -> None:
+        super().__init__()
+        self.estimate = estimate
+        self.spec_hash = spec_hash
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EstimateReady)
+
+
+class RunStarted(Message):
+    """`loratui run --spec FILE --detach` started a run and printed its id."""
+
+    def __init__(self, run_id: str, output: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.output = output

@@ -1,0 +1,209 @@
+"""Browse's right-hand panel: a model's facts and trainability, or a dataset's info, first rows (images drawn
+in the terminal) and the mapping of its columns to the task's roles, checked as it changes."""
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Label, Select, Static
+from textual_image.widget import Image
+
+from loratui.browse import columns
+from loratui.browse.entries import DatasetDetail, Entry, ModelDetail, human_count, human_size
+
+TASK = "text-to-image"
+CELL_CHARS = 40
+FILES_LISTED = 30
+
+
+class DetailPanel(VerticalScroll):
+    class RolesChanged(Message):
+        """The column mapping changed; `errors` are its problems (empty when it is usable)."""
+
+        def __init__(self, mapping: dict[str, str], errors: list[str]) -> None:
+            super().__init__()
+            self.mapping = mapping
+            self.errors = errors
+
+    class ConfigChosen(Message):
+        def __init__(self, config: str) -> None:
+            super().__init__()
+            self.config = config
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.dataset: DatasetDetail | None = None
+        self.entry: Entry | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Pick a model or dataset on the left to see its details.", id="detail-text")
+        yield Select([], prompt="config", id="detail-config", compact=True)
+        with Horizontal(id="detail-roles"):
+            for role in columns.roles(TASK):
+                yield Label(f"{role.name}:", classes="role-label")
+                yield Select([], prompt="column", id=f"role-{role.field}", compact=True)
+        yield Static("", id="detail-checks")
+        yield DataTable(id="detail-preview", cursor_type="row", zebra_stripes=True)
+        yield Image(id="detail-image")
+
+    def on_mount(self) -> None:
+        self.set_class(True, "-model")
+
+    def loading(self, entry: Entry) -> None:
+        self.entry, self.dataset = entry, None
+        self.set_class(True, "-model")
+        self.query_one("#detail-text", Static).update(Text(f"{entry.title}\n\nreading…"))
+
+    def show_error(self, entry: Entry, text: str) -> None:
+        self.entry, self.dataset = entry, None
+        self.set_class(True, "-model")
+        self.query_one("#detail-text", Static).update(Text(f"{entry.title}\n\n{text}"))
+
+    def show_model(self, entry: Entry, detail: ModelDetail) -> None:
+        self.entry, self.dataset = entry, None
+        self.set_class(True, "-model")
+        self.query_one("#detail-text", Static).update(model_text(entry, detail))
+
+    def show_dataset(self, entry: Entry, detail: DatasetDetail, card: dict | None) -> None:
+        self.entry, self.dataset = entry, detail
+        self.set_class(False, "-model")
+        self.query_one("#detail-text", Static).update(dataset_text(entry, detail, card))
+        config = self.query_one("#detail-config", Select)
+        with self.prevent(Select.Changed):
+            config.set_options([(c, c) for c in detail.configs])
+            if detail.config in detail.configs:
+                config.value = detail.config
+        config.display = len(detail.configs) > 1
+        guessed = columns.guess(TASK, detail.features or {})
+        with self.prevent(Select.Changed):
+            for role in columns.roles(TASK):
+                select = self.query_one(f"#role-{role.field}", Select)
+                select.set_options([(c, c) for c in detail.features or {}])
+                if role.field in guessed:
+                    select.value = guessed[role.field]
+        self._fill_preview(detail)
+        self._roles_changed()
+
+    def mapping(self) -> dict[str, str]:
+        chosen = {}
+        for role in columns.roles(TASK):
+            value = self.query_one(f"#role-{role.field}", Select).value
+            if isinstance(value, str):
+                chosen[role.field] = value
+        return chosen
+
+    def _fill_preview(self, detail: DatasetDetail) -> None:
+        table = self.query_one("#detail-preview", DataTable)
+        table.clear(columns=True)
+        names = list(detail.features or (detail.rows[0] if detail.rows else {}))
+        for name in names:
+            table.add_column(name, key=name)
+        for index, row in enumerate(detail.rows):
+            table.add_row(*(cell_text(row.get(name)) for name in names), key=str(index))
+        self._show_image(0)
+
+    def _show_image(self, index: int) -> None:
+        image = self.query_one("#detail-image", Image)
+        rows = self.dataset.rows if self.dataset else []
+        picture = None
+        if self.dataset and self.dataset.image_columns and index < len(rows):
+            picture = rows[index].get(self.dataset.image_columns[0])
+        image.image = picture
+        image.display = picture is not None
+
+    @on(DataTable.RowHighlighted, "#detail-preview")
+    def preview_row(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_image(event.cursor_row)
+
+    @on(Select.Changed, "#detail-roles Select")
+    def role_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._roles_changed()
+
+    @on(Select.Changed, "#detail-config")
+    def config_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if isinstance(event.value, str) and self.dataset and event.value != self.dataset.config:
+            self.post_message(self.ConfigChosen(event.value))
+
+    def _roles_changed(self) -> None:
+        if self.dataset is None:
+            return
+        mapping = self.mapping()
+        errors = columns.check(TASK, self.dataset.features, mapping, self.dataset.ref)
+        checks = self.query_one("#detail-checks", Static)
+        checks.update(Text("\n".join(errors)) if errors else Text("✓ columns fit the text-to-image task"))
+        checks.set_class(bool(errors), "-bad")
+        self.post_message(self.RolesChanged(mapping, errors))
+
+
+def cell_text(value) -> str:
+    if hasattr(value, "size") and hasattr(value, "mode"):  # a PIL image
+        return f"[image {value.size[0]}×{value.size[1]}]"
+    text = str(value)
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+
+
+def _facts(rows: list[tuple[str, str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in rows:
+        grid.add_row(key, value)
+    return grid
+
+
+def model_text(entry: Entry, detail: ModelDetail) -> Table:
+    judged = detail.trainability
+    if judged.trainable:
+        verdict = Text(f"✓ loratui can train a LoRA: {judged.task}, family {judged.family} ({judged.reason})")
+    else:
+        verdict = Text(f"✗ not trainable here: {judged.reason}")
+    files = "\n".join(f"{name}  {human_size(size)}" for name, size in detail.files[:FILES_LISTED])
+    if len(detail.files) > FILES_LISTED:
+        files += f"\n… and {len(detail.files) - FILES_LISTED} more"
+    outer = Table.grid()
+    outer.add_row(Text(f"{entry.ref}  ({entry.source})", style="bold"))
+    outer.add_row(verdict)
+    outer.add_row(_facts([
+        ("pipeline tag", detail.pipeline_tag or "–"),
+        ("library", detail.library or "–"),
+        ("size", human_size(detail.size_bytes)),
+        ("downloads", human_count(detail.downloads) or "–"),
+        ("likes", human_count(detail.likes) or "–"),
+        ("gated", str(detail.gated) if detail.gated else "no"),
+        ("private", "yes" if detail.private else "no"),
+        ("tags", ", ".join(detail.tags) or "–"),
+        (f"files ({len(detail.files)})", files or "–"),
+    ]))
+    return outer
+
+
+def dataset_text(entry: Entry, detail: DatasetDetail, card: dict | None) -> Table:
+    splits = ", ".join(
+        f"{name} ({'?' if rows is None else rows} rows)" for name, rows in (detail.splits or {}).items()
+    )
+    features = ", ".join(f"{name}: {kind}" for name, kind in (detail.features or {}).items())
+    description = detail.description or (card or {}).get("card", "")
+    facts = [
+        ("config", f"{detail.config} (of {len(detail.configs)}: {', '.join(detail.configs)})"),
+        ("features", features or "unknown"),
+        ("splits", splits or "unknown"),
+        ("size", human_size(detail.size_bytes)),
+    ]
+    if card:
+        facts += [
+            ("downloads", human_count(card.get("downloads")) or "–"),
+            ("likes", human_count(card.get("likes")) or "–"),
+            ("gated", str(card["gated"]) if card.get("gated") else "no"),
+        ]
+    facts += [("note", note) for note in detail.notes]
+    outer = Table.grid()
+    outer.add_row(Text(f"{entry.ref}  ({entry.source})", style="bold"))
+    if description:
+        outer.add_row(Text(description[:600]))
+    outer.add_row(_facts(facts))
+    return outer

@@ -1,0 +1,187 @@
+"""Browse, driven with the pilot against the loopback Hub (HF_ENDPOINT) with the real huggingface_hub."""
+
+import re
+
+import pytest
+from textual.widgets import Input, Select, Static
+from tuihelp import highlight, names, text_of, until
+
+from loratui.app import LoratuiApp
+
+SIZE = (140, 44)
+
+
+def search_requests(hub) -> list[str]:
+    return [p for p in hub.paths() if p.startswith(("/api/models?", "/api/datasets?")) and "limit=1&" not in p + "&"]
+
+
+async def test_opens_in_the_search_box_with_builtins_listed_before_any_search(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: "builtin:tiny-sd" in names(screen))
+        assert app.focused is screen.query_one("#browse-search", Input)
+        assert {"builtin:tiny-sd", "builtin:tiny-sdxl"} <= set(names(screen))
+        assert search_requests(fake_hub) == []
+        assert not screen.query_one("#browse-banner", Static).display
+
+
+async def test_enter_searches_the_hub_with_the_filters(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"tiny", "enter")
+        await until(pilot, lambda: "acme/tiny-sd" in names(screen))
+        assert "acme/tiny-llama" in names(screen) and "builtin:tiny-sd" in names(screen)
+        assert "acme/flux-like" not in names(screen)
+        assert "search=tiny" in search_requests(fake_hub)[-1]
+
+        screen.query_one("#browse-library", Select).value = "diffusers"
+        await until(pilot, lambda: "acme/tiny-llama" not in names(screen))
+        screen.query_one("#browse-sort", Select).value = "recently updated"
+        await until(pilot, lambda: "sort=lastModified" in search_requests(fake_hub)[-1])
+        assert "filter=diffusers" in search_requests(fake_hub)[-1]
+
+
+async def test_model_detail_panel(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"acme", "enter")
+        await highlight(pilot, screen, "acme/tiny-sd")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "pipeline tag" in text_of(detail))
+        shown = text_of(detail)
+        for expected in ("text-to-image", "diffusers", "5.0k", "40", "model_index.json", "unet/config.json",
+                         "loratui can train a LoRA: text-to-image, family sd1"):
+            assert expected in shown, expected
+        assert re.search(r"gated\s+no", shown)
+
+        await highlight(pilot, screen, "acme/flux-like")
+        await until(pilot, lambda: "FluxPipeline" in text_of(detail))
+        assert "not trainable here" in text_of(detail)
+
+
+async def test_gated_model_without_a_token_says_what_to_do(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"gated", "enter")
+        await highlight(pilot, screen, "acme/gated-sd")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "pipeline tag" in text_of(detail))
+        assert "gated: reading it needs a token" in text_of(detail).replace("\n", " ")
+        assert "HF_TOKEN" in text_of(detail)
+
+
+async def test_private_model_opened_by_id_without_a_token_is_a_notification_not_a_crash(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"acme/private-model", "enter")
+        await highlight(pilot, screen, "acme/private-model")
+        await until(pilot, lambda: any("is private" in n.message for n in app._notifications))
+        assert "HF_TOKEN" in text_of(screen.query_one("#detail-text", Static))
+        assert app.is_running
+
+
+async def test_private_model_with_a_token(fake_hub, monkeypatch):
+    from hubfake import TOKEN
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"acme/private-model", "enter")
+        await highlight(pilot, screen, "acme/private-model")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "pipeline tag" in text_of(detail))
+        assert "LlamaForCausalLM" in text_of(detail)
+
+
+async def test_toggle_to_datasets_and_read_a_hub_dataset(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: "builtin:shapes" in names(screen))
+        assert "builtin:tiny-sd" not in names(screen)
+        await pilot.press(*"rev", "enter")
+        await highlight(pilot, screen, "acme/reviews")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "features" in text_of(detail))
+        shown = text_of(detail)
+        assert "text: string, label: int64" in shown and "train (? rows)" in shown
+        assert "row counts unknown until the data is prepared" in shown
+        assert "Four short film reviews" in shown
+        assert "task_categories%3Atext-classification" not in search_requests(fake_hub)[-1]
+
+
+async def test_offline_banner_and_local_sources_still_work(offline, tmp_path, monkeypatch):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        banner = screen.query_one("#browse-banner", Static)
+        await until(pilot, lambda: banner.display)
+        assert "Offline" in text_of(banner)
+        await pilot.press(*"sd", "enter")
+        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sdxl"])
+        await highlight(pilot, screen, "builtin:tiny-sd")
+        await until(pilot, lambda: "loratui can train" in text_of(screen.query_one("#detail-text", Static)))
+
+
+async def test_unreachable_hub_shows_the_banner(fake_hub):
+    fake_hub.stop()
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.screen.query_one("#browse-banner", Static)
+        await until(pilot, lambda: banner.display)
+        assert f"No connection to {fake_hub.endpoint}" in text_of(banner)
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet", "text", "imagefolder"])
+async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_path, offline):
+    from test_browse_local import _imagefolder, _write
+
+    path = _imagefolder(tmp_path / "pics") if kind == "imagefolder" else _write(kind, tmp_path)
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t")
+        screen.query_one("#browse-search", Input).value = str(path)
+        await pilot.press("enter")
+        await highlight(pilot, screen, path.name)
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "features" in text_of(detail))
+        assert "train (3 rows)" in text_of(detail)
+    from loratui.browse import local
+    from loratui.library.db import open_db
+
+    assert local.remembered_paths(open_db()) == [path]
+
+
+async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_path, offline):
+    from test_browse_local import _imagefolder
+    from textual.widgets import DataTable
+    from textual_image.widget import Image
+
+    path = _imagefolder(tmp_path / "pics")
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t")
+        screen.query_one("#browse-search", Input).value = str(path)
+        await pilot.press("enter")
+        await highlight(pilot, screen, "pics")
+        preview = screen.query_one("#detail-preview", DataTable)
+        await until(pilot, lambda: preview.row_count == 3)
+        assert preview.get_row_at(1) == ["[image 8×8]", "green"]
+        image = screen.query_one("#detail-image", Image)
+        assert image.display and image.image is not None
+        checks = screen.query_one("#detail-checks", Static)
+        assert "columns fit" in text_of(checks)
+        assert screen.query_one("#role-caption_column", Select).value == "caption"
+
+        screen.query_one("#role-caption_column", Select).value = "image"
+        await until(pilot, lambda: "already the image column" in text_of(checks))
+        assert checks.has_class("-bad")
