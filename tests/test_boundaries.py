@@ -22,7 +22,8 @@ def test_app_module_does_not_import_heavy_libraries():
     assert not [name for name in HEAVY if name in loaded]
 
 
-@pytest.mark.parametrize("module", ["engine.events", "engine.builtin"])
+@pytest.mark.parametrize("module", ["engine.events", "engine.builtin", "engine.spec", "engine.spec_template",
+                                    "engine.spec_convert", "engine.rundir", "engine.preflight"])
 def test_light_engine_modules_stay_light(module):
     loaded = _modules_after(f"import {module}")
     assert not [name for name in HEAVY if name in loaded]

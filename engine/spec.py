@@ -1,0 +1,289 @@
+"""The run spec: one TOML file, validated once and fully, before any model loads.
+
+No torch here: the dashboard's form and `loratui spec` read these models (their field descriptions too).
+Every problem is reported at once, each as `section.field: what is wrong (allowed: ...)`.
+"""
+
+import hashlib
+import json
+import tomllib
+import typing
+from pathlib import Path
+from typing import Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine.errors import LoratuiError
+
+TASKS = ("text-to-image",)
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+
+
+class _Section(BaseModel):
+    # strict: TOML is typed, so "4" for an integer is a mistake worth reporting, not coercing.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class ModelSection(_Section):
+    pretrained: str = Field(
+        min_length=1,
+        description="Base model: a Hub id (stable-diffusion-v1-5/stable-diffusion-v1-5), a local folder, or builtin:NAME",
+        json_schema_extra={"example": "builtin:tiny-sd"},
+    )
+    revision: str = Field("main", description="Hub revision (branch, tag or commit) of the base model")
+    variant: str = Field("", description="Weight variant to load, such as fp16; empty for the default files")
+
+
+class DataSection(_Section):
+    source: str = Field(
+        min_length=1,
+        description="Training data: a Hub dataset id, a local imagefolder, a csv/jsonl/parquet file, or builtin:NAME",
+        json_schema_extra={"example": "builtin:shapes"},
+    )
+    config: str = Field("", description="Dataset configuration name; empty when the dataset has only one")
+    split: str = Field("train", min_length=1, description="Split to train on, such as train or train[:500]")
+    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)")
+    caption_column: str = Field("text", min_length=1, description="Column holding the captions (a string or a list)")
+    max_samples: int = Field(0, ge=0, description="Train on at most this many rows, chosen with the seed; 0 uses all")
+    bad_images: Literal["refuse", "skip"] = Field(
+        "refuse", description="An image that does not decode: refuse the run (naming the file) or skip that row"
+    )
+
+
+class LoraSection(_Section):
+    rank: int = Field(4, gt=0, description="Inner dimension of the LoRA matrices; higher trains more parameters")
+    alpha: float = Field(4.0, gt=0, description="LoRA scaling numerator: the update is scaled by alpha / rank")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input during training")
+    init: Literal["gaussian", "default"] = Field(
+        "gaussian", description="Initialisation of the A matrix: gaussian (as diffusers) or default (Kaiming)"
+    )
+    target_modules: list[str] = Field(
+        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet modules that get a LoRA"
+    )
+    train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder(s), both for SDXL")
+    text_encoder_target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1, description="Text encoder modules that get a LoRA"
+    )
+
+
+class TrainSection(_Section):
+    resolution: int = Field(512, gt=0, description="Images are resized and cropped to this square size, in pixels")
+    center_crop: bool = Field(False, description="Crop the centre of each image; otherwise a random crop")
+    random_flip: bool = Field(False, description="Flip images horizontally at random")
+    interpolation: Literal["bilinear", "bicubic", "lanczos", "nearest"] = Field(
+        "bilinear", description="Resampling filter used to resize images"
+    )
+    batch_size: int = Field(1, gt=0, description="Images per device per micro-step")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-steps accumulated into one optimizer step")
+    max_steps: int = Field(0, ge=0, description="Optimizer steps to train; 0 uses num_epochs instead")
+    num_epochs: int = Field(0, ge=0, description="Passes over the data, used when max_steps is 0")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate, reached after the warm-up")
+    scale_lr: bool = Field(
+        False, description="Multiply the learning rate by batch size, accumulation steps and process count"
+    )
+    lr_scheduler: Literal[LR_SCHEDULERS] = Field("constant", description="Learning-rate schedule")
+    lr_warmup_steps: int = Field(0, ge=0, description="Steps of linear warm-up at the start")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon")
+    adam_weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay")
+    use_8bit_adam: bool = Field(False, description="8-bit AdamW from bitsandbytes (CUDA only), to save memory")
+    max_grad_norm: float = Field(1.0, ge=0, description="Clip the gradient norm to this; 0 turns clipping off")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "no", description="Compute precision; the LoRA weights themselves always stay fp32"
+    )
+    allow_tf32: bool = Field(False, description="Allow TF32 matmuls on Ampere and newer GPUs (faster, less exact)")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, slower")
+    snr_gamma: float = Field(0.0, ge=0, description="Min-SNR loss weighting gamma (5.0 is typical); 0 turns it off")
+    noise_offset: float = Field(0.0, ge=0, description="Scale of the per-channel noise offset; 0 turns it off")
+    prediction_type: Literal["", "epsilon", "v_prediction"] = Field(
+        "", description="Training target; empty uses the model scheduler's own prediction type"
+    )
+    dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes; 0 loads in the trainer")
+    cache: bool = Field(
+        True,
+        description="Cache VAE latents (when crops are fixed) and text embeddings (when the text encoder is frozen)",
+    )
+    seed: int = Field(1337, ge=0, description="Seed for LoRA init, data order, augmentation and noise")
+    log_every_steps: int = Field(10, gt=0, description="Emit a step event (loss, lr, speed, memory) every N steps")
+    checkpointing_steps: int = Field(500, ge=0, description="Save a resumable checkpoint every N steps; 0 never")
+    checkpoints_total_limit: int = Field(3, ge=0, description="Keep at most this many checkpoints; 0 keeps all")
+    resume_from_checkpoint: str = Field(
+        "", description='Continue a run: "latest" (newest complete checkpoint) or a checkpoint folder; empty starts fresh'
+    )
+    on_nan: Literal["stop", "skip"] = Field(
+        "stop", description="A NaN or infinite loss: stop the run, or skip that step's update"
+    )
+    nan_skip_limit: int = Field(10, ge=0, description='With on_nan = "skip": stop once more steps than this are skipped')
+
+    @model_validator(mode="after")
+    def _length(self):
+        # Cross-field messages start with the field they are about: _describe puts the section before it.
+        if self.max_steps and self.num_epochs:
+            raise ValueError("max_steps: set max_steps or num_epochs, not both (num_epochs is also set)")
+        if not self.max_steps and not self.num_epochs:
+            raise ValueError("max_steps: set max_steps or num_epochs (both are 0)")
+        if self.max_steps and self.lr_warmup_steps > self.max_steps:
+            raise ValueError(f"lr_warmup_steps: must be <= max_steps ({self.max_steps})")
+        return self
+
+
+class ValidationSection(_Section):
+    prompt: str = Field("", description="Prompt sampled during training; empty turns sampling off")
+    negative_prompt: str = Field("", description="Negative prompt for the samples")
+    every_steps: int = Field(0, ge=0, description="Sample every N steps; 0 never (a last sample is made at the end)")
+    every_epochs: int = Field(0, ge=0, description="Sample every N epochs; 0 never")
+    num_images: int = Field(1, gt=0, description="Images per sampling")
+    num_inference_steps: int = Field(25, gt=0, description="Denoising steps per sample")
+    guidance_scale: float = Field(7.5, ge=0, description="Classifier-free guidance scale for samples")
+
+
+class OutputSection(_Section):
+    dir: str = Field("", description="Run folder; empty uses LORATUI_HOME/runs/<name>-<timestamp>")
+    push_to_hub: bool = Field(False, description="Upload the adapter to the Hub at the end (token from HF_TOKEN)")
+    hub_model_id: str = Field("", description="Hub repository for push_to_hub; empty uses the run name")
+    hub_private: bool = Field(False, description="Create the Hub repository as private")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        "none", description="Also log metrics to this tracker (events.jsonl is always written)"
+    )
+
+
+class LaunchSection(_Section):
+    num_processes: int = Field(0, ge=0, description="Training processes; 0 takes the accelerate config (or 1)")
+    multi_gpu: bool = Field(False, description="Distributed data parallel across processes (accelerate --multi_gpu)")
+    gpu_ids: str = Field("", description='GPUs to use, such as "0,1"; empty uses all visible')
+    config_file: str = Field("", description="accelerate config file; empty uses your default accelerate config")
+
+
+class Spec(_Section):
+    name: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Run name (letters, digits, . _ -); the run folder is named after it",
+        json_schema_extra={"example": "shapes-demo"},
+    )
+    task: Literal[TASKS] = Field("text-to-image", description="What to train")
+    model: ModelSection = Field(description="The base model")
+    data: DataSection = Field(description="The training data")
+    lora: LoraSection = Field(default_factory=LoraSection, description="The adapter")
+    train: TrainSection = Field(description="Optimisation, augmentation, checkpoints")
+    validation: ValidationSection = Field(default_factory=ValidationSection, description="Samples during training")
+    output: OutputSection = Field(default_factory=OutputSection, description="Where the run goes")
+    launch: LaunchSection = Field(default_factory=LaunchSection, description="How accelerate launches the run")
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump())
+
+    def hash(self) -> str:
+        """Identifies the settings; the same spec always hashes the same."""
+        canonical = json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class SpecError(LoratuiError):
+    """A spec with problems; `errors` holds one `section.field: ...` line per problem."""
+
+    def __init__(self, errors: list[str], source: str = "spec") -> None:
+        self.errors = errors
+        noun = "problem" if len(errors) == 1 else "problems"
+        message = f"{source} is not valid ({len(errors)} {noun}):\n" + "\n".join(f"  {e}" for e in errors)
+        super().__init__(message, hint="fix the fields named above; `loratui spec new` prints a commented template")
+
+
+def spec_errors(data: dict) -> list[str]:
+    """Every problem in a spec given as a dict (the parsed TOML); empty when it is valid. Pure and cheap."""
+    try:
+        Spec.model_validate(data)
+    except ValidationError as exc:
+        return [_describe(err) for err in exc.errors()]
+    return []
+
+
+def parse_spec(data: dict, source: str = "spec") -> Spec:
+    errors = spec_errors(data)
+    if errors:
+        raise SpecError(errors, source)
+    return Spec.model_validate(data)
+
+
+def load_spec(path: Path | str) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LoratuiError(f"spec file not found: {path}", hint="`loratui spec new > run.toml` writes one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoratuiError(f"cannot read spec {path}: {exc}", hint="pass a readable UTF-8 TOML file") from None
+    return parse_toml(text, str(path))
+
+
+def parse_toml(text: str, source: str = "spec") -> Spec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LoratuiError(f"{source} is not valid TOML: {exc}", hint="check the line named above") from None
+    return parse_spec(data, source)
+
+
+def _allowed(loc: tuple) -> list[str]:
+    """Field names at `loc` (a path of section names), for 'unknown field' messages."""
+    model: type[BaseModel] = Spec
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+_TYPES = {
+    "int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
+    "model_type": "a table", "dict_type": "a table", "model_attributes_type": "a table",
+}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _describe(err: dict) -> str:
+    loc = tuple(str(part) for part in err["loc"])
+    kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
+    where = ".".join(loc) if loc else "spec"
+    if kind == "missing":
+        return f"{where}: required"
+    if kind == "extra_forbidden":
+        allowed = _allowed(loc[:-1])
+        return f"{where}: unknown field (allowed: {', '.join(allowed)})"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "").replace("'", "")
+        return f"{where}: {got!r} is not allowed (allowed: {expected.replace(' or ', ', ')})"
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        return f"{where}: must be {_BOUNDS[kind]} {limit} (got {got!r})"
+    if kind in _TYPES:
+        return f"{where}: expected {_TYPES[kind]} (got {got!r})"
+    if kind in ("too_short", "string_too_short"):
+        return f"{where}: must not be empty"
+    if kind == "string_pattern_mismatch":
+        return f"{where}: {got!r} has characters that are not allowed (allowed: letters, digits, . _ -)"
+    if kind == "value_error":
+        return f"{where}.{err['msg'].removeprefix('Value error, ')}"
+    return f"{where}: {err['msg']}"
+
+
+def field_docs(model: type[BaseModel] = Spec) -> dict[str, dict]:
+    """Description, default and allowed values of every field, by section: what forms and templates show."""
+    docs: dict[str, dict] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            docs[name] = field_docs(annotation)
+            continue
+        allowed = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else ()
+        docs[name] = {
+            "description": field.description or "",
+            "default": None if field.is_required() else field.get_default(call_default_factory=True),
+            "example": (field.json_schema_extra or {}).get("example"),
+            "allowed": list(allowed),
+        }
+    return docs

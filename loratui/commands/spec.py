@@ -1,0 +1,66 @@
+"""`loratui spec validate|new|convert`: check a spec, print a commented template, convert a seed-script command."""
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("spec", help="validate, create or convert run specs")
+    commands = parser.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
+    validate = commands.add_parser("validate", help="check a spec fully (fields, model, dataset columns); trains nothing")
+    validate.add_argument("file", help="spec TOML file")
+    validate.set_defaults(func=_validate)
+    new = commands.add_parser("new", help="print a commented spec template")
+    new.add_argument("--task", default="text-to-image", help="what to train (default: text-to-image)")
+    new.add_argument("--family", choices=["sd1", "sd2", "sdxl"], help="defaults suited to this model family")
+    new.add_argument("--model", default="", help="base model: Hub id, local folder or builtin:NAME")
+    new.add_argument("--data", default="", help="dataset: Hub id, folder, file or builtin:NAME")
+    new.set_defaults(func=_new)
+    convert = commands.add_parser(
+        "convert", help="turn a train_text_to_image_lora.py command line into a spec",
+        description="Example: loratui spec convert -- accelerate launch train_text_to_image_lora.py --rank=8 ...")
+    convert.add_argument("--out", help="write the spec here instead of printing it")
+    convert.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    convert.set_defaults(func=_convert)
+
+
+def _validate(args) -> int:
+    from engine import preflight
+    from engine.home import runs_dir
+    from engine.spec import load_spec
+
+    spec = load_spec(args.file)
+    output = Path(spec.output.dir).expanduser() if spec.output.dir else runs_dir()
+    report = preflight.check(spec, output, images=False, disk=False)
+    report.raise_if_failed()
+    family = report.info.family if report.info else "?"
+    print(f"ok: {args.file} is valid ({spec.task}, {family} model, {report.rows} rows of {spec.data.source})")
+    return 0
+
+
+def _new(args) -> int:
+    from engine.spec_template import template_toml
+
+    sys.stdout.write(template_toml(args.task, args.family, args.model, args.data))
+    return 0
+
+
+def _convert(args) -> int:
+    from engine.errors import LoratuiError
+    from engine.rundir import write_atomic
+    from engine.spec_convert import convert_command
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise LoratuiError("no command to convert",
+                           hint="loratui spec convert -- accelerate launch train_text_to_image_lora.py --flag=...")
+    spec, notes = convert_command(command)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.out:
+        write_atomic(Path(args.out), spec.to_toml())
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(spec.to_toml())
+    return 0
