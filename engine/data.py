@@ -1,0 +1,172 @@
+"""Dataset sources -> rows, and rows -> training examples, with no torch (preflight runs in the supervisor).
+
+A source is a Hub dataset id, a local folder (imagefolder or data files), a csv/jsonl/json/parquet file, or
+builtin:NAME. Every random choice for a row (crop, flip, caption) comes from a generator seeded by
+(seed, epoch, row), so a run resumed mid-epoch sees exactly the examples an uninterrupted run would.
+"""
+
+import io
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from engine import builtin
+from engine.errors import LoratuiError
+
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_RESAMPLE = {"bilinear": 2, "bicubic": 3, "lanczos": 1, "nearest": 0}  # PIL.Image.Resampling values
+
+
+def _quiet_datasets():
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    return datasets
+
+
+def load_rows(data, seed: int):
+    """The split named by the spec's [data] section, columns checked, cut to max_samples; a datasets.Dataset."""
+    datasets = _quiet_datasets()
+    source = builtin.resolve(data.source) if builtin.is_builtin(data.source) else data.source
+    path = Path(source).expanduser()
+    try:
+        if path.is_file():
+            builder = FILE_BUILDERS.get(path.suffix.lower())
+            if builder is None:
+                raise LoratuiError(f"data.source: {path.name} is not a csv, jsonl, json or parquet file",
+                                   hint="point data.source at a data file, an image folder or a Hub dataset id")
+            rows = datasets.load_dataset(builder, data_files={"train": str(path)}, split=data.split)
+            rows = _paths_to_images(rows, data.image_column, path.parent)
+        elif path.is_dir():
+            rows = datasets.load_dataset(str(path), name=data.config or None, split=data.split)
+        elif source.startswith((".", "/", "~")):
+            raise LoratuiError(f"data.source: {source} does not exist", hint="check the path")
+        else:
+            rows = datasets.load_dataset(source, name=data.config or None, split=data.split)
+    except LoratuiError:
+        raise
+    except Exception as exc:  # datasets raises many types; the message is what the user needs
+        raise LoratuiError(
+            f"data.source: cannot load '{data.source}' (split '{data.split}'): {_first_line(exc)}",
+            hint="check the dataset id, config and split, your network, and HF_TOKEN for private datasets",
+        ) from None
+    missing = [
+        f"data.{field}: no column '{name}' in {data.source} (columns: {', '.join(rows.column_names)})"
+        for field, name in (("image_column", data.image_column), ("caption_column", data.caption_column))
+        if name not in rows.column_names
+    ]
+    if missing:
+        raise LoratuiError("\n".join(missing), hint="set data.image_column and data.caption_column to existing columns")
+    if data.max_samples and data.max_samples < len(rows):
+        rows = rows.shuffle(seed=seed).select(range(data.max_samples))
+    return rows
+
+
+def _paths_to_images(rows, column: str, base: Path):
+    """A csv/jsonl names images by path, relative to the file: make them absolute and decodable."""
+    datasets = _quiet_datasets()
+    if column not in rows.column_names or not isinstance(rows.features[column], datasets.Value):
+        return rows
+    rows = rows.map(lambda row: {column: str((base / row[column]).expanduser())})
+    return rows.cast_column(column, datasets.Image())
+
+
+def bad_images(rows, column: str) -> list[tuple[int, str, str]]:
+    """(row, file, reason) for every image that does not decode fully."""
+    datasets = _quiet_datasets()
+    raw = rows.cast_column(column, datasets.Image(decode=False))
+
+    def check(index: int):
+        from PIL import Image
+
+        value = raw[index][column]
+        name = (value or {}).get("path") or f"row {index}"
+        try:
+            source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
+            with Image.open(source) as image:
+                image.load()
+        except Exception as exc:
+            return index, str(name), _first_line(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [found for found in pool.map(check, range(len(raw))) if found]
+
+
+class EpochOrder:
+    """Sampler yielding (epoch, row) keys in a seeded order per epoch, from `skip` on for a resumed epoch."""
+
+    def __init__(self, num_rows: int, seed: int) -> None:
+        self.num_rows = num_rows
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.skip = 0
+
+    def order(self, epoch: int) -> list[int]:
+        rows = list(range(self.num_rows))
+        random.Random(f"order:{self.seed}:{epoch}").shuffle(rows)
+        return rows
+
+    def __iter__(self):
+        for row in self.order(self.epoch)[self.skip:]:
+            yield self.epoch, row
+
+    def __len__(self) -> int:
+        return self.num_rows - self.skip
+
+
+def row_rng(seed: int, epoch: int, row: int, purpose: str) -> random.Random:
+    """One generator per decision (caption, flip, crop), so a decision skipped (a cached latent) shifts no other."""
+    return random.Random(f"{purpose}:{seed}:{epoch}:{row}")
+
+
+def pick_caption(value, rng: random.Random, column: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return rng.choice(value)
+    raise LoratuiError(f"data.caption_column: '{column}' holds {type(value).__name__}, not text",
+                       hint="captions must be strings or lists of strings")
+
+
+def augment(image, resolution: int, center_crop: bool, flipped: bool, interpolation: str, crop_rng: random.Random):
+    """Resize the short side to `resolution`, flip, crop: (CHW float32 in [-1, 1], original (h, w), crop (top, left)).
+
+    The steps of the diffusers examples' torchvision transforms, with PIL and numpy."""
+    image = image.convert("RGB")
+    original = (image.height, image.width)
+    image = resize_short_side(image, resolution, interpolation)
+    if flipped:
+        image = image.transpose(0)  # PIL.Image.Transpose.FLIP_LEFT_RIGHT
+    top, left = crop_origin(image.height, image.width, resolution, center_crop, crop_rng)
+    image = image.crop((left, top, left + resolution, top + resolution))
+    pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return np.ascontiguousarray(pixels), original, (top, left)
+
+
+def resize_short_side(image, resolution: int, interpolation: str):
+    short, long = sorted((image.width, image.height))
+    size = (resolution, int(resolution * long / short))
+    width, height = size if image.width <= image.height else size[::-1]
+    if (width, height) == image.size:
+        return image
+    return image.resize((width, height), resample=_RESAMPLE[interpolation])
+
+
+def crop_origin(height: int, width: int, resolution: int, center: bool, rng: random.Random) -> tuple[int, int]:
+    if center:
+        return int(round((height - resolution) / 2.0)), int(round((width - resolution) / 2.0))
+    return rng.randint(0, height - resolution), rng.randint(0, width - resolution)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

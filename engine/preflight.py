@@ -1,0 +1,137 @@
+"""Preflight: everything that can be checked before any model loads, reported all at once.
+
+The base model is reachable and its VAE factor divides the resolution; optional packages the spec asks
+for are installed; the output folder is writable and its disk holds the estimated checkpoints; the
+dataset loads, has the named columns, and every image decodes (a bad one refuses the run or is skipped,
+per data.bad_images). No torch: it runs in the supervisor, in a few seconds.
+"""
+
+import importlib.util
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import data
+from engine.errors import LoratuiError
+from engine.model_index import ModelInfo, lora_parameter_count, model_info
+
+SHOWN_BAD_IMAGES = 5
+
+
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skip_rows: list[int] = field(default_factory=list)
+    info: ModelInfo | None = None
+    rows: int = 0
+
+    def raise_if_failed(self) -> None:
+        if self.errors:
+            noun = "problem" if len(self.errors) == 1 else "problems"
+            raise LoratuiError(f"preflight found {len(self.errors)} {noun}:\n" + "\n".join(f"  {e}" for e in self.errors),
+                               hint="fix the problems above; nothing was started")
+
+
+def check(spec, output: Path, *, images: bool = True, disk: bool = True) -> Report:
+    """Problems with `spec` when its run folder is to be `output` (it need not exist yet)."""
+    report = Report()
+    _check_model(spec, report)
+    _check_packages(spec, report)
+    _check_output(spec, output, report, disk)
+    _check_data(spec, report, images)
+    return report
+
+
+def _check_model(spec, report: Report) -> None:
+    try:
+        report.info = model_info(spec.model.pretrained, spec.model.revision)
+    except LoratuiError as exc:
+        report.errors.append(exc.message)
+        return
+    factor = report.info.vae_scale_factor
+    resolution = spec.train.resolution
+    if resolution % factor:
+        below = resolution - resolution % factor
+        report.errors.append(f"train.resolution: {resolution} is not a multiple of the VAE scale factor {factor} "
+                             f"(allowed: e.g. {max(below, factor)} or {below + factor})")
+
+
+def _check_packages(spec, report: Report) -> None:
+    wanted = [("train.use_8bit_adam", "bitsandbytes", spec.train.use_8bit_adam)]
+    tracker = spec.output.report_to
+    wanted.append(("output.report_to", tracker, tracker != "none"))
+    for where, package, needed in wanted:
+        if needed and importlib.util.find_spec(package) is None:
+            report.errors.append(f"{where}: needs the {package} package, which is not installed "
+                                 f"(pip install {package})")
+
+
+def _check_output(spec, output: Path, report: Report, disk: bool) -> None:
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        report.errors.append(f"output.dir: {existing} is not writable (choose a folder you can write to)")
+        return
+    need = _estimated_bytes(spec, report.info)
+    if disk and need is not None:
+        free = shutil.disk_usage(existing).free
+        if free < need:
+            report.errors.append(f"output.dir: {existing} has {free / 2**20:.0f} MiB free, the checkpoints need about "
+                                 f"{need / 2**20:.0f} MiB (free space, lower train.checkpoints_total_limit, or "
+                                 "set output.dir on another disk)")
+
+
+def _estimated_bytes(spec, info: ModelInfo | None) -> int | None:
+    """The adapter plus the most checkpoints kept at once, each LoRA weights + two AdamW moments, fp32."""
+    if info is None or info.folder is None:
+        return None
+    lora, train = spec.lora, spec.train
+    parts = [("unet", lora.target_modules)]
+    if lora.train_text_encoder:
+        encoders = ["text_encoder", "text_encoder_2"] if info.family == "sdxl" else ["text_encoder"]
+        parts += [(name, lora.text_encoder_target_modules) for name in encoders]
+    counts = [lora_parameter_count(info.folder, sub, targets, lora.rank) for sub, targets in parts]
+    if None in counts:
+        return None
+    adapter = sum(counts) * 4
+    kept = 0
+    if train.checkpointing_steps:
+        kept = train.checkpoints_total_limit or math.ceil((train.max_steps or 10_000) / train.checkpointing_steps)
+        kept += 1  # the new one is written before the oldest goes
+    return adapter + kept * (3 * adapter + (1 << 20))
+
+
+def _check_data(spec, report: Report, images: bool) -> None:
+    try:
+        rows = data.load_rows(spec.data, spec.train.seed)
+    except LoratuiError as exc:
+        report.errors.extend(exc.message.splitlines())
+        return
+    report.rows = len(rows)
+    if not len(rows):
+        report.errors.append(f"data.split: '{spec.data.split}' of {spec.data.source} has no rows")
+        return
+    if not images:
+        return
+    bad = data.bad_images(rows, spec.data.image_column)
+    names = [f"{Path(name).name if os.sep in name else name} ({reason})" for _, name, reason in bad]
+    more = f" and {len(bad) - SHOWN_BAD_IMAGES} more" if len(bad) > SHOWN_BAD_IMAGES else ""
+    if bad and spec.data.bad_images == "refuse":
+        for (_, name, reason) in bad[:SHOWN_BAD_IMAGES]:
+            report.errors.append(f"data: image {name} does not decode ({reason}): fix or remove it, or set "
+                                 'data.bad_images = "skip"')
+        if more:
+            report.errors.append(f"data:{more} images do not decode")
+    elif bad:
+        report.skip_rows = [index for index, _, _ in bad]
+        report.notes.append(f"skipping {len(bad)} images that do not decode: {', '.join(names[:SHOWN_BAD_IMAGES])}{more}")
+        if len(bad) == len(rows):
+            report.errors.append("data: no image decodes, nothing is left to train on")

@@ -1,0 +1,338 @@
+"""The training loop, read top to bottom. Started as `accelerate launch ... -m engine.train RUN_DIR`.
+
+The run folder holds the validated spec; everything task-specific (models, LoRA, loss, saving) is behind
+engine.tasks. Only the main process writes events. The loss is read from the device only when a step
+event is due; the one per-step host sync is a single small tensor on which all processes agree whether
+the update was finite and whether to stop, which must be known before the weights are touched.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+import traceback
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers.optimization import get_scheduler
+from torch.utils.data import DataLoader
+
+from engine import checkpoint, faults, memory
+from engine.checkpoint import Position
+from engine.data import EpochOrder, load_rows
+from engine.errors import LoratuiError
+from engine.events import EventWriter
+from engine.rundir import COMPLETE, RunDir
+from engine.spec import load_spec
+from engine.stopping import StopRequest
+from engine.tasks import load_task
+
+
+class NonFiniteLoss(LoratuiError):
+    pass
+
+
+def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, position: Position) -> None:
+    t = spec.train
+    n = accelerator.num_processes
+    log = _logger(emit)
+    if t.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    set_seed(t.seed)  # the LoRA initialisation; every later random draw has its own seeded generator
+
+    # Data and task: rows skipped by preflight (bad images) never reach the loader.
+    rows = load_rows(spec.data, t.seed)
+    skip = set(run.skip_rows())
+    if skip:
+        rows = rows.select([i for i in range(len(rows)) if i not in skip])
+    task = load_task(spec, accelerator, rows, log)
+    params = task.parameters()
+
+    scale = t.gradient_accumulation_steps * t.batch_size * n if t.scale_lr else 1
+    optimizer = _optimizer(params, t.learning_rate * scale, t)
+    order = EpochOrder(len(rows), t.seed)
+    loader = DataLoader(task.dataset, batch_size=t.batch_size, sampler=order, collate_fn=task.collate,
+                        num_workers=t.dataloader_num_workers, generator=torch.Generator().manual_seed(t.seed))
+    *models, optimizer, loader = accelerator.prepare(*task.trainable_modules(), optimizer, loader)
+    task.use_prepared(models)
+    batches_per_epoch = len(loader)
+    steps_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
+    total = t.max_steps or t.num_epochs * steps_per_epoch
+    # accelerate steps a prepared scheduler once per process, hence the factor n (as the seed script does).
+    scheduler = accelerator.prepare(get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps * n,
+                                                  num_training_steps=total * n))
+
+    found = checkpoint.resolve(run, resume, log)
+    if found:
+        loaded = checkpoint.load(found, accelerator, task, optimizer, scheduler)
+        position.__dict__.update(loaded.__dict__)
+        log("info", f"resumed from {found.name}: step {position.step}, epoch {position.epoch}")
+    elif resume:
+        log("info", "no complete checkpoint to resume from: starting at step 0")
+    emit("run_started", run_id=run.run_id, name=spec.name, task=spec.task, total_steps=total, num_processes=n,
+         device=str(accelerator.device), mixed_precision=accelerator.mixed_precision, resume_step=position.step)
+    if spec.output.report_to != "none":
+        accelerator.init_trackers(spec.name, config={k: v for k, v in t.model_dump().items()
+                                                     if isinstance(v, int | float | str | bool)})
+
+    generator = torch.Generator(accelerator.device)
+    window = _Window()
+    update_loss = torch.zeros((), device=accelerator.device)
+    micro = 0
+    stopping = False
+    while position.step < total and not stopping:
+        if position.batches >= batches_per_epoch:
+            position.epoch, position.batches = position.epoch + 1, 0
+        loader.set_epoch(position.epoch)
+        order.skip = position.batches * t.batch_size * n  # a resumed epoch continues where it stopped
+        for batch in loader:
+            # Each micro-batch draws its noise from a generator seeded by (seed, step, micro-step, process).
+            generator.manual_seed(_seed(t.seed, position.step, micro, accelerator.process_index))
+            with accelerator.accumulate(*models):
+                loss = task.loss(batch, generator)
+                if faults.due("NAN_AT_STEP", position.step + 1):
+                    loss = loss * float("nan")
+                if faults.due("OOM_AT_STEP", position.step + 1):
+                    raise torch.OutOfMemoryError("CUDA out of memory (injected by LORATUI_FAULT_OOM_AT_STEP)")
+                accelerator.backward(loss)
+            position.batches += 1
+            micro += 1
+            update_loss += loss.detach()
+            if not accelerator.sync_gradients:
+                continue
+
+            # One optimizer update.
+            grad_norm = accelerator.clip_grad_norm_(params, t.max_grad_norm or math.inf)
+            finite, stopping = _agree(accelerator, update_loss, grad_norm, stop)
+            if finite:
+                optimizer.step()
+                window.add(update_loss / micro)
+            else:
+                position.nan_skipped += 1
+                if accelerator.scaler is not None:
+                    accelerator.scaler.update()  # unscale_ ran; the scaler must close this step
+                if t.on_nan == "stop" or position.nan_skipped > t.nan_skip_limit:
+                    raise NonFiniteLoss(
+                        f"loss is NaN or infinite at step {position.step + 1}",
+                        hint='the last checkpoint is kept; lower train.learning_rate, or set train.on_nan = "skip"'
+                        if t.on_nan == "stop" else f"{position.nan_skipped} steps skipped, more than "
+                        f"train.nan_skip_limit ({t.nan_skip_limit}); lower train.learning_rate")
+                log("warning", f"loss is NaN or infinite at step {position.step + 1}: update skipped "
+                               f"({position.nan_skipped} of at most {t.nan_skip_limit})")
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            position.step += 1
+            micro = 0
+            update_loss.zero_()
+
+            if position.step % t.log_every_steps == 0 or position.step == total:
+                _emit_step(emit, accelerator, window, position, total, scheduler, grad_norm, t, n)
+            if t.checkpointing_steps and position.step % t.checkpointing_steps == 0:
+                _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
+            if spec.validation.prompt and spec.validation.every_steps and \
+                    position.step % spec.validation.every_steps == 0:
+                _sample(task, run, position.step, accelerator, emit)
+            if stopping or position.step >= total:
+                break
+        else:
+            position.epoch, position.batches = position.epoch + 1, 0
+            every = spec.validation.every_epochs
+            if spec.validation.prompt and every and position.epoch % every == 0:
+                _sample(task, run, position.step, accelerator, emit)
+
+    # Stopped or finished: a checkpoint (unless this step has one) and the adapter.
+    adapter = None
+    if position.step > 0:
+        if t.checkpointing_steps and not (run.checkpoint(position.step) / COMPLETE).exists():
+            _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
+        adapter = _save_adapter(task, run, position, spec, accelerator)
+    if position.step < total:
+        latest = run.latest_checkpoint()
+        emit("run_stopped", sync=True, step=position.step, reason=stop.reason, adapter_path=adapter and str(adapter),
+             checkpoint=latest and str(latest))
+        return
+    every = spec.validation.every_steps
+    if spec.validation.prompt and not (every and position.step % every == 0):
+        _sample(task, run, position.step, accelerator, emit)
+    if spec.output.push_to_hub and accelerator.is_main_process:
+        _push(run, spec, log)
+    if spec.output.report_to != "none":
+        accelerator.end_training()
+    emit("run_finished", sync=True, step=position.step, adapter_path=str(adapter), final_loss=window.last)
+
+
+def _optimizer(params, lr: float, t):
+    if t.use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise LoratuiError("train.use_8bit_adam needs bitsandbytes, which is not installed",
+                               hint="pip install bitsandbytes, or set train.use_8bit_adam = false") from None
+        cls = bnb.optim.AdamW8bit
+    else:
+        cls = torch.optim.AdamW
+    return cls(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
+               eps=t.adam_epsilon)
+
+
+def _seed(seed: int, step: int, micro: int, rank: int) -> int:
+    return (seed * 1_000_003 + step) * 4096 + micro * 64 + rank
+
+
+def _agree(accelerator, update_loss, grad_norm, stop: StopRequest) -> tuple[bool, bool]:
+    """(update is finite, stop now), the same on every process."""
+    bad = ~torch.isfinite(update_loss)
+    if accelerator.scaler is None:  # under fp16 an inf gradient is the scaler's business, not ours
+        bad = bad | ~torch.isfinite(grad_norm)
+    flags = torch.stack([bad.float(), torch.tensor(float(stop.poll()), device=bad.device)])
+    if accelerator.num_processes > 1:
+        flags = accelerator.reduce(flags, reduction="sum")
+    bad_count, stop_count = flags.tolist()
+    return bad_count == 0, stop_count > 0
+
+
+class _Window:
+    """Losses and time since the last step event, kept on the device until the event is due."""
+
+    def __init__(self) -> None:
+        self.losses: list = []
+        self.start = time.perf_counter()
+        self.last = None
+
+    def add(self, loss) -> None:
+        self.losses.append(loss)
+
+    def take(self, accelerator) -> tuple[float | None, int, float]:
+        steps, elapsed = len(self.losses), time.perf_counter() - self.start
+        mean = torch.stack(self.losses).mean() if self.losses else torch.tensor(float("nan"), device=accelerator.device)
+        if accelerator.num_processes > 1:
+            mean = accelerator.reduce(mean, reduction="mean")
+        value = mean.item()
+        self.last = value if steps else self.last
+        self.losses, self.start = [], time.perf_counter()
+        return (value if steps else None), steps, elapsed
+
+
+def _emit_step(emit, accelerator, window: _Window, position: Position, total: int, scheduler, grad_norm, t, n):
+    loss, steps, elapsed = window.take(accelerator)
+    mem = memory.snapshot(accelerator)
+    lr = scheduler.get_last_lr()[0]
+    norm = grad_norm.item()
+    fields = {"step": position.step, "total_steps": total, "epoch": position.epoch, "loss": loss, "lr": lr,
+              "grad_norm": norm if math.isfinite(norm) else None,
+              "samples_per_s": steps * t.batch_size * t.gradient_accumulation_steps * n / elapsed if steps else None,
+              "step_time": elapsed / steps if steps else None, "memory": mem}
+    emit("step", **fields)
+    if accelerator.trackers:
+        accelerator.log({k: v for k, v in fields.items() if isinstance(v, float)}, step=position.step)
+
+
+def _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit) -> None:
+    path = checkpoint.save(run, position, accelerator, task, optimizer, scheduler,
+                           spec.train.checkpoints_total_limit, spec.hash())
+    emit("checkpoint_saved", step=position.step, path=str(path), sync=True)
+
+
+def _sample(task, run, step, accelerator, emit) -> None:
+    if accelerator.is_main_process:
+        for path, prompt in task.sample(step, run.samples):
+            emit("sample_saved", step=step, path=str(path), prompt=prompt)
+    accelerator.wait_for_everyone()
+
+
+def _save_adapter(task, run, position, spec, accelerator):
+    if accelerator.is_main_process:
+        lora = spec.lora
+        metadata = {
+            "loratui.base_model": spec.model.pretrained, "loratui.family": task.family,
+            "loratui.rank": str(lora.rank), "loratui.alpha": str(lora.alpha),
+            "loratui.target_modules": ",".join(lora.target_modules),
+            "loratui.text_encoder_target_modules": ",".join(lora.text_encoder_target_modules)
+            if lora.train_text_encoder else "",
+            "loratui.steps": str(position.step), "loratui.spec_hash": spec.hash(), "loratui.run_id": run.run_id,
+            "loratui.task": spec.task, "loratui.dataset": spec.data.source,
+        }
+        task.save_adapter(run.path, metadata)
+    accelerator.wait_for_everyone()
+    return run.adapter
+
+
+def _push(run, spec, log) -> None:
+    from engine.hub import push_adapter
+
+    try:
+        log("info", f"pushed to the Hub: {push_adapter(run, spec)}")
+    except Exception as exc:  # the adapter is safe on disk; a failed upload must not fail the run
+        log("error", f"push_to_hub failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def _logger(emit):
+    return lambda level, message: emit("log", level=level, message=message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.train", description="one loratui training run")
+    parser.add_argument("run_dir", help="the run folder, holding spec.toml")
+    parser.add_argument("--resume", default=None, help='"latest" or a checkpoint folder (default: the spec\'s)')
+    args = parser.parse_args(argv)
+    run = RunDir(args.run_dir)
+    stop = StopRequest.install()
+    spec = load_spec(run.spec)
+    try:
+        accelerator = Accelerator(gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
+                                  mixed_precision=spec.train.mixed_precision,
+                                  log_with=None if spec.output.report_to == "none" else spec.output.report_to,
+                                  project_dir=str(run.path))
+    except ValueError as exc:
+        print(f"error: train.mixed_precision: {exc}", file=sys.stderr)
+        return 2
+    run.write_pid(accelerator.process_index)
+    events = EventWriter(run.events) if accelerator.is_main_process else None
+
+    def emit(kind: str, sync: bool = False, **fields) -> None:
+        if events is not None:
+            events.emit(kind, **fields)
+            if sync:
+                events.sync()
+
+    position = Position()
+    resume = spec.train.resume_from_checkpoint if args.resume is None else args.resume
+    try:
+        train(spec, run, accelerator, emit, stop, resume, position)
+        return 0
+    except LoratuiError as exc:
+        emit("run_failed", sync=True, step=position.step, reason=exc.message, hint=exc.hint, traceback_path=None)
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 2
+    except torch.OutOfMemoryError:
+        emit("run_failed", sync=True, step=position.step, reason=f"CUDA out of memory at step {position.step + 1}",
+             hint=memory.oom_hints(spec), traceback_path=_traceback(run, accelerator))
+        return 1
+    except Exception as exc:
+        path = _traceback(run, accelerator)
+        emit("run_failed", sync=True, step=position.step, reason=f"{type(exc).__name__}: {exc}".splitlines()[0],
+             hint=f"this is a bug in loratui or a library; the traceback is in {path}", traceback_path=str(path))
+        return 1
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _traceback(run: RunDir, accelerator) -> str:
+    path = run.path / f"traceback-rank{accelerator.process_index}.log"
+    path.write_text(traceback.format_exc())
+    return str(path)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # events.jsonl is the run's record; library chatter (dtype notices, progress bars) stays out of run.log.
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    sys.exit(main())
