@@ -119,7 +119,7 @@ def _text_cache(task, rows, caches: Caches, log) -> None:
         _save(path, tensors)
     caches.prompt_embeds, caches.pooled = tensors["prompt_embeds"], tensors.get("pooled")
     caches.caption_index = {caption: i for i, caption in enumerate(captions)}
-    log("info", f"text embeddings cached for {len(captions)} captions ({path.name})")
+    log("info", f"text embeddings cached for {len(captions)} captions")
 
 
 def _latent_cache(task, rows, caches: Caches, log) -> None:
@@ -135,7 +135,7 @@ def _latent_cache(task, rows, caches: Caches, log) -> None:
     caches.latent_mean, caches.latent_std = tensors["mean"], tensors["std"]
     caches.geometry = [tuple(g) for g in tensors["geometry"].tolist()]
     caches.flips = flips
-    log("info", f"latents cached for {len(rows)} images x {flips} orientation(s) ({path.name})")
+    log("info", f"latents cached for {len(rows)} images x {flips} orientation(s)")
 
 
 def _encode_latents(task, rows, flips: int, log) -> dict | None:

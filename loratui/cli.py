@@ -10,7 +10,7 @@ from engine.errors import LoratuiError
 
 # Modules under loratui.commands, each with register(subparsers). They must import cheaply:
 # heavy imports belong inside the handlers.
-COMMAND_MODULES = ["builtin", "library", "ops", "spec"]
+COMMAND_MODULES = ["builtin", "library", "ops", "spec", "run", "runs"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,45 @@
+"""`loratui run --spec FILE [--detach] [--resume RUN_ID]`: train headless, with a progress display."""
+
+import sys
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("run", help="train a LoRA from a spec, headless",
+                            description="Validate the spec, check the model, data and disk, then train through "
+                                        "accelerate launch, showing progress. Exits non-zero if the run fails.")
+    parser.add_argument("--spec", help="the run spec (TOML); `loratui spec new` writes one")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or crashed run from its newest "
+                                                            "complete checkpoint, in the same run folder")
+    parser.add_argument("--detach", action="store_true",
+                        help="run in the background, outliving the terminal; prints the run id and returns")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from engine.errors import LoratuiError
+    from loratui.library.db import open_db
+    from loratui.runs.launch import plan_run, prepare, start_detached_supervisor
+    from loratui.runs.liveness import is_alive
+
+    if bool(args.spec) == bool(args.resume):
+        raise LoratuiError("pass either --spec FILE or --resume RUN_ID",
+                           hint="--resume continues a run with the spec it was started with")
+    db = open_db()
+    if args.resume:
+        rows = list(db.query("SELECT status, pid, pid_start FROM runs WHERE id = ?", [args.resume]))
+        if rows and rows[0]["status"] == "running" and is_alive(rows[0]["pid"], rows[0]["pid_start"]):
+            raise LoratuiError(f"run '{args.resume}' is still running", hint=f"`loratui runs stop {args.resume}` first")
+    plan = plan_run(db, args.spec, resume_id=args.resume)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    prepare(db, plan)
+    if args.detach:
+        start_detached_supervisor(db, plan)
+        print(plan.run_id)
+        return 0
+    from loratui.runs.progress import RunProgress
+    from loratui.runs.supervise import outcome, supervise
+
+    row = supervise(db, plan, RunProgress(plan.run_id))
+    print(plan.run_id)
+    return outcome(row)

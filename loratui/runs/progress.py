@@ -1,0 +1,49 @@
+"""The headless progress display of `loratui run`: step/total, loss, lr, it/s, ETA, memory."""
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class RunProgress:
+    def __init__(self, run_id: str, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), TextColumn("step {task.completed:.0f}/{task.fields[steps]}"),
+            BarColumn(), TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]}"),
+            TextColumn("{task.fields[speed]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[memory]}"), console=self.console, transient=False)
+        self.task = self.progress.add_task(run_id, total=None, steps="?", loss="-", lr="-", speed="- it/s", memory="")
+        self.progress.start()
+        self._started = time.monotonic()
+
+    def update(self, events: list[dict]) -> None:
+        for event in events:
+            kind = event["type"]
+            if kind == "run_started":
+                self.progress.update(self.task, total=event["total_steps"], steps=event["total_steps"],
+                                     completed=event["resume_step"])
+            elif kind == "step":
+                speed = f"{1 / event['step_time']:.2f} it/s" if event.get("step_time") else "- it/s"
+                loss = f"{event['loss']:.4f}" if event.get("loss") is not None else "-"
+                self.progress.update(self.task, completed=event["step"], total=event["total_steps"], loss=loss,
+                                     lr=f"{event['lr']:.2e}", speed=speed, memory=_memory(event.get("memory") or {}))
+            elif kind == "checkpoint_saved":
+                self.progress.console.print(f"checkpoint: {event['path']}")
+            elif kind == "sample_saved":
+                self.progress.console.print(f"sample: {event['path']}")
+            elif kind == "log":
+                self.progress.console.print(f"{event['level']}: {event['message']}")
+
+    def close(self, row: dict) -> None:
+        self.progress.stop()
+        loss = f", loss {row['last_loss']:.4f}" if row.get("last_loss") is not None else ""
+        self.console.print(f"{row['id']}: {row['status']} at step {row['step']}/{row['total_steps'] or '?'}{loss}")
+
+
+def _memory(memory: dict) -> str:
+    if memory.get("kind") == "rss":
+        return f"rss {memory['rss'] / 2**30:.2f} GiB"
+    devices = memory.get("devices", [])
+    return " ".join(f"gpu{d['index']} {d['allocated'] / 2**30:.1f}/{d['peak'] / 2**30:.1f} GiB" for d in devices)

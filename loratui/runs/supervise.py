@@ -1,0 +1,152 @@
+"""Supervising a run: forward stop requests, ingest events into library.db, record how it ended, register
+the adapter. `python -m loratui.runs.supervise RUN_ID` is the detached form (`loratui run --detach`)."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+
+from engine.errors import LoratuiError
+from engine.rundir import RunDir
+from engine.spec import load_spec
+from loratui.runs.ingest import ingest
+from loratui.runs.launch import Plan, record_supervisor, start_training
+
+POLL_S = 0.5
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class RunFailed(LoratuiError):
+    exit_code = 1
+
+
+class StopForwarder:
+    """First SIGINT/SIGTERM/SIGHUP: each training process gets one SIGTERM (it saves, then exits). A second:
+    they get another, on which they exit at once. Workers that have not announced themselves yet are
+    signalled as soon as they do, never before their handlers are installed."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.proc: subprocess.Popen | None = None
+        self.requests = 0
+        self.signalled: dict[int, int] = {}
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requests += 1
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def deliver(self) -> None:
+        if not self.requests or self.proc is None:
+            return
+        try:
+            family = {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return
+        workers = [pid for pid in self.run.worker_pids() if pid in family]
+        if self.requests > 1 and not workers:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # nothing started yet that could save: stop now
+            return
+        for pid in workers:
+            while self.signalled.get(pid, 0) < min(self.requests, 2):
+                self.signalled[pid] = self.signalled.get(pid, 0) + 1
+                os.kill(pid, signal.SIGTERM)
+
+
+def supervise(db, plan: Plan, display=None) -> dict:
+    """Run the training to its end; returns the final runs row. Call with the runs row already prepared."""
+    record_supervisor(db, plan.run_id, os.getpid())
+    forwarder = StopForwarder(plan.run)
+    code = None
+    try:
+        proc = forwarder.proc = start_training(plan)
+        while code is None:
+            try:
+                code = proc.wait(timeout=POLL_S)
+            except subprocess.TimeoutExpired:
+                pass
+            forwarder.deliver()
+            events = ingest(db, plan.run.path, plan.run_id)
+            if display is not None and events:
+                display.update(events)
+    finally:
+        forwarder.restore()
+    plan.run.clear_pids()
+    row = _finish(db, plan, code, forwarder.requests)
+    if display is not None:
+        display.close(row)
+    return row
+
+
+def _finish(db, plan: Plan, code: int, stop_requests: int) -> dict:
+    row = next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
+    if row["status"] == "running":  # the training ended without saying how: killed, or forced
+        status, error = ("stopped", "stopped at once by a second stop request, without saving") if stop_requests > 1 \
+            else ("crashed", f"the training processes exited with code {code} without recording an end")
+        with db.conn:
+            db.execute("UPDATE runs SET status = ?, error = ?, ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+                       "WHERE id = ?", [status, error, plan.run_id])
+    summary = json.loads(row["summary"] or "{}")
+    adapter = summary.get("adapter_path")
+    if row["status"] in ("finished", "stopped") and adapter and os.path.exists(adapter):
+        summary["adapter_id"], summary["adapter_note"] = _register(db, plan, adapter)
+        with db.conn:
+            db["runs"].update(plan.run_id, {"summary": json.dumps(summary)})
+    return next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
+
+
+def _register(db, plan: Plan, adapter: str) -> tuple[int | None, str]:
+    try:
+        from loratui.library.adapters import register
+    except ImportError:
+        return None, "the adapter library is not available in this version"
+    name = plan.run_id
+    if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():  # a resumed run's newer adapter
+        step = db.execute("SELECT step FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
+        name = f"{plan.run_id}-step{step}"
+    try:
+        row = register(db, adapter, name=name, source_run=plan.run_id, base_model=plan.spec.model.pretrained,
+                       mode="inplace")
+    except LoratuiError as exc:
+        return None, f"not registered: {exc.message}"
+    return row.get("id"), f"registered as {row.get('name')}"
+
+
+def outcome(row: dict) -> int:
+    """Exit code for a final runs row; raises RunFailed with the reason for a failed or crashed run."""
+    if row["status"] in ("finished", "stopped"):
+        return 0
+    summary = json.loads(row["summary"] or "{}")
+    log = os.path.join(row["dir"], "run.log")
+    if row["status"] == "failed":
+        raise RunFailed(f"run {row['id']} failed at step {row['step']}: {row['error']}",
+                        hint=summary.get("hint") or f"see {log}")
+    raise RunFailed(f"run {row['id']} {row['status']} at step {row['step']}: {row['error']}",
+                    hint=f"see {log}; `loratui run --resume {row['id']}` continues from the last checkpoint")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The detached supervisor: the run folder and runs row exist; start the training and watch it."""
+    from loratui.library.db import open_db
+
+    parser = argparse.ArgumentParser(prog="python -m loratui.runs.supervise")
+    parser.add_argument("run_id")
+    parser.add_argument("--resume", default=None)
+    args = parser.parse_args(argv)
+    db = open_db()
+    row = next(db.query("SELECT dir FROM runs WHERE id = ?", [args.run_id]))
+    run = RunDir(row["dir"])
+    final = supervise(db, Plan(load_spec(run.spec), run, args.resume))
+    print(f"{final['id']}: {final['status']} at step {final['step']}", flush=True)
+    return 0 if final["status"] in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
