@@ -3,6 +3,8 @@
 import argparse
 import json
 
+PAGE = 100  # a screenful or two; a 10,000-adapter library lists instantly and `--all` shows the rest
+
 
 def register(sub) -> None:
     parser = sub.add_parser("library", help="adapters: list, search, import, export, check")
@@ -10,7 +12,8 @@ def register(sub) -> None:
 
     ls = commands.add_parser("ls", help="list adapters, newest first")
     _filters(ls)
-    ls.add_argument("--limit", type=int, help="show at most this many")
+    ls.add_argument("--limit", type=int, help=f"show at most this many (default {PAGE} in text, all in JSON)")
+    ls.add_argument("--all", action="store_true", help="show every adapter")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=_ls)
 
@@ -87,8 +90,15 @@ def _db():
 def _ls(args) -> int:
     from loratui.library import adapters
 
-    rows = adapters.list_adapters(_db(), family=args.family, tag=args.tag, base=args.base, limit=args.limit)
-    return _print_rows(rows, args.json)
+    db = _db()
+    limit = None if args.all or (args.json and args.limit is None) else (args.limit or PAGE)
+    rows = adapters.list_adapters(db, family=args.family, tag=args.tag, base=args.base, limit=limit)
+    _print_rows(rows, args.json)
+    if not args.json and limit is not None and len(rows) == limit:
+        total = adapters.count_adapters(db, family=args.family, tag=args.tag, base=args.base)
+        if total > limit:
+            print(f"... newest {limit} of {total} shown; --all lists every one, --tag/--family/--base narrow it")
+    return 0
 
 
 def _search(args) -> int:

@@ -33,9 +33,24 @@ def decode(row: dict) -> dict:
 
 
 def _rows(db, sql: str, params=()) -> list[dict]:
+    """Rows as dicts with JSON decoded; equal JSON texts (most rows share their targets and '[]') are
+    parsed once, each row getting its own copy."""
     cursor = db.execute(sql, params)
     names = [d[0] for d in cursor.description]
-    return [decode(dict(zip(names, values, strict=True))) for values in cursor.fetchall()]
+    positions = [i for i, name in enumerate(names) if name in JSON_FIELDS]
+    parsed: dict[str, object] = {}
+    rows = []
+    for values in cursor.fetchall():
+        values = list(values)
+        for i in positions:
+            text = values[i]
+            if isinstance(text, str):
+                if text not in parsed:
+                    parsed[text] = json.loads(text)
+                value = parsed[text]
+                values[i] = value.copy() if isinstance(value, list | dict) else value
+        rows.append(dict(zip(names, values, strict=True)))
+    return rows
 
 
 def register(db, path, *, name: str | None = None, source_run: str | None = None, base_model: str | None = None,
@@ -163,13 +178,18 @@ def resolve(db, id_or_name) -> dict:
 
 
 def list_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None,
-                  limit: int | None = None) -> list[dict]:
-    """Newest first, without the metadata blob."""
+                  limit: int | None = None, offset: int = 0) -> list[dict]:
+    """Newest first, without the metadata blob; `limit`/`offset` page through a large library."""
     where, params = _filters(family, tag, base)
     sql = f"{_SELECT}{where} ORDER BY a.id DESC"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
+    if limit is not None or offset:
+        sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
     return _rows(db, sql, params)
+
+
+def count_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None) -> int:
+    where, params = _filters(family, tag, base)
+    return db.execute(f"SELECT count(*) FROM adapters a{where}", params).fetchone()[0]
 
 
 def _filters(family, tag, base) -> tuple[str, list]:

@@ -75,3 +75,17 @@ def test_check_against_a_base(capsys, lora_copy):
     _run(capsys, "edit", "paper", "--base", "")
     code, _, err = _run(capsys, "check", "paper")
     assert code == 2 and "records no base model" in err
+
+
+def test_ls_pages_a_large_library(capsys, db):
+    with db.conn:
+        db.conn.executemany("INSERT INTO adapters (name, path, sha256, size, format, family) VALUES (?, ?, ?, 1, "
+                            "'kohya', ?)", [(f"a{i}", f"/a{i}", f"h{i}", "sd1" if i % 2 else "sdxl")
+                                            for i in range(1, 6)])
+    code, out, _ = _run(capsys, "ls", "--limit", "2")
+    lines = out.splitlines()
+    assert [line.split()[1] for line in lines[1:3]] == ["a5", "a4"]
+    assert lines[3] == "... newest 2 of 5 shown; --all lists every one, --tag/--family/--base narrow it"
+    assert len(_run(capsys, "ls", "--all")[1].splitlines()) == 6
+    assert len(_json(capsys, "ls")) == 5  # scripts get everything
+    assert [r["name"] for r in _json(capsys, "ls", "--family", "sdxl", "--limit", "1")] == ["a4"]
