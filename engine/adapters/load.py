@@ -115,6 +115,9 @@ class Session:
         self._internal: dict[str, str] = {}  # user label -> adapter name inside the model
         self._parts: dict[str, tuple[str, ...]] = {}  # label -> components the adapter has weights for
         self.active: dict[str, float | dict] = {}
+        self._layers: list = []
+        self._layer_names: list[str] | None = None  # the active set the layers were last given
+        self._lora_on = True
         self.base_loads = 0
         self._load_base()
 
@@ -131,13 +134,17 @@ class Session:
             if self.kind == DIFFUSION:
                 from diffusers import DiffusionPipeline
 
-                self.pipe = DiffusionPipeline.from_pretrained(source, dtype=self.dtype).to(self.device)
+                self.pipe = DiffusionPipeline.from_pretrained(source, dtype=self.dtype)
+                if self.device != "cpu":
+                    self.pipe.to(self.device)
                 self.pipe.set_progress_bar_config(disable=True)
             else:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 
                 self.tokenizer = AutoTokenizer.from_pretrained(source)
-                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype).to(self.device)
+                self.model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
+                if self.device != "cpu":
+                    self.model.to(self.device)
                 self.model.eval()
         except OSError as exc:
             raise LoratuiError(
@@ -158,12 +165,14 @@ class Session:
             else:
                 self._add_peft(internal, peft_folder(Path(path)))
         except (ValueError, RuntimeError, KeyError) as exc:
+            self._find_layers()
             self._apply()
             raise LoratuiError(
                 f"adapter '{label}' does not fit base model '{self.base}': {exc}".splitlines()[0],
                 hint="check that the adapter was made for this base (loratui library check ID --base MODEL)",
             ) from exc
         self._internal[label] = internal
+        self._find_layers()
         self._apply()
 
     def _add_diffusion(self, label: str, internal: str, path: Path) -> None:
@@ -214,22 +223,44 @@ class Session:
         self._apply()
 
     def _apply(self) -> None:
-        """Put `self.active` on the model; loading an adapter makes the libraries activate it alone."""
+        """Put `self.active` on the model; loading an adapter makes the libraries activate it alone.
+
+        Plain weights go straight to the cached LoRA layers, and the (slow) switch of the active set only
+        happens when the set changes; per-block scales go through diffusers' set_adapters, which maps blocks
+        to layers.
+        """
         names = [self._internal[label] for label in self.active]
         if self.kind == DIFFUSION:
-            if not names:
-                self.pipe.disable_lora()
+            if not self._lora_on:  # base_only() switched LoRA off
+                self.pipe.enable_lora()
+                self._lora_on = True
+            if any(isinstance(w, dict) for w in self.active.values()):
+                self.pipe.set_adapters(names, list(self.active.values()))
+                self._layer_names = None
                 return
-            self.pipe.enable_lora()
-            self.pipe.set_adapters(names, list(self.active.values()))
-        elif self._internal:
-            from peft.tuners.lora import LoraLayer
+        elif not self._internal:
+            return
+        if names != self._layer_names:
+            if self.kind == DIFFUSION:
+                for layer in self._layers:
+                    layer.set_adapter(names, inference_mode=True)
+            else:
+                self.model.base_model.set_adapter(names, inference_mode=True)
+            self._layer_names = names
+        for layer in self._layers:
+            for name, weight in zip(names, self.active.values(), strict=True):
+                layer.set_scale(name, float(weight))
 
-            self.model.base_model.set_adapter(names, inference_mode=True)
-            for module in self.model.modules():
-                if isinstance(module, LoraLayer):
-                    for label, weight in self.active.items():
-                        module.set_scale(self._internal[label], float(weight))
+    def _find_layers(self) -> None:
+        """Cache the LoRA layers of every part, so switching weights walks no module tree."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if self.kind == DIFFUSION:
+            parts = [getattr(self.pipe, name) for name in blocks.layout(self.pipe).components]
+        else:
+            parts = [self.model]
+        self._layers = [m for part in parts for m in part.modules() if isinstance(m, BaseTunerLayer)]
+        self._layer_names = None  # loading made the newcomer active: set the layers again
 
     @contextlib.contextmanager
     def base_only(self):
@@ -238,6 +269,7 @@ class Session:
             yield
         elif self.kind == DIFFUSION:
             self.pipe.disable_lora()
+            self._lora_on = False
             try:
                 yield
             finally:
