@@ -298,13 +298,16 @@ def details(db, id_or_name) -> dict:
     row["lineage"] = lineage(db, row["id"])
     run = None
     if row["source_run"]:
-        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, summary "
-                         "FROM runs WHERE id = ?", [row["source_run"]])
+        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, summary, "
+                         "spec FROM runs WHERE id = ?", [row["source_run"]])
         if runs:
             run = runs[0]
             run["summary"] = json.loads(run["summary"]) if run["summary"] else None
             run["samples"] = _rows(db, "SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step",
                                    [run["id"]])
+            run["final_metrics"] = dict(db.execute(
+                "SELECT key, value FROM metrics m WHERE run_id = ? AND step = "
+                "(SELECT max(step) FROM metrics WHERE run_id = m.run_id AND key = m.key)", [run["id"]]).fetchall())
     row["run"] = run
     row["generations"] = db.execute(
         "SELECT count(*) FROM generations g, json_each(g.adapters) j WHERE json_extract(j.value, '$.id') = ?",

@@ -65,7 +65,11 @@ def details(row: dict) -> str:
         lines.append(f"  trained by run  {run['id']} ({run['status']}, step {run['step']}/{run['total_steps']})")
         for key, value in sorted((run.get("summary") or {}).items()):
             lines.append(f"    {key:<14}{json.dumps(value) if not isinstance(value, str) else value}")
+        lines += [f"    last {key:<9}{value:g}" for key, value in sorted(run.get("final_metrics", {}).items())]
         lines += [f"    sample step {s['step']}: {s['path']}" for s in run.get("samples", [])]
+        if run.get("spec"):
+            lines.append("    spec")
+            lines += [f"      {line}" for line in run["spec"].splitlines()]
     elif row["source_run"]:
         lines.append(f"  trained by run  {row['source_run']}")
     lineage = row.get("lineage") or {}

@@ -54,7 +54,11 @@ def test_lineage_and_source_run(db, lora_copy):
     adapters.register(db, lora_copy("kohya"), name="b")
     with db.conn:
         db.conn.execute("INSERT INTO runs (id, name, task, dir, spec, status, summary) VALUES "
-                        "('run-1', 'combo', 'text-to-image', '/r', '', 'finished', '{\"loss\": 0.1}')")
+                        "('run-1', 'combo', 'text-to-image', '/r', '[train]\nsteps = 2', 'finished', "
+                        "'{\"loss\": 0.1}')")
+        db.conn.executemany("INSERT INTO metrics VALUES ('run-1', ?, ?, ?)",
+                            [(1, "loss", 0.5), (2, "loss", 0.25), (1, "lr", 1e-4)])
+        db.conn.execute("INSERT INTO samples (run_id, step, prompt, path) VALUES ('run-1', 2, 'a cat', '/s.png')")
     child = adapters.register(
         db, lora_copy("sdxl"), name="mix", source_run="run-1",
         lineage=[{"parent": a["id"], "weight": 0.7, "method": "linear"},
@@ -63,6 +67,13 @@ def test_lineage_and_source_run(db, lora_copy):
     assert [(p["parent_name"], p["weight"]) for p in info["lineage"]["parents"]] == [("a", 0.7), ("b", 0.3)]
     assert info["lineage"]["parents"][1]["params"] == {"density": 0.5}
     assert info["run"]["summary"] == {"loss": 0.1}
+    assert info["run"]["final_metrics"] == {"loss": 0.25, "lr": 1e-4}
+    assert info["run"]["samples"] == [{"step": 2, "prompt": "a cat", "path": "/s.png"}]
+    from loratui.library.render import details
+
+    text = details(info)
+    assert "made from       #1 a x 0.7 by linear" in text and "      steps = 2" in text
+    assert "last loss     0.25" in text and "sample step 2: /s.png" in text
     assert adapters.lineage(db, a["id"])["children"] == [{"id": child["id"], "name": "mix", "weight": 0.7,
                                                           "method": "linear"}]
     adapters.remove(db, "a")
