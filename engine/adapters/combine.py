@@ -164,7 +164,7 @@ def combine(
             hint="combine adapters made for the same base model",
         )
     adapters = [read_parts(Path(p)) for p in parents]
-    labels = names or [Path(p).name for p in parents]
+    labels = names or [_label(Path(p)) for p in parents]
     combined = {}
     for name in (*DIFFUSION_PARTS, LLM_PART):
         members = [(i, a[name]) for i, a in enumerate(adapters) if name in a]
@@ -194,6 +194,11 @@ def combine(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out if LLM_PART in combined else out / DIFFUSERS_WEIGHTS
+
+
+def _label(path: Path) -> str:
+    """A name for an adapter path: its folder when the file has a standard name."""
+    return path.parent.name if path.name in (DIFFUSERS_WEIGHTS, PEFT_WEIGHTS) else path.name
 
 
 def _combine_part(name, labels, parts, weights, method, density, rank, seed) -> Part:

@@ -120,3 +120,14 @@ def test_existing_output_is_never_overwritten(loras, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(LoratuiError, match="already exists"):
         combine([loras["a"], loras["b"]], [1, 1], tmp_path / "taken", method="cat")
+
+
+def test_kohya_files_combine_like_their_diffusers_originals(loras, tmp_path):
+    from engine.adapters.export import convert
+
+    kohya = convert(loras["c"], tmp_path / "c-kohya.safetensors", "kohya")
+    assert any(".alpha" in key for key in load_file(kohya))
+    out = combine([loras["a"], kohya], [0.5, 0.5], tmp_path / "mix", method="cat")
+    got, expected = _deltas(out), _expected(loras, {"a": 0.5, "c": 0.5})
+    assert got.keys() == expected.keys()
+    assert max((got[k] - expected[k]).abs().max().item() for k in expected) < 1e-5
