@@ -58,7 +58,7 @@ class BrowseScreen(LoratuiScreen):
 
     def compose(self) -> ComposeResult:
         yield MainNav(active="browse")
-        yield Static("", id="browse-banner")
+        yield Static("", id="browse-banner", markup=False)
         with Horizontal(id="browse-bar"):
             yield Tabs(Tab("Models", id="model"), Tab("Datasets", id="dataset"), id="browse-kind")
             yield Input(placeholder="search the Hub, or type a local path; Enter", id="browse-search")
@@ -69,7 +69,7 @@ class BrowseScreen(LoratuiScreen):
         with Horizontal(id="browse-body"):
             yield DataTable(id="browse-list", cursor_type="row", zebra_stripes=True)
             yield DetailPanel(id="browse-detail")
-        yield Static("", id="browse-chosen")
+        yield Static("", id="browse-chosen", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -41,12 +41,15 @@ class EntryFailed(Message):
 
 
 class EstimateReady(Message):
-    """The pre-launch estimate for the spec as it was when the estimate started."""
+    """The pre-launch estimate for the spec as it was when the estimate started, and the problems the
+    engine's preflight found (`checked` is False when the dataset was left for launch to check)."""
 
-    def __init__(self, estimate, spec_hash: str) -> None:
+    def __init__(self, estimate, spec_hash: str, problems: list[str], checked: bool) -> None:
         super().__init__()
         self.estimate = estimate
         self.spec_hash = spec_hash
+        self.problems = problems
+        self.checked = checked
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EstimateReady)

@@ -44,7 +44,7 @@ class DetailPanel(VerticalScroll):
             for role in columns.roles(TASK):
                 yield Label(f"{role.name}:", classes="role-label")
                 yield Select([], prompt="column", id=f"role-{role.field}", compact=True)
-        yield Static("", id="detail-checks")
+        yield Static("", id="detail-checks", markup=False)
         yield DataTable(id="detail-preview", cursor_type="row", zebra_stripes=True)
         yield Image(id="detail-image")
 

@@ -47,3 +47,18 @@ def offline(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def built(builtin_home, loratui_home):
+    """tiny-sd and shapes built once per session and linked into this test's LORATUI_HOME."""
+    import engine.builtin as builtin
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(builtin_home))
+        folders = {name: builtin.path(f"builtin:{name}") for name in ("tiny-sd", "shapes")}
+    cache = loratui_home / "builtin"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, folder in folders.items():
+        (cache / name).symlink_to(folder, target_is_directory=True)
+    return folders

@@ -24,9 +24,11 @@ def text_of(widget) -> str:
     import io
 
     from rich.console import Console
+    from rich.text import Text
 
+    content = widget.content
     console = Console(file=io.StringIO(), width=200, record=True, color_system=None)
-    console.print(widget.content)
+    console.print(Text(content) if isinstance(content, str) else content)
     return console.export_text()
 
 

@@ -1,0 +1,229 @@
+"""A run-settings form generated from the spec's own pydantic schema (engine.spec.Spec).
+
+One group per section, one row per field with its description, allowed values and default; every change is
+validated with engine.spec.spec_errors, so the messages are those `loratui spec validate` prints, shown
+under the field they name. Rows that differ from the schema's defaults are marked.
+"""
+
+import typing
+from typing import Literal
+
+from pydantic import BaseModel
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Collapsible, Input, Label, Select, Static, Switch
+
+from engine.spec import Spec, spec_errors
+
+OPEN_SECTIONS = ("model", "data", "lora", "train")
+TOP = "run"  # the group holding the spec's top-level fields (name, task)
+
+
+def schema_fields(model: type[BaseModel] = Spec, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """(path, pydantic FieldInfo) for every leaf field, sections in schema order."""
+    found = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += schema_fields(annotation, (*prefix, name))
+        else:
+            found.append(((*prefix, name), field))
+    return found
+
+
+def default_of(field) -> object:
+    return None if field.is_required() else field.get_default(call_default_factory=True)
+
+
+def _dom_id(path: tuple[str, ...]) -> str:
+    return "-".join(path)
+
+
+class FieldRow(Vertical):
+    """A field's name, editor, help line and error line."""
+
+    def __init__(self, path: tuple[str, ...], field, value) -> None:
+        super().__init__(id=f"field-{_dom_id(path)}", classes="field-row")
+        self.path = path
+        self.field = field
+        self.annotation = field.annotation
+        self.value = value
+
+    @property
+    def kind(self) -> str:
+        if self.annotation is bool:
+            return "bool"
+        if typing.get_origin(self.annotation) is Literal:
+            return "choice"
+        if typing.get_origin(self.annotation) is list:
+            return "list"
+        return {int: "int", float: "float"}.get(self.annotation, "text")
+
+    def compose(self) -> ComposeResult:
+        editor_id = f"edit-{_dom_id(self.path)}"
+        with Horizontal(classes="field-line"):
+            yield Label(self.path[-1], classes="field-name")
+            if self.kind == "bool":
+                yield Switch(value=bool(self.value), id=editor_id)
+            elif self.kind == "choice":
+                choices = typing.get_args(self.annotation)
+                yield Select([(str(c) or "(empty)", c) for c in choices], value=self.value, allow_blank=False,
+                             id=editor_id, compact=True)
+            else:
+                yield Input(self.text_of(self.value), id=editor_id, compact=True)
+        yield Static(self.help_text(), classes="field-help", markup=False)
+        yield Static("", classes="field-error", markup=False)
+
+    def help_text(self) -> str:
+        text = self.field.description or ""
+        allowed = typing.get_args(self.annotation) if self.kind == "choice" else ()
+        if allowed:
+            text += " (allowed: " + ", ".join(repr(a) if a == "" else str(a) for a in allowed) + ")"
+        default = default_of(self.field)
+        if default is not None:
+            text += f"  [default: {self.text_of(default) or repr(default)}]"
+        return text
+
+    def text_of(self, value) -> str:
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return "" if value is None else str(value)
+
+    def read(self, widget) -> object:
+        """The editor's value typed as the schema wants it; text that does not parse is passed on as text,
+        so validation names it the way `loratui spec validate` does."""
+        if self.kind in ("bool", "choice"):
+            return widget.value
+        text = widget.value.strip()
+        if self.kind == "list":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        for kind, parse in (("int", int), ("float", float)):
+            if self.kind == kind:
+                try:
+                    return parse(text)
+                except ValueError:
+                    return text
+        return widget.value
+
+    def show(self, changed: bool, error: str) -> None:
+        self.set_class(changed, "-changed")
+        self.query_one(".field-name", Label).update(("● " if changed else "") + self.path[-1])
+        line = self.query_one(".field-error", Static)
+        line.update(error)
+        line.display = bool(error)
+        self.set_class(bool(error), "-bad")
+
+
+class SpecForm(VerticalScroll):
+    class Changed(Message):
+        """The form's values (a spec dict), their problems and what differs from the defaults."""
+
+        def __init__(self, values: dict, errors: list[str], changes: list[str]) -> None:
+            super().__init__()
+            self.values = values
+            self.errors = errors
+            self.changes = changes
+
+    def __init__(self, values: dict, *, extra_errors=None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.initial = values
+        self.extra_errors = extra_errors or (lambda values: [])
+        self.rows: dict[tuple[str, ...], FieldRow] = {}
+        self.external: list[str] = []  # problems found by a deeper check of the current values
+
+    def compose(self) -> ComposeResult:
+        groups: dict[str, list[tuple[tuple[str, ...], object]]] = {}
+        for path, field in schema_fields():
+            groups.setdefault(path[0] if len(path) > 1 else TOP, []).append((path, field))
+        for group, fields in groups.items():
+            title = group if group == TOP else f"{group}: {Spec.model_fields[group].description}"
+            with Collapsible(title=title, collapsed=group not in (TOP, *OPEN_SECTIONS), id=f"group-{group}"):
+                for path, field in fields:
+                    row = FieldRow(path, field, _get(self.initial, path, default_of(field)))
+                    self.rows[path] = row
+                    yield row
+
+    def on_mount(self) -> None:
+        self.revalidate()
+
+    def values(self) -> dict:
+        values: dict = {}
+        for path, row in self.rows.items():
+            widget = self.query_one(f"#edit-{_dom_id(path)}")
+            _set(values, path, row.read(widget))
+        return values
+
+    def load(self, values: dict) -> list[str]:
+        """Put a spec dict (say, from a TOML file) into the editors. Returns the problems of the dict as
+        given, which include keys the schema lacks: the form cannot hold those, so they are dropped."""
+        self.initial = values
+        for path, row in self.rows.items():
+            value = _get(values, path, default_of(row.field))
+            widget = self.query_one(f"#edit-{_dom_id(path)}")
+            with self.prevent(Input.Changed, Switch.Changed, Select.Changed):
+                if row.kind == "choice" and value not in typing.get_args(row.annotation):
+                    continue  # the editor cannot show it; the returned problems name it
+                if row.kind == "bool":
+                    if isinstance(value, bool):
+                        widget.value = value
+                elif row.kind == "choice":
+                    widget.value = value
+                else:
+                    widget.value = row.text_of(value)
+        self.revalidate()
+        return spec_errors(values)
+
+    def set_value(self, path: tuple[str, ...], value) -> None:
+        row = self.rows[path]
+        widget = self.query_one(f"#edit-{_dom_id(path)}")
+        widget.value = value if row.kind in ("bool", "choice") else row.text_of(value)
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def edited(self, event: Message) -> None:
+        event.stop()
+        self.external = []  # they were about the values before this edit
+        self.revalidate()
+
+    def set_external(self, errors: list[str]) -> None:
+        """Show problems a deeper check (model, dataset) found, under the fields they name."""
+        self.external = errors
+        self.revalidate()
+
+    def revalidate(self) -> None:
+        values = self.values()
+        errors = spec_errors(values) + self.extra_errors(values)
+        errors += [e for e in self.external if e not in errors]
+        by_field: dict[tuple[str, ...], list[str]] = {}
+        for error in errors:
+            where, _, what = error.partition(": ")
+            by_field.setdefault(tuple(where.split(".")), []).append(what)
+        changes = []
+        for path, row in self.rows.items():
+            value, default = _get(values, path, None), default_of(row.field)
+            changed = default is not None and value != default
+            if changed:
+                shown_default = row.text_of(default) or repr(default)
+                changes.append(f"{'.'.join(path)} = {row.text_of(value) or repr(value)} (default {shown_default})")
+            row.show(changed, "\n".join(by_field.get(path, [])))
+        self.post_message(self.Changed(values, errors, changes))
+
+
+def _get(values: dict, path: tuple[str, ...], default):
+    node = values
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _set(values: dict, path: tuple[str, ...], value) -> None:
+    node = values
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+

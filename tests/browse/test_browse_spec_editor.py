@@ -1,0 +1,160 @@
+"""The run settings: a form from the spec's schema, the same messages as `loratui spec validate`, a template
+for the chosen model and data, TOML load/save, what differs from the defaults, and the estimate."""
+
+import subprocess
+import sys
+import tomllib
+
+from textual.widgets import Input, Select, Static, Switch
+from tuihelp import highlight, text_of, until
+
+from engine.spec import Spec, spec_errors
+from engine.spec_template import template_values
+from loratui.app import LoratuiApp
+from loratui.widgets.spec_form import SpecForm, schema_fields
+
+SIZE = (140, 44)
+
+
+async def choose(pilot, screen, name: str) -> None:
+    await highlight(pilot, screen, name)
+    await until(pilot, lambda: screen.described is not None and screen.described.ref == name, 60)
+    await pilot.press("enter")
+
+
+async def open_editor(pilot, app):
+    """Browse to builtin:tiny-sd and builtin:shapes, pick them, open the run settings."""
+    screen = app.screen
+    await choose(pilot, screen, "builtin:tiny-sd")
+    await pilot.press("ctrl+t")
+    await choose(pilot, screen, "builtin:shapes")
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.screen.query(SpecForm))
+    await pilot.pause()
+    return app.screen
+
+
+def row_error(editor, path: str) -> str:
+    return text_of(editor.query_one(f"#field-{path.replace('.', '-')} .field-error", Static))
+
+
+async def test_every_schema_field_gets_an_editor_with_its_help(offline, built):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        form = editor.query_one(SpecForm)
+        assert set(form.rows) == {path for path, _ in schema_fields()}
+        assert isinstance(editor.query_one("#edit-lora-train_text_encoder"), Switch)
+        assert isinstance(editor.query_one("#edit-train-mixed_precision"), Select)
+        help_text = text_of(editor.query_one("#field-lora-rank .field-help", Static))
+        assert "Inner dimension of the LoRA matrices" in help_text and "[default: 4]" in help_text
+
+
+async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_columns(offline, built):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        values = editor.query_one(SpecForm).values()
+        expected = template_values(model="builtin:tiny-sd", data="builtin:shapes")
+        expected["data"].update(image_column="image", caption_column="text")
+        assert values == expected
+        assert "✓ valid spec" in text_of(editor.query_one("#editor-errors", Static))
+        changes = text_of(editor.query_one("#editor-changes", Static))
+        assert "train.resolution = 64 (default 512)" in changes
+        assert "lora.rank" not in changes
+
+
+async def test_inline_validation_gives_the_messages_of_spec_validate(offline, built, tmp_path):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        form = editor.query_one(SpecForm)
+        editor.query_one("#edit-lora-rank", Input).value = "0"
+        editor.query_one("#edit-train-batch_size", Input).value = "x"
+        await pilot.pause()
+        assert row_error(editor, "lora.rank").strip() == "must be > 0 (got 0)"
+        assert row_error(editor, "train.batch_size").strip() == "expected an integer (got 'x')"
+        assert editor.query_one("#field-lora-rank").has_class("-bad")
+
+        import tomli_w
+
+        bad = tmp_path / "bad.toml"
+        bad.write_text(tomli_w.dumps(form.values()))
+        cli = subprocess.run([sys.executable, "-m", "loratui", "spec", "validate", str(bad)],
+                             capture_output=True, text=True)
+        listed = [line.strip() for line in cli.stderr.splitlines() if line.startswith("  ")]
+        shown = text_of(editor.query_one("#editor-errors", Static))
+        assert listed == spec_errors(form.values()) and all(line in shown for line in listed)
+        assert cli.returncode == 2
+
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert any("fix the problems" in n.message for n in app._notifications)
+
+
+async def test_edits_show_as_differences_and_reach_the_estimate(offline, built):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        estimate = editor.query_one("#editor-estimate", Static)
+        await until(pilot, lambda: "optimizer steps 200" in text_of(estimate), 90)
+        assert "epochs          17 (12 steps each)" in text_of(estimate)
+        assert "model and data checked" in text_of(estimate)
+        before = text_of(estimate)
+        editor.query_one("#edit-lora-rank", Input).value = "8"
+        editor.query_one("#edit-train-max_steps", Input).value = "0"
+        editor.query_one("#edit-train-num_epochs", Input).value = "2"
+        await until(pilot, lambda: "optimizer steps 24" in text_of(estimate), 90)
+        assert "epochs          2 " in text_of(estimate)
+        assert text_of(estimate) != before
+        changes = text_of(editor.query_one("#editor-changes", Static))
+        assert "lora.rank = 8 (default 4)" in changes and "train.num_epochs = 2 (default 0)" in changes
+        assert editor.query_one("#field-lora-rank").has_class("-changed")
+
+
+async def test_preflight_problems_show_under_their_field(offline, built):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        editor.query_one("#edit-data-caption_column", Input).value = "caption"
+        await pilot.pause()
+        assert "no column 'caption' in builtin:shapes" in row_error(editor, "data.caption_column")
+        editor.query_one("#edit-data-caption_column", Input).value = "text"
+        editor.query_one("#edit-train-resolution", Input).value = "63"
+        await until(pilot, lambda: "multiple of the VAE scale factor" in row_error(editor, "train.resolution"), 90)
+        assert "✗" not in text_of(editor.query_one("#editor-errors", Static))
+
+
+async def test_save_and_load_toml(offline, built, tmp_path):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(pilot, app)
+        path = tmp_path / "mine.toml"
+        editor.query_one("#edit-lora-rank", Input).value = "16"
+        editor.query_one("#editor-path", Input).value = str(path)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        saved = tomllib.loads(path.read_text())
+        assert saved["lora"]["rank"] == 16
+        assert Spec.model_validate(saved).lora.rank == 16
+
+        other = tmp_path / "other.toml"
+        values = template_values(model="builtin:tiny-sdxl", data="builtin:shapes")
+        values["lora"]["rank"] = 2
+        values["lora"]["bogus"] = 1
+        import tomli_w
+
+        other.write_text(tomli_w.dumps(values))
+        editor.query_one("#editor-path", Input).value = str(other)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        form = editor.query_one(SpecForm)
+        assert form.values()["model"]["pretrained"] == "builtin:tiny-sdxl"
+        assert form.values()["lora"]["rank"] == 2
+        assert any("lora.bogus: unknown field" in n.message for n in app._notifications)
+
+        editor.query_one("#editor-path", Input).value = str(tmp_path / "missing.toml")
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert any("spec file not found" in n.message for n in app._notifications)
+        assert app.is_running
