@@ -280,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir(args.run_dir)
     stop = StopRequest.install()
     spec = load_spec(run.spec)
+    # Several processes without CUDA: accelerate's gloo data parallelism, which it enables only when told "cpu".
+    on_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
-        accelerator = Accelerator(gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
+        accelerator = Accelerator(cpu=on_cpu, gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
                                   mixed_precision=spec.train.mixed_precision,
                                   log_with=None if spec.output.report_to == "none" else spec.output.report_to,
                                   project_dir=str(run.path))

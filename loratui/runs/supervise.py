@@ -87,15 +87,20 @@ def supervise(db, plan: Plan, display=None) -> dict:
 
 def _finish(db, plan: Plan, code: int, stop_requests: int) -> dict:
     row = next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
+    status = None
     if row["status"] == "running":  # the training ended without saying how: killed, or forced
         status, error = ("stopped", "stopped at once by a second stop request, without saving") if stop_requests > 1 \
             else ("crashed", f"the training processes exited with code {code} without recording an end")
+    elif code and not stop_requests and row["status"] != "failed":
+        # The main process ended cleanly but another one did not (accelerate then stops the rest).
+        status, error = "failed", f"a training process failed (accelerate exited with code {code})"
+    if status:
         with db.conn:
             db.execute("UPDATE runs SET status = ?, error = ?, ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
                        "WHERE id = ?", [status, error, plan.run_id])
     summary = json.loads(row["summary"] or "{}")
     adapter = summary.get("adapter_path")
-    if row["status"] in ("finished", "stopped") and adapter and os.path.exists(adapter):
+    if (status or row["status"]) in ("finished", "stopped") and adapter and os.path.exists(adapter):
         summary["adapter_id"], summary["adapter_note"] = _register(db, plan, adapter)
         with db.conn:
             db["runs"].update(plan.run_id, {"summary": json.dumps(summary)})
