@@ -6,7 +6,7 @@ The same settings and seed give the same output: the noise comes from a CPU gene
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adapters.load import CAUSAL_LM, DIFFUSION
@@ -131,7 +131,3 @@ def save_png(image, path: Path, info: dict | None = None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def settings_dict(settings) -> dict:
-    return asdict(settings)

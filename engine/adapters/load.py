@@ -1,7 +1,8 @@
 """Load a base model once, put any number of adapters on it by name, and switch weights without reloading.
 
 Diffusion pipelines go through diffusers' load_lora_weights/set_adapters; causal LMs through a PEFT model
-whose LoRA layers get one scale per adapter. Only checked safetensors are read (engine.adapters.safeload): nothing here unpickles.
+whose LoRA layers get one scale per adapter. Only safetensors checked by engine.adapters.safeload are
+read: nothing here unpickles.
 """
 
 import contextlib
@@ -29,25 +30,21 @@ def resolve_base(ref: str) -> str:
 
 
 def base_kind(ref: str) -> str:
-    """DIFFUSION for a diffusers pipeline folder, CAUSAL_LM for a transformers model."""
-    source = resolve_base(ref)
-    folder = Path(source)
-    if folder.is_dir():
-        if (folder / "model_index.json").is_file():
-            return DIFFUSION
-        if (folder / "config.json").is_file():
-            return CAUSAL_LM
-        raise LoratuiError(
-            f"base model folder {folder} has neither model_index.json nor config.json",
-            hint="point --base at a diffusers pipeline or a transformers model folder",
-        )
-    try:
-        from diffusers import DiffusionPipeline
+    """DIFFUSION for a diffusers pipeline, CAUSAL_LM for a transformers model (folder, builtin or Hub id)."""
+    from engine.adapters.basemodel import local_folder
+    from engine.adapters.hub import remote_json
 
-        DiffusionPipeline.load_config(source)
+    folder = local_folder(ref)
+    if folder is None:
+        return DIFFUSION if remote_json(ref, "model_index.json") is not None else CAUSAL_LM
+    if (folder / "model_index.json").is_file():
         return DIFFUSION
-    except OSError:
+    if (folder / "config.json").is_file():
         return CAUSAL_LM
+    raise LoratuiError(
+        f"base model folder {folder} has neither model_index.json nor config.json",
+        hint="point --base at a diffusers pipeline or a transformers model folder",
+    )
 
 
 def adapter_kind(path: Path) -> str:
