@@ -89,7 +89,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         order.skip = position.batches * t.batch_size * n  # a resumed epoch continues where it stopped
         for batch in loader:
             # Each micro-batch draws its noise from a generator seeded by (seed, step, micro-step, process).
-            generator.manual_seed(_seed(t.seed, position.step, micro, accelerator.process_index))
+            generator.manual_seed(step_seed(t.seed, position.step, micro, accelerator.process_index))
             with accelerator.accumulate(*models):
                 loss = task.loss(batch, generator)
                 if faults.due("NAN_AT_STEP", position.step + 1):
@@ -177,7 +177,8 @@ def _optimizer(params, lr: float, t):
                eps=t.adam_epsilon)
 
 
-def _seed(seed: int, step: int, micro: int, rank: int) -> int:
+def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    """The seed of the generator a micro-batch draws its latent sample, noise and timesteps from."""
     return (seed * 1_000_003 + step) * 4096 + micro * 64 + rank
 
 

@@ -1,0 +1,190 @@
+"""Training throughput: the engine against a plain loop written the way diffusers' train_text_to_image_lora.py
+works (VAE encode and text encode every step, loss read with .item() every step), side by side in one run.
+
+    .venv/bin/python bench/train_throughput.py [--model builtin:tiny-sd] [--steps 40] [--resolution 64]
+
+Same model, data, order, augmentation, settings and seed; the noise of each step comes from the same seeded
+generator, so the first losses must agree to 1e-5 with caching off (same math). Goals: engine ÷ reference
+steps/s >= 1.0 with caching off, >= 1.3 with cached latents and text embeddings. Rounds alternate the
+order of the three; each config reports the median step time (after a warm-up) of its best round. On a
+shared machine, OMP_NUM_THREADS=1 keeps the comparison from measuring the neighbours.
+"""
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WARMUP = 5
+MATCHED_STEPS = 20
+
+
+def spec_toml(args, cache: bool) -> str:
+    return f"""
+name = "bench"
+[model]
+pretrained = "{args.model}"
+[data]
+source = "{args.data}"
+[train]
+resolution = {args.resolution}
+center_crop = true
+random_flip = true
+batch_size = {args.batch_size}
+max_steps = {args.steps}
+learning_rate = 1e-3
+log_every_steps = 1
+checkpointing_steps = 0
+cache = {"true" if cache else "false"}
+"""
+
+
+def engine_run(args, cache: bool) -> tuple[list[float], list[float]]:
+    """(losses, step times) of engine.train in this process."""
+    from engine.events import read_events
+    from engine.rundir import RunDir
+    from engine.spec import parse_toml
+    from engine.train import main
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    run = RunDir(folder).create(parse_toml(spec_toml(args, cache)).to_toml())
+    if main([str(run.path)]) != 0:
+        sys.exit(f"engine run failed: {read_events(run.events)[-1]}")
+    steps = [e for e in read_events(run.events) if e["type"] == "step"]
+    return [e["loss"] for e in steps], [e["step_time"] for e in steps]
+
+
+def reference_run(args) -> tuple[list[float], list[float]]:
+    """The seed script's loop: every step encodes the images and the captions again."""
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers.optimization import get_scheduler
+    from peft import LoraConfig
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from engine import builtin
+    from engine.data import EpochOrder, augment, load_rows, pick_caption, row_rng
+    from engine.spec import parse_toml
+    from engine.train import step_seed
+
+    spec = parse_toml(spec_toml(args, cache=False))
+    t = spec.train
+    accelerator = Accelerator()
+    set_seed(t.seed)
+    rows = load_rows(spec.data, t.seed)
+    path = builtin.resolve(args.model)
+    noise_scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+    for model in (unet, vae, text_encoder):
+        model.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=spec.lora.rank, lora_alpha=spec.lora.alpha, init_lora_weights="gaussian",
+                                target_modules=spec.lora.target_modules))
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2),
+                                  weight_decay=t.adam_weight_decay, eps=t.adam_epsilon)
+    images, captions = rows.select_columns([spec.data.image_column]), rows[spec.data.caption_column]
+
+    def preprocess(key):
+        epoch, row = key
+        flipped = row_rng(t.seed, epoch, row, "flip").random() < 0.5
+        pixels, _, _ = augment(images[row][spec.data.image_column], t.resolution, True, flipped, t.interpolation,
+                               row_rng(t.seed, epoch, row, "crop"))
+        caption = pick_caption(captions[row], row_rng(t.seed, epoch, row, "caption"), "text")
+        ids = tokenizer(caption, max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
+                        return_tensors="pt").input_ids[0]
+        return torch.from_numpy(pixels), ids
+
+    def collate(examples):
+        return torch.stack([e[0] for e in examples]), torch.stack([e[1] for e in examples])
+
+    class Dataset:
+        __getitem__ = staticmethod(preprocess)
+
+        def __len__(self):
+            return len(rows)
+
+    order = EpochOrder(len(rows), t.seed)
+    loader = torch.utils.data.DataLoader(Dataset(), batch_size=t.batch_size, sampler=order, collate_fn=collate,
+                                         generator=torch.Generator().manual_seed(t.seed))
+    unet, optimizer, loader = accelerator.prepare(unet, optimizer, loader)
+    scheduler = accelerator.prepare(get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=0,
+                                                  num_training_steps=t.max_steps))
+    generator = torch.Generator()
+    losses, times, step, epoch = [], [], 0, 0
+    last = time.perf_counter()  # step times run from one step's end to the next, data loading included
+    while step < t.max_steps:
+        loader.set_epoch(epoch)
+        for pixels, ids in loader:
+            generator.manual_seed(step_seed(t.seed, step, 0, 0))
+            latents = vae.encode(pixels).latent_dist.sample(generator=generator) * vae.config.scaling_factor
+            noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype)
+            timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
+                                      generator=generator).long()
+            noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+            hidden = text_encoder(ids, return_dict=False)[0]
+            pred = unet(noisy, timesteps, hidden, return_dict=False)[0]
+            loss = F.mse_loss(pred.float(), noise.float(), reduction="mean")
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, t.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            now = time.perf_counter()
+            times.append(now - last)
+            last = now
+            step += 1
+            if step >= t.max_steps:
+                break
+        epoch += 1
+    return losses, times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="builtin:tiny-sd")
+    parser.add_argument("--data", default="builtin:shapes")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("LORATUI_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+    configs = {"reference (seed loop)": lambda: reference_run(args),
+               "engine, cache off": lambda: engine_run(args, cache=False),
+               "engine, cache on": lambda: engine_run(args, cache=True)}
+    results: dict[str, list] = {name: [] for name in configs}
+    for round_ in range(args.rounds):
+        names = list(configs) if round_ % 2 == 0 else list(configs)[::-1]
+        for name in names:
+            results[name].append(configs[name]())
+    # Per config, its best round: the median step time of the round the shared machine disturbed least.
+    medians = {name: min(statistics.median(times[WARMUP:]) for _, times in runs) for name, runs in results.items()}
+    reference = medians["reference (seed loop)"]
+    print(f"{args.model} on {args.data}, {args.resolution} px, batch {args.batch_size}, {args.steps} steps, "
+          f"best of {args.rounds} rounds (median step time after {WARMUP} warm-up steps)")
+    for name, seconds in medians.items():
+        print(f"  {name:<24} {1 / seconds:7.2f} steps/s   ratio {reference / seconds:5.2f}")
+    ref_losses, engine_losses = results["reference (seed loop)"][0][0], results["engine, cache off"][0][0]
+    gap = max(abs(a - b) for a, b in zip(ref_losses[:MATCHED_STEPS], engine_losses[:MATCHED_STEPS], strict=True))
+    print(f"  first {MATCHED_STEPS} losses, engine (cache off) vs reference: max |diff| {gap:.2e} "
+          f"({'ok' if gap <= 1e-5 else 'MISSED'} <= 1e-5)")
+    off, on = reference / medians["engine, cache off"], reference / medians["engine, cache on"]
+    print(f"  goals: cache off >= 1.0: {'ok' if off >= 1.0 else 'MISSED'}; cache on >= 1.3: "
+          f"{'ok' if on >= 1.3 else 'MISSED'}")
+    if not math.isfinite(gap):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
