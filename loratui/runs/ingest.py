@@ -67,8 +67,10 @@ def ingest(db, run_dir: Path | str, run_id: str | None = None) -> list[dict]:
 
 
 def catch_up(db) -> list[str]:
-    """Runs whose supervisor is gone: apply what their events say, then mark those still running crashed."""
-    for row in list(db.query("SELECT id, dir, pid, pid_start FROM runs WHERE status = 'running'")):
+    """Runs whose supervisor is gone: apply what their events say, then mark those still running crashed.
+
+    A crashed run is read again too: training orphaned by a killed supervisor stops and records it later."""
+    for row in list(db.query("SELECT id, dir, pid, pid_start FROM runs WHERE status IN ('running', 'crashed')")):
         if not is_alive(row["pid"], row["pid_start"]):
             ingest(db, row["dir"], row["id"])
     return mark_crashed(db)

@@ -25,15 +25,15 @@ class RunFailed(LoratuiError):
 
 
 class StopForwarder:
-    """First SIGINT/SIGTERM/SIGHUP: each training process gets one SIGTERM (it saves, then exits). A second:
-    they get another, on which they exit at once. Workers that have not announced themselves yet are
-    signalled as soon as they do, never before their handlers are installed."""
+    """First SIGINT/SIGTERM/SIGHUP: each training process gets one SIGTERM, finishes its step, saves, exits.
+    A second: they are killed at once. A worker that has not announced itself yet (no pid file) is signalled
+    as soon as it does, never before its handlers are installed."""
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
         self.proc: subprocess.Popen | None = None
         self.requests = 0
-        self.signalled: dict[int, int] = {}
+        self.signalled: set[int] = set()
         self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
 
     def _on_signal(self, signum, frame) -> None:
@@ -51,13 +51,22 @@ class StopForwarder:
         except psutil.NoSuchProcess:
             return
         workers = [pid for pid in self.run.worker_pids() if pid in family]
-        if self.requests > 1 and not workers:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # nothing started yet that could save: stop now
+        if self.requests > 1:
+            # Insisting: end at once. Checkpoints are atomic, so no half-written one can be taken for whole.
+            for pid in [*workers, self.proc.pid]:
+                _kill(pid, signal.SIGKILL)
             return
         for pid in workers:
-            while self.signalled.get(pid, 0) < min(self.requests, 2):
-                self.signalled[pid] = self.signalled.get(pid, 0) + 1
-                os.kill(pid, signal.SIGTERM)
+            if pid not in self.signalled:
+                self.signalled.add(pid)
+                _kill(pid, signal.SIGTERM)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def supervise(db, plan: Plan, display=None) -> dict:
