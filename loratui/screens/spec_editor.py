@@ -124,12 +124,13 @@ class SpecEditorScreen(LoratuiScreen):
     def start_run(self, values: dict) -> None:
         from datetime import UTC, datetime
 
+        from engine.home import home
         from engine.spec import parse_spec
         from loratui import detached
 
         spec = parse_spec(values)
-        folder = detached.spec_copy_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = home() / "specs"  # beside the dashboard's other launched specs, kept for reference
+        folder.mkdir(exist_ok=True)
         path = folder / f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.toml"
         _write_atomic(path, spec.to_toml())
         output = detached.loratui_cli(["run", "--spec", str(path), "--detach"])
@@ -251,11 +252,11 @@ class SpecEditorScreen(LoratuiScreen):
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Never a half-written spec: write beside it, then rename over it."""
+    """Never a half-written spec: the folder is made if needed, then the engine's atomic write."""
+    from engine.rundir import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def run_id_from(output: str) -> str:

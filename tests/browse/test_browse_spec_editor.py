@@ -6,7 +6,7 @@ import sys
 import tomllib
 
 from textual.widgets import Input, Select, Static, Switch
-from tuihelp import highlight, text_of, until
+from tuihelp import open_editor, text_of, until
 
 from engine.spec import Spec, spec_errors
 from engine.spec_template import template_values
@@ -14,24 +14,6 @@ from loratui.app import LoratuiApp
 from loratui.widgets.spec_form import SpecForm, schema_fields
 
 SIZE = (140, 44)
-
-
-async def choose(pilot, screen, name: str) -> None:
-    await highlight(pilot, screen, name)
-    await until(pilot, lambda: screen.described is not None and screen.described.ref == name, 60)
-    await pilot.press("enter")
-
-
-async def open_editor(pilot, app):
-    """Browse to builtin:tiny-sd and builtin:shapes, pick them, open the run settings."""
-    screen = app.screen
-    await choose(pilot, screen, "builtin:tiny-sd")
-    await pilot.press("ctrl+t")
-    await choose(pilot, screen, "builtin:shapes")
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: app.screen.query(SpecForm))
-    await pilot.pause()
-    return app.screen
 
 
 def row_error(editor, path: str) -> str:

@@ -39,3 +39,21 @@ async def highlight(pilot, screen, name: str) -> None:
     table.focus()
     table.move_cursor(row=names(screen).index(name))
     await pilot.pause()
+
+
+async def choose(pilot, screen, name: str) -> None:
+    await highlight(pilot, screen, name)
+    await until(pilot, lambda: screen.described is not None and screen.described.ref == name, 60)
+    await pilot.press("enter")
+
+
+async def open_editor(pilot, app):
+    """Browse to builtin:tiny-sd and builtin:shapes, pick them, open the run settings."""
+    screen = app.screen
+    await choose(pilot, screen, "builtin:tiny-sd")
+    await pilot.press("ctrl+t")
+    await choose(pilot, screen, "builtin:shapes")
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: app.screen.query("SpecForm"))
+    await pilot.pause()
+    return app.screen
