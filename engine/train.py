@@ -142,10 +142,10 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
             if spec.validation.prompt and every and position.epoch % every == 0:
                 _sample(task, run, position.step, accelerator, emit)
 
-    # Stopped or finished: a checkpoint (unless this step has one) and the adapter.
+    # Stopped or finished: a checkpoint (unless this step has one; always on a stop, to resume from) and the adapter.
     adapter = None
     if position.step > 0:
-        if t.checkpointing_steps and not (run.checkpoint(position.step) / COMPLETE).exists():
+        if (t.checkpointing_steps or position.step < total) and not (run.checkpoint(position.step) / COMPLETE).exists():
             _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
         adapter = _save_adapter(task, run, position, spec, accelerator)
     if position.step < total:
