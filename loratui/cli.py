@@ -10,7 +10,7 @@ from engine.errors import LoratuiError
 
 # Modules under loratui.commands, each with register(subparsers). They must import cheaply:
 # heavy imports belong inside the handlers.
-COMMAND_MODULES = ["builtin", "library", "ops", "spec", "run", "runs"]
+COMMAND_MODULES = ["builtin", "library", "ops", "spec", "run", "runs", "queue"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,99 @@
+"""The queue: specs run one after another by a detached worker; a bad job is recorded and the queue goes on."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPEC = """
+name = "{name}"
+[model]
+pretrained = "builtin:tiny-sd"
+[data]
+source = "builtin:shapes"
+caption_column = "{caption}"
+[train]
+resolution = 32
+center_crop = true
+batch_size = 4
+max_steps = 3
+checkpointing_steps = 0
+"""
+
+
+@pytest.fixture
+def home(tmp_path, builtin_home):
+    home = tmp_path / "home"
+    home.mkdir()
+    (builtin_home / "builtin").mkdir(exist_ok=True)
+    (home / "builtin").symlink_to(builtin_home / "builtin")
+    return home
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loratui", *args], env={**os.environ, "LORATUI_HOME": str(home)},
+                          capture_output=True, text=True, timeout=300)
+
+
+def write(tmp_path: Path, name: str, caption: str = "text", extra: str = "") -> str:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPEC.format(name=name, caption=caption) + extra)
+    return str(path)
+
+
+def jobs(home: Path) -> list[dict]:
+    return json.loads(cli(home, "queue", "ls", "--json").stdout)
+
+
+@pytest.mark.slow
+def test_three_specs_the_middle_one_bad_run_the_first_and_the_third(home, tmp_path):
+    from loratui.library.db import open_db
+
+    specs = [write(tmp_path, "first"), write(tmp_path, "middle", caption="caption"), write(tmp_path, "third")]
+    added = cli(home, "queue", "add", *specs)
+    assert added.returncode == 0, added.stderr
+    assert [line.split(":")[0] for line in added.stdout.splitlines()] == ["queued job 1", "queued job 2",
+                                                                          "queued job 3"]
+    worker = cli(home, "queue", "run", "--detach")
+    assert worker.returncode == 0 and worker.stdout.strip().isdigit()
+    db = open_db(home / "library.db")
+    deadline = time.monotonic() + 300
+    while db.execute("SELECT count(*) FROM queue WHERE status IN ('queued', 'running')").fetchone()[0]:
+        assert time.monotonic() < deadline, jobs(home)
+        time.sleep(0.5)  # bounded polling of the detached worker's progress
+    done = jobs(home)
+    assert [(j["name"], j["status"]) for j in done] == [("first", "finished"), ("middle", "failed"),
+                                                        ("third", "finished")]
+    assert "data.caption_column: no column 'caption'" in done[1]["error"] and done[1]["run_id"] is None
+    runs = {r["id"]: r["status"] for r in json.loads(cli(home, "runs", "ls", "--json").stdout)}
+    assert runs == {done[0]["run_id"]: "finished", done[2]["run_id"]: "finished"}
+    assert "job 2 (middle): failed" in (home / "logs" / "queue-worker.log").read_text()
+
+
+def test_add_refuses_invalid_specs_and_rm_removes_jobs(home, tmp_path):
+    good, bad = write(tmp_path, "good"), write(tmp_path, "bad", extra="[lora]\nrank = 0\n")
+    refused = cli(home, "queue", "add", good, bad)
+    assert refused.returncode == 2 and "lora.rank: must be > 0" in refused.stderr
+    assert "nothing was queued" in refused.stderr and jobs(home) == []
+    assert cli(home, "queue", "add", good, good).returncode == 0
+    assert cli(home, "queue", "rm", "1").returncode == 0
+    assert [j["id"] for j in jobs(home)] == [2]
+    missing = cli(home, "queue", "rm", "7")
+    assert missing.returncode == 2 and "unknown queue job(s): 7" in missing.stderr
+
+
+def test_a_second_worker_is_refused(home, monkeypatch):
+    from engine.errors import LoratuiError
+    from loratui.runs.queue import WorkerLock
+
+    monkeypatch.setenv("LORATUI_HOME", str(home))
+    with WorkerLock():
+        out = cli(home, "queue", "run")
+        assert out.returncode == 2 and "a queue worker is already running" in out.stderr
+        with pytest.raises(LoratuiError):
+            with WorkerLock():
+                pass
