@@ -124,8 +124,6 @@ class TrainSection(_Section):
             raise ValueError("max_steps: set max_steps or num_epochs, not both (num_epochs is also set)")
         if not self.max_steps and not self.num_epochs:
             raise ValueError("max_steps: set max_steps or num_epochs (both are 0)")
-        if self.max_steps and self.lr_warmup_steps > self.max_steps:
-            raise ValueError(f"lr_warmup_steps: must be <= max_steps ({self.max_steps})")
         return self
 
 

@@ -37,7 +37,6 @@ BAD = [
     ({"train": {"max_steps": 10, "on_nan": "ignore"}}, "train.on_nan", "allowed: stop, skip"),
     ({"train": {"max_steps": 10, "num_epochs": 2}}, "train.max_steps", "not both"),
     ({"train": {"max_steps": 0}}, "train.max_steps", "set max_steps or num_epochs"),
-    ({"train": {"max_steps": 10, "lr_warmup_steps": 20}}, "train.lr_warmup_steps", "<= max_steps"),
     ({"train": {"max_steps": 10, "center_crop": "yes"}}, "train.center_crop", "true or false"),
     ({"train": {"max_steps": 10, "learning_rat": 1e-4}}, "train.learning_rat", "unknown field (allowed: resolution"),
     ({"data": {"source": ""}}, "data.source", "must not be empty"),

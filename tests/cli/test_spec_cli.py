@@ -1,0 +1,53 @@
+"""`loratui spec new|convert|validate` from the command line."""
+
+import os
+import subprocess
+import sys
+import tomllib
+
+from engine.spec import parse_spec
+
+COMMAND = ["accelerate", "launch", "--mixed_precision=bf16", "train_text_to_image_lora.py",
+           "--pretrained_model_name_or_path=builtin:tiny-sd", "--dataset_name=builtin:shapes", "--resolution=32",
+           "--center_crop", "--train_batch_size=2", "--max_train_steps=5", "--rank=8", "--report_to=none",
+           "--enable_xformers_memory_efficient_attention"]
+
+
+def cli(*args, home=None):
+    env = {**os.environ, **({"LORATUI_HOME": str(home)} if home else {})}
+    return subprocess.run([sys.executable, "-m", "loratui", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_spec_new_prints_a_valid_commented_template():
+    out = cli("spec", "new", "--family", "sdxl")
+    assert out.returncode == 0
+    spec = parse_spec(tomllib.loads(out.stdout))
+    assert spec.model.pretrained == "stabilityai/stable-diffusion-xl-base-1.0" and spec.train.resolution == 1024
+    assert "# Inner dimension of the LoRA matrices" in out.stdout
+
+
+def test_spec_convert_prints_or_writes_the_spec_and_notes_dropped_flags(tmp_path):
+    out = cli("spec", "convert", "--", *COMMAND)
+    assert out.returncode == 0, out.stderr
+    spec = parse_spec(tomllib.loads(out.stdout))
+    assert (spec.lora.rank, spec.lora.alpha, spec.train.mixed_precision, spec.train.max_steps) == (8, 8.0, "bf16", 5)
+    assert "note: --enable_xformers_memory_efficient_attention dropped" in out.stderr
+    target = tmp_path / "converted.toml"
+    written = cli("spec", "convert", "--out", str(target), "--", *COMMAND)
+    assert written.returncode == 0 and written.stdout == "" and tomllib.loads(target.read_text()) == tomllib.loads(
+        out.stdout)
+
+
+def test_converted_spec_validates_against_the_builtins(tmp_path, builtin_home):
+    target = tmp_path / "converted.toml"
+    assert cli("spec", "convert", "--out", str(target), "--", *COMMAND).returncode == 0
+    out = cli("spec", "validate", str(target), home=builtin_home)
+    assert out.returncode == 0, out.stderr
+    assert "is valid (text-to-image, sd1 model, 48 rows of builtin:shapes)" in out.stdout
+
+
+def test_spec_convert_without_a_command_explains_itself():
+    out = cli("spec", "convert")
+    assert out.returncode == 2 and out.stderr.startswith("error: no command to convert")
+    assert "hint: loratui spec convert -- accelerate launch" in out.stderr
