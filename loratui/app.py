@@ -5,6 +5,7 @@ first shown, and library.db is opened in workers, so the first frame comes quick
 """
 
 import importlib
+import threading
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -68,6 +69,8 @@ class LoratuiApp(App):
         for name in builtin - {theme.name for theme in themes}:
             self.unregister_theme(name)
         self._saved_theme = self.theme
+        self._unsaved: dict[str, str] = {}
+        self._settings_lock = threading.Lock()
 
     def on_mount(self) -> None:
         mode = SCREEN_ALIASES.get(self.initial_screen, "runs")
@@ -83,16 +86,26 @@ class LoratuiApp(App):
             self._saved_theme = name
             self.save_setting("theme", name)
 
-    @work(thread=True, exclusive=True, group="settings", exit_on_error=False)
     def save_setting(self, key: str, value: str) -> None:
+        """Remember a preference; the write happens in a worker, and the newest value always wins."""
+        self._unsaved[key] = value
+        self._write_settings()
+
+    @work(thread=True, group="settings", exit_on_error=False)
+    def _write_settings(self) -> None:
         from loratui.settings import write_setting
         from loratui.watch import open_library
 
-        db = open_library()
-        try:
-            write_setting(db, key, value)
-        finally:
-            db.close()
+        with self._settings_lock:
+            if not self._unsaved:
+                return
+            db = open_library()
+            try:
+                while self._unsaved:
+                    key, value = self._unsaved.popitem()
+                    write_setting(db, key, value)
+            finally:
+                db.close()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -6,8 +6,6 @@ only when something changed (the newest replaces any still queued). A timer redr
 from the newest view, whatever the event rate, and not at all while the screen is hidden.
 """
 
-import time
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -112,7 +110,7 @@ class RunDetailScreen(LoratuiScreen):
                 if changed or polls == 0:
                     self.post_message(RunProgressed(watcher.view()))
                 polls += 1
-                time.sleep(self.POLL_S)
+                worker.cancelled_event.wait(self.POLL_S)
         finally:
             db.close()
 

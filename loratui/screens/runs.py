@@ -4,7 +4,6 @@ A worker thread re-reads the library (marking dead runs crashed) once a second a
 when it changed; the table then updates the cells that differ, so the cursor stays put.
 """
 
-import time
 from datetime import datetime
 
 from rich.text import Text
@@ -84,7 +83,7 @@ class RunsScreen(LoratuiScreen):
                 if rows != last:
                     self.post_message(RunsRefreshed(rows))
                     last = rows
-                time.sleep(self.REFRESH_S)
+                worker.cancelled_event.wait(self.REFRESH_S)
         finally:
             db.close()
 

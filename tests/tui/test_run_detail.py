@@ -1,0 +1,103 @@
+"""The run detail follows a scripted event stream: charts get points, samples and log lines arrive."""
+
+import os
+
+from textual.widgets import Log
+
+from loratui.app import LoratuiApp
+from loratui.history import RunHistory
+from loratui.messages import RunProgressed
+from loratui.runs.liveness import process_start_time
+from loratui.widgets.charts import LossChart, StepChart
+from loratui.widgets.sample_panel import SamplePanel
+
+from .conftest import add_run, script_events, settings_saved, step_event, until
+
+
+def _live_run(db, run_id="live"):
+    """A running run whose recorded process is this test's own, so it counts as alive."""
+    return add_run(db, run_id, status="running", total=100, pid=os.getpid(),
+                   pid_start=process_start_time(os.getpid()))
+
+
+async def test_charts_samples_and_log_follow_the_event_stream(db):
+    run_dir = _live_run(db)
+    seq = script_events(run_dir, 30, memory="cuda")
+    (run_dir / "run.log").write_text("loading builtin:tiny-sd\n")
+    app = LoratuiApp()
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.open_run("live")
+        await pilot.pause()
+        screen = app.screen
+        loss, lr = screen.query_one(LossChart), screen.query_one("#lr-chart", StepChart)
+        memory = screen.query_one("#memory-chart", StepChart)
+        await until(pilot, lambda: loss.points == 30)
+        assert lr.points == 30 and memory.points == 30
+        assert memory.title == "VRAM per GPU (GiB)" and len(memory._lines) == 6
+        assert "step 30/100 (30%)" in str(screen.query_one("#run-numbers").render())
+        assert "step 20: a red circle" in str(screen.query_one("#sample-caption").render())
+        assert screen.query_one(SamplePanel).query_one("#sample-image").image is not None
+
+        script_events(run_dir, 20, first_step=31, seq=seq, memory="cuda")
+        with open(run_dir / "run.log", "a") as handle:
+            handle.write("saved checkpoint-50\n")
+        await until(pilot, lambda: loss.points == 50)
+        numbers = str(screen.query_one("#run-numbers").render())
+        assert "step 50/100 (50%)" in numbers and "2.00 steps/s" in numbers and "ETA 0:00:25" in numbers
+        assert "step 40: a red circle" in str(screen.query_one("#sample-caption").render())
+        await until(pilot, lambda: "saved checkpoint-50" in screen.query_one(Log).lines)
+
+
+async def test_a_cpu_run_charts_process_rss(db):
+    run_dir = add_run(db, "cpu", status="finished", steps=10, total=10)
+    script_events(run_dir, 10, total=10, end="run_finished")
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("cpu")
+        await pilot.pause()
+        memory = app.screen.query_one("#memory-chart", StepChart)
+        await until(pilot, lambda: memory.points == 10)
+        assert memory.title == "process RSS (GiB)"
+        assert "ETA" not in str(app.screen.query_one("#run-numbers").render())
+
+
+async def test_smoothing_control_changes_the_loss_chart_and_is_remembered(db):
+    run_dir = add_run(db, "cpu", status="finished", steps=10, total=10)
+    script_events(run_dir, 10, total=10, end="run_finished")
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("cpu")
+        await pilot.pause()
+        loss = app.screen.query_one(LossChart)
+        await until(pilot, lambda: loss.points == 10)
+        assert loss.smoothing == 0.9 and len(loss._lines) == 2
+        await pilot.press("m")
+        assert loss.smoothing == 0.95 and loss.title == "loss (smoothing 0.95)"
+        await pilot.press("m", "m")
+        assert loss.smoothing == 0.0 and [label for label, _, _ in loss._lines] == ["loss"]
+        await settings_saved(app)
+    again = LoratuiApp()
+    async with again.run_test(size=(120, 40)) as pilot:
+        again.open_run("cpu")
+        await pilot.pause()
+        assert again.screen.query_one(LossChart).smoothing == 0.0
+
+
+async def test_bursts_of_updates_are_coalesced_into_a_few_redraws(db, monkeypatch, tmp_path):
+    add_run(db, "burst", status="finished", steps=0, total=1000)
+    draws = []
+    original = LossChart.show_loss
+    monkeypatch.setattr(LossChart, "show_loss", lambda self, s, v: (draws.append(len(s)), original(self, s, v)))
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("burst")
+        await pilot.pause()
+        screen = app.screen
+        await until(pilot, lambda: screen.view is not None)
+        history = RunHistory(tmp_path)
+        row = dict(screen.view.row)
+        for step in range(1, 501):
+            history.add(step_event(step, step, 1000))
+            screen.post_message(RunProgressed(history.view("burst", row)))
+        await until(pilot, lambda: draws and draws[-1] == 500)
+        assert len(draws) <= 4
