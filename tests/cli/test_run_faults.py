@@ -32,14 +32,15 @@ checkpoints_total_limit = 0
 
 def run(tmp_path: Path, builtin_home: Path, extra: str, **faults: str):
     home = tmp_path / "home"
-    home.mkdir()
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (home / "builtin").symlink_to(builtin_home / "builtin")
+    if not home.exists():
+        home.mkdir()
+        (builtin_home / "builtin").mkdir(exist_ok=True)
+        (home / "builtin").symlink_to(builtin_home / "builtin")
     (tmp_path / "run.toml").write_text(SPEC + extra)
     env = {**os.environ, "LORATUI_HOME": str(home), **{f"LORATUI_FAULT_{k}": v for k, v in faults.items()}}
     out = subprocess.run([sys.executable, "-m", "loratui", "run", "--spec", str(tmp_path / "run.toml")], env=env,
                          capture_output=True, text=True, timeout=300)
-    (folder,) = (home / "runs").iterdir()
+    (folder,) = (home / "runs").iterdir()  # a resume continues in the same folder
     from engine.events import read_events
 
     return out, folder, read_events(folder / "events.jsonl")
@@ -77,7 +78,11 @@ def test_skipped_nan_steps_are_counted_and_the_run_finishes(tmp_path, builtin_ho
     assert all_finite(folder)
 
 
-def test_out_of_memory_fails_with_hints_and_keeps_the_last_checkpoint(tmp_path, builtin_home):
+def test_out_of_memory_fails_with_hints_and_resuming_latest_continues(tmp_path, builtin_home):
+    """Out of memory at step 3: a failure with hints, checkpoint 2 kept. Resuming "latest" with a damaged
+    part fails loudly; with the part repaired, it continues in the same folder to the end."""
+    import shutil
+
     out, folder, events = run(tmp_path, builtin_home, "", OOM_AT_STEP="3")
     assert out.returncode == 1
     failed = events[-1]
@@ -86,3 +91,16 @@ def test_out_of_memory_fails_with_hints_and_keeps_the_last_checkpoint(tmp_path, 
     assert "train.gradient_checkpointing = true" in failed["hint"] and "mixed_precision" in failed["hint"]
     assert "hint: lower train.batch_size (now 4)" in out.stderr
     assert (folder / "checkpoints" / "checkpoint-000002" / "COMPLETE").is_file()
+    (rng,) = (tmp_path / "home" / "runs").glob("*/checkpoints/checkpoint-000002/rng-0.pt")
+    shutil.copy(rng, tmp_path / "rng-0.pt")
+    rng.write_bytes(rng.read_bytes()[:100])
+    resume = 'resume_from_checkpoint = "latest"\n'  # appended to [train]
+    out, folder, events = run(tmp_path, builtin_home, resume)
+    assert out.returncode == 1
+    assert "checkpoint checkpoint-000002: rng-0.pt does not load" in events[-1]["reason"]
+    shutil.copy(tmp_path / "rng-0.pt", rng)
+    out, folder, events = run(tmp_path, builtin_home, resume)
+    assert out.returncode == 0, out.stderr[-2000:]
+    starts = [e for e in events if e["type"] == "run_started"]
+    assert [s["resume_step"] for s in starts] == [0, 2] and events[-1]["type"] == "run_finished"
+    assert "resumed from checkpoint-000002: step 2, epoch 0" in [e.get("message") for e in events]
