@@ -156,3 +156,22 @@ def test_preflight_reports_rows_to_skip(tmp_path, built, monkeypatch):
     assert report.errors == [] and len(report.skip_rows) == 1 and report.rows == 48
     rows = load_rows(spec.data, spec.train.seed).cast_column("image", datasets.Image(decode=False))
     assert Path(rows[report.skip_rows[0]]["image"]["path"]).name == name
+
+
+def test_preflight_refuses_when_the_disk_cannot_hold_the_checkpoints(tmp_path, built, monkeypatch):
+    import collections
+
+    from engine import preflight
+    from engine.spec import parse_toml
+
+    monkeypatch.setenv("LORATUI_HOME", str(built))
+    spec = parse_toml(spec_text(train__checkpointing_steps="1", train__checkpoints_total_limit="3"))
+    need = preflight._estimated_bytes(spec, preflight.model_info("builtin:tiny-sd"))
+    assert need > 4 * (1 << 20)  # four checkpoints (three kept, one being written) of at least 1 MiB each
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 * need, 9 * need, need // 2))
+    report = preflight.check(spec, tmp_path / "out", images=False)
+    assert len(report.errors) == 1 and report.errors[0].startswith(f"output.dir: {tmp_path} has ")
+    assert "free space, lower train.checkpoints_total_limit" in report.errors[0]
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 * need, 0, 2 * need))
+    assert preflight.check(spec, tmp_path / "out", images=False).errors == []
