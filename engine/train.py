@@ -150,7 +150,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         adapter = _save_adapter(task, run, position, spec, accelerator)
     if position.step < total:
         latest = run.latest_checkpoint()
-        emit("run_stopped", sync=True, step=position.step, reason=stop.reason, adapter_path=adapter and str(adapter),
+        reason = stop.reason or "a stop was requested of another training process"
+        emit("run_stopped", sync=True, step=position.step, reason=reason, adapter_path=adapter and str(adapter),
              checkpoint=latest and str(latest))
         return
     every = spec.validation.every_steps

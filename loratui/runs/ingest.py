@@ -8,21 +8,24 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.events import read_events
+from engine.events import EventTail, read_events
 from engine.rundir import RunDir
 from loratui.runs.liveness import is_alive, mark_crashed
 
 STEP_METRICS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time")
 
 
-def ingest(db, run_dir: Path | str, run_id: str | None = None) -> list[dict]:
-    """Apply the events not yet in library.db; returns them (empty when up to date)."""
+def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail | None = None) -> list[dict]:
+    """Apply the events not yet in library.db; returns them (empty when up to date).
+
+    A caller polling one run passes the same EventTail each time, so only new bytes are read."""
     run = RunDir(run_dir)
     run_id = run_id or run.run_id
     rows = list(db.query("SELECT last_seq, summary FROM runs WHERE id = ?", [run_id]))
     if not rows:
         return []
-    events = read_events(run.events, after_seq=rows[0]["last_seq"])
+    last_seq = rows[0]["last_seq"]
+    events = [e for e in tail.poll() if e["seq"] > last_seq] if tail else read_events(run.events, after_seq=last_seq)
     if not events:
         return []
     update: dict = {}
@@ -69,11 +72,23 @@ def ingest(db, run_dir: Path | str, run_id: str | None = None) -> list[dict]:
 def catch_up(db) -> list[str]:
     """Runs whose supervisor is gone: apply what their events say, then mark those still running crashed.
 
-    A crashed run is read again too: training orphaned by a killed supervisor stops and records it later."""
-    for row in list(db.query("SELECT id, dir, pid, pid_start FROM runs WHERE status IN ('running', 'crashed')")):
+    A crashed run is read again if its events changed since: training orphaned by a killed supervisor stops
+    and records it later."""
+    rows = db.query("SELECT id, dir, pid, pid_start, status, ended FROM runs WHERE status IN ('running', 'crashed')")
+    for row in list(rows):
+        if row["status"] == "crashed" and not _written_since(Path(row["dir"]) / "events.jsonl", row["ended"]):
+            continue
         if not is_alive(row["pid"], row["pid_start"]):
             ingest(db, row["dir"], row["id"])
     return mark_crashed(db)
+
+
+def _written_since(path: Path, when: str | None) -> bool:
+    try:
+        modified = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return when is None or modified >= datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() - 1
 
 
 def _memory(memory: dict) -> list[tuple[str, float]]:

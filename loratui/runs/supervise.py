@@ -11,6 +11,7 @@ import sys
 import psutil
 
 from engine.errors import LoratuiError
+from engine.events import EventTail
 from engine.rundir import RunDir
 from engine.spec import load_spec
 from loratui.runs.ingest import ingest
@@ -73,6 +74,8 @@ def supervise(db, plan: Plan, display=None) -> dict:
     """Run the training to its end; returns the final runs row. Call with the runs row already prepared."""
     record_supervisor(db, plan.run_id, os.getpid())
     forwarder = StopForwarder(plan.run)
+    last_seq = db.execute("SELECT last_seq FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
+    tail = EventTail(plan.run.events, after_seq=last_seq)
     code = None
     try:
         proc = forwarder.proc = start_training(plan)
@@ -82,7 +85,7 @@ def supervise(db, plan: Plan, display=None) -> dict:
             except subprocess.TimeoutExpired:
                 pass
             forwarder.deliver()
-            events = ingest(db, plan.run.path, plan.run_id)
+            events = ingest(db, plan.run.path, plan.run_id, tail)
             if display is not None and events:
                 display.update(events)
     finally:
