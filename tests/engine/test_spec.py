@@ -3,11 +3,12 @@
 import re
 import shlex
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from engine.errors import LoratuiError
-from engine.spec import Spec, SpecError, field_docs, parse_spec, parse_toml, spec_errors
+from engine.spec import Spec, SpecError, field_docs, load_spec, parse_spec, parse_toml, spec_errors
 from engine.spec_convert import convert_command
 from engine.spec_template import FAMILIES, template_toml, template_values
 
@@ -150,6 +151,14 @@ def test_naruto_command_converts_to_the_same_settings():
     assert spec.name == "naruto-lora"
     assert notes == []
     assert parse_toml(spec.to_toml()) == spec
+
+
+def test_naruto_example_is_the_converted_guide_command():
+    converted, _ = convert_command(_naruto_command()[0])
+    example = load_spec(Path(__file__).resolve().parents[2] / "examples" / "naruto-sd15.toml").model_dump()
+    differences = {(section, key) for section, values in converted.model_dump().items() if isinstance(values, dict)
+                   for key, value in values.items() if example[section][key] != value}
+    assert differences == {("output", "dir")}  # the example leaves the folder to loratui
 
 
 def test_convert_reports_unknown_flags_unset_variables_and_drops_tokens(monkeypatch):
