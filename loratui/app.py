@@ -159,9 +159,8 @@ def save_traceback(error: BaseException) -> str:
 
 
 def run_app(screen: str | None = None) -> int:
-    # textual-image asks the terminal about Sixel/Kitty graphics when imported, which only works before
-    # Textual takes over stdin: ask now, once.
-    import textual_image.widget  # noqa: F401
+    from loratui.widgets.graphics import probe
 
+    probe()  # the terminal can only be asked before Textual reads its input
     LoratuiApp(screen=screen).run()
     return 0

@@ -20,6 +20,7 @@ from loratui.screens.base import LoratuiScreen
 from loratui.screens.confirm import ConfirmScreen
 from loratui.settings import read_setting
 from loratui.widgets.charts import LossChart, StepChart
+from loratui.widgets.graphics import image_widget
 from loratui.widgets.nav import MainNav
 from loratui.widgets.run_summary import RunSummary
 from loratui.widgets.sample_panel import SamplePanel
@@ -108,7 +109,10 @@ class RunDetailScreen(LoratuiScreen):
             while not worker.is_cancelled:
                 changed = watcher.poll(check_alive=polls % self.ALIVE_CHECK_POLLS == 0)
                 if changed or polls == 0:
-                    self.post_message(RunProgressed(watcher.view()))
+                    view = watcher.view()
+                    if view.sample_image is not None:
+                        image_widget()  # its slow first import happens here, not on the UI thread
+                    self.post_message(RunProgressed(view))
                 polls += 1
                 worker.cancelled_event.wait(self.POLL_S)
         finally:

@@ -1,10 +1,11 @@
-"""The latest validation sample, drawn in the terminal by textual-image (Kitty or Sixel graphics where the
-terminal has them, half-blocks elsewhere). The image arrives decoded by the watcher, off the UI thread."""
+"""The latest validation sample, drawn in the terminal by textual-image: Sixel or Kitty graphics where the
+terminal has them, half-blocks elsewhere (see graphics.py). The image arrives decoded by the watcher."""
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
-from textual_image.widget import Image
+
+from loratui.widgets.graphics import image_widget
 
 
 class SamplePanel(Vertical):
@@ -14,7 +15,6 @@ class SamplePanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("no samples yet", id="sample-caption")
-        yield Image(id="sample-image")
 
     def show(self, sample: dict | None, image) -> None:
         key = sample and f"{sample['path']}@{sample.get('step')}"
@@ -25,9 +25,12 @@ class SamplePanel(Vertical):
         if sample is None:
             caption.update("no samples yet")
             return
-        prompt = sample.get("prompt") or ""
         if image is None:
             caption.update(f"step {sample.get('step')}: cannot read {sample['path']}")
         else:
-            caption.update(f"step {sample.get('step')}: {prompt}")
-        self.query_one("#sample-image", Image).image = image
+            caption.update(f"step {sample.get('step')}: {sample.get('prompt') or ''}")
+        shown = self.query("#sample-image")
+        if shown:
+            shown.first().image = image
+        elif image is not None:
+            self.mount(image_widget()(image, id="sample-image"))
