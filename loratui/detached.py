@@ -14,13 +14,12 @@ LAUNCH_TIMEOUT_S = 120
 
 
 def loratui_cli(args: list[str]) -> str:
-    """Run the CLI and return what it printed. Its output goes to a file, not a pipe: a detached run that
-    inherited the pipe would keep it open, and reading it would wait for the whole run."""
-    with tempfile.TemporaryFile() as out:
+    """Run the CLI and return what it printed on stdout. Its output goes to files, not pipes: a detached
+    run that inherited a pipe would keep it open, and reading it would wait for the whole run."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "loratui", *args],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env=os.environ.copy(),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=os.environ.copy(),
         )
         try:
             code = proc.wait(timeout=LAUNCH_TIMEOUT_S)
@@ -28,13 +27,22 @@ def loratui_cli(args: list[str]) -> str:
             raise LoratuiError(f"`loratui {' '.join(args)}` did not return within {LAUNCH_TIMEOUT_S} s",
                                hint="the run may still be starting; check the runs list") from exc
         out.seek(0)
-        text = out.read().decode("utf-8", "replace").strip()
+        err.seek(0)
+        printed = out.read().decode("utf-8", "replace").strip()
+        complaints = err.read().decode("utf-8", "replace").strip().splitlines()
     if code != 0:
-        lines = text.splitlines()
-        error = next((line[7:] for line in lines if line.startswith("error: ")), lines[-1] if lines else "")
-        hint = next((line[6:] for line in lines if line.startswith("hint: ")), "")
-        raise LoratuiError(f"`loratui {' '.join(args)}` failed: {error or f'exit code {code}'}", hint=hint)
-    return text
+        error = next((line[7:] for line in complaints if line.startswith("error: ")), "")
+        hint = next((line[6:] for line in complaints if line.startswith("hint: ")), "")
+        if not error:
+            error = complaints[-1] if complaints else f"exit code {code}"
+        raise LoratuiError(f"`loratui {' '.join(args)}` failed: {error}", hint=hint)
+    return printed
+
+
+def launched_run_id(printed: str) -> str | None:
+    """`loratui run --detach` prints the run id as its last line."""
+    lines = printed.splitlines()
+    return lines[-1].strip() if lines else None
 
 
 def resume(run_id: str) -> str:

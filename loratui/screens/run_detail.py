@@ -233,9 +233,13 @@ class RunDetailScreen(LoratuiScreen):
 
     @on(RunLaunched)
     def launched(self, message: RunLaunched) -> None:
-        self.notify(message.output or f"{message.action} of {message.run_id} started", title=message.action,
+        from loratui.detached import launched_run_id
+
+        new_run = launched_run_id(message.output)
+        self.notify(f"{message.action} of {message.run_id}: started run {new_run}", title=message.action,
                     markup=False)
-        self.app.action_switch_to("runs")
+        if new_run:
+            self.app.open_run(new_run)
 
     @on(AdapterFound)
     def adapter_found(self, message: AdapterFound) -> None:

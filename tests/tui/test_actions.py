@@ -13,7 +13,6 @@ from loratui.app import LoratuiApp
 from loratui.runs.liveness import process_start_time
 from loratui.screens.confirm import ConfirmScreen
 from loratui.screens.library import LibraryScreen
-from loratui.screens.runs import RunsScreen
 
 from .conftest import add_run, script_events, until
 
@@ -56,7 +55,7 @@ async def test_a_dead_run_is_shown_as_crashed_and_can_be_resumed(db, monkeypatch
     dead.wait()
     add_run(db, "gone", status="running", pid=dead.pid, pid_start=1.0, steps=12)
     launched = []
-    monkeypatch.setattr(detached, "loratui_cli", lambda args: launched.append(args) or "resumed gone")
+    monkeypatch.setattr(detached, "loratui_cli", lambda args: launched.append(args) or "gone\n")
     app = LoratuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.screen.query_one(DataTable)
@@ -68,21 +67,29 @@ async def test_a_dead_run_is_shown_as_crashed_and_can_be_resumed(db, monkeypatch
         await pilot.press("s")
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await until(pilot, lambda: "started run gone" in _notes(app))
+        assert app.screen.run_id == "gone"
     assert launched == [["run", "--resume", "gone", "--detach"]]
 
 
 async def test_duplicate_launches_a_copy_of_the_spec(db, monkeypatch, loratui_home):
     add_run(db, "done", status="finished", steps=10, total=10, spec='name = "shapes"\n[train]\nsteps = 10\n')
     launched = []
-    monkeypatch.setattr(detached, "loratui_cli", lambda args: launched.append(args) or "started copy")
+
+    def fake_cli(args):
+        """What `loratui run --spec COPY --detach` does, seen from the dashboard: a new row, its id printed."""
+        launched.append(args)
+        add_run(db, "done-copy", status="queued", total=10)
+        return "note: something\ndone-copy\n"
+
+    monkeypatch.setattr(detached, "loratui_cli", fake_cli)
     app = LoratuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_run("done")
         await pilot.pause()
         await until(pilot, lambda: app.screen.view is not None)
         await pilot.press("d")
-        await until(pilot, lambda: launched)
+        await until(pilot, lambda: app.screen.run_id == "done-copy")
     (args,) = launched
     assert args[:2] == ["run", "--spec"] and args[3:] == ["--detach"]
     assert open(args[2]).read() == 'name = "shapes"\n[train]\nsteps = 10\n'
@@ -127,4 +134,6 @@ def test_cli_failures_become_one_line_errors():
         assert "invalid choice" in exc.message and "--screen" in exc.message
     else:
         raise AssertionError("expected a LoratuiError")
-    assert "builtin:tiny-sd" in detached.loratui_cli(["builtin", "ls"])
+    printed = detached.loratui_cli(["builtin", "ls"])
+    assert "builtin:tiny-sd" in printed
+    assert detached.launched_run_id("run-7\n") == "run-7" and detached.launched_run_id("") is None
