@@ -75,7 +75,7 @@ def peek_latest_step(path: Path) -> dict | None:
 
 
 class LogTail:
-    """The last lines of a growing text file; the first read skips all but its end."""
+    """The last lines of a growing text file (the first read skips all but its end), plus lines added."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -106,9 +106,12 @@ class LogTail:
         if skip_first and parts:
             parts.pop(0)
         for raw in parts:
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
-        self.total += len(parts)
+            self.add(raw.decode("utf-8", "replace").rstrip("\r"))
         return bool(parts)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.total += 1
 
 
 class RunWatcher:
@@ -132,6 +135,9 @@ class RunWatcher:
         events = self.events.poll()
         for event in events:
             self.history.add(event)
+            line = log_line(event)
+            if line:
+                self.log.add(line)
         logged = self.log.poll()
         sample = self.history.sample
         if sample and sample["path"] != self._sample_path:
@@ -144,6 +150,22 @@ class RunWatcher:
 
     def view(self) -> RunView:
         return self.history.view(self.run_id, self.row, self.log.lines, self.log.total, self.sample_image)
+
+
+def log_line(event: dict) -> str | None:
+    """The run's own log messages and its end, for the log panel beside the process output (run.log)."""
+    kind = event.get("type")
+    if kind == "log":
+        return f"{event.get('level', 'info')}: {event.get('message', '')}"
+    if kind == "run_failed":
+        return f"run failed at step {event.get('step')}: {event.get('reason')}" + (
+            f" (hint: {event['hint']})" if event.get("hint") else "")
+    if kind == "run_stopped":
+        return f"run stopped at step {event.get('step')}: {event.get('reason') or 'asked to stop'}"
+    if kind == "run_finished":
+        adapter = event.get("adapter_path")
+        return f"run finished at step {event.get('step')}" + (f": adapter in {adapter}" if adapter else "")
+    return None
 
 
 def load_image(path: str):

@@ -46,6 +46,9 @@ async def test_charts_samples_and_log_follow_the_event_stream(db):
         assert "step 50/100 (50%)" in numbers and "2.00 steps/s" in numbers and "ETA 0:00:25" in numbers
         assert "step 40: a red circle" in str(screen.query_one("#sample-caption").render())
         await until(pilot, lambda: "saved checkpoint-50" in screen.query_one(Log).lines)
+        with open(run_dir / "events.jsonl", "a") as handle:
+            handle.write('{"v": 1, "seq": 999, "time": 0, "type": "log", "level": "warning", "message": "NaN skipped"}\n')
+        await until(pilot, lambda: "warning: NaN skipped" in screen.query_one(Log).lines)
 
 
 async def test_a_cpu_run_charts_process_rss(db):
