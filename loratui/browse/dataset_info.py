@@ -57,6 +57,8 @@ def describe(ref: str, config: str | None = None, rows: int = PREVIEW_ROWS) -> D
     detail = DatasetDetail(ref=ref, source=source, config=config)
     with quiet(), hub_errors(ref, "dataset"), tempfile.TemporaryDirectory(prefix="loratui-browse-") as tmp:
         detail.configs = configs(ref)
+        if not config and len(detail.configs) > 1 and "default" not in detail.configs:
+            config = detail.configs[0]  # the builder refuses to guess among several
         builder = load_dataset_builder(**args, name=config or None, cache_dir=tmp)
         info = builder.info
         detail.config = builder.config.name

@@ -50,6 +50,7 @@ class BrowseScreen(LoratuiScreen):
         self.local: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
         self.hub: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
         self.query_text = ""
+        self.unreachable = False
         self.shown: dict[str, Entry] = {}
         self.model: tuple[Entry, ModelDetail] | None = None
         self.data: tuple[Entry, object] | None = None
@@ -105,19 +106,27 @@ class BrowseScreen(LoratuiScreen):
                                        hint="a folder with model_index.json or config.json, an imagefolder, "
                                             "or a csv, json/jsonl, parquet or text file")
                 local.remember_path(db, Path(add))
-                kind = entry.kind
+                kind, add = entry.kind, entry.ref
             paths = local.remembered_paths(db)
         finally:
             db.close()
         entries = local.builtin_entries(kind) + local.cache_entries(kind)
         entries += local.local_entries(kind, paths, scan=[Path.cwd()])
-        self.post_message(EntriesLoaded(kind, "local", entries))
+        self.post_message(EntriesLoaded(kind, "local", entries, show=add))
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def search(self, kind: str, query: str, library, task, sort: str) -> None:
         from loratui.browse import hub
-        from loratui.browse.network import HubUnavailable
+        from loratui.browse.network import HubUnavailable, probe
 
+        if self.unreachable:
+            # A dead link can leave a Hub call waiting forever (huggingface_hub sets no timeout): ask
+            # the probe, which gives up after a few seconds, before trying again.
+            banner = probe()
+            if banner:
+                self.post_message(NetworkChecked(banner))
+                self.post_message(EntriesLoaded(kind, "hub", []))
+                return
         try:
             if kind == "model":
                 found = hub.search_models(query, library=library, task=task, sort=sort)
@@ -148,6 +157,7 @@ class BrowseScreen(LoratuiScreen):
 
     @on(NetworkChecked)
     def show_banner(self, message: NetworkChecked) -> None:
+        self.unreachable = bool(message.banner)
         banner = self.query_one("#browse-banner", Static)
         banner.update(message.banner)
         banner.display = bool(message.banner)
@@ -155,8 +165,17 @@ class BrowseScreen(LoratuiScreen):
     @on(EntriesLoaded)
     def entries_loaded(self, message: EntriesLoaded) -> None:
         (self.local if message.origin == "local" else self.hub)[message.kind] = message.entries
+        if message.show:
+            self.query_one("#browse-kind", Tabs).active = message.kind
+            self.kind = message.kind
         if message.kind == self.kind:
             self.redraw()
+        if message.show:
+            table = self.query_one("#browse-list", DataTable)
+            keys = list(self.shown)
+            if f"local|{message.show}" in keys:
+                table.move_cursor(row=keys.index(f"local|{message.show}"))
+                table.focus()
 
     @on(EntryDescribed)
     def entry_described(self, message: EntryDescribed) -> None:
@@ -193,6 +212,7 @@ class BrowseScreen(LoratuiScreen):
     def submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if looks_like_path(text):
+            self.query_text = ""
             self.load_local(self.kind, add=text)
             return
         self.query_text = text

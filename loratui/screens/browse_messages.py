@@ -12,13 +12,15 @@ class NetworkChecked(Message):
 
 
 class EntriesLoaded(Message):
-    """Entries of one kind from the local sources ("local") or a Hub search ("hub")."""
+    """Entries of one kind from the local sources ("local") or a Hub search ("hub"); `show` is the ref of
+    an entry to put the cursor on (a path just typed)."""
 
-    def __init__(self, kind: str, origin: str, entries: list) -> None:
+    def __init__(self, kind: str, origin: str, entries: list, show: str = "") -> None:
         super().__init__()
         self.kind = kind
         self.origin = origin
         self.entries = entries
+        self.show = show
 
 
 class EntryDescribed(Message):

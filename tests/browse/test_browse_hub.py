@@ -37,7 +37,7 @@ def test_search_text_and_library_filter(fake_hub):
 
 def test_dataset_search_filters_by_task(fake_hub):
     found = hub.search_datasets("", task="text-classification")
-    assert [e.ref for e in found] == ["acme/reviews"]
+    assert [e.ref for e in found] == ["acme/reviews", "acme/multi"]
     assert "task_categories%3Atext-classification" in fake_hub.paths()[-1]
 
 

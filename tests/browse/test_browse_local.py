@@ -195,3 +195,11 @@ def test_column_roles_are_guessed_and_checked():
 def test_image_paths_in_a_csv_count_as_the_image_column():
     features = {"file_name": "string", "text": "string"}
     assert columns.guess("text-to-image", features) == {"image_column": "file_name", "caption_column": "text"}
+
+
+def test_hub_dataset_configs_come_from_get_dataset_config_names(fake_hub):
+    first = dataset_info.describe("acme/multi")
+    assert first.configs == ["small", "large"] and first.config == "small"
+    assert len(first.rows) == 2
+    large = dataset_info.describe("acme/multi", "large")
+    assert large.config == "large" and len(large.rows) == 5

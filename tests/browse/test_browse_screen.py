@@ -185,3 +185,58 @@ async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_
         screen.query_one("#role-caption_column", Select).value = "image"
         await until(pilot, lambda: "already the image column" in text_of(checks))
         assert checks.has_class("-bad")
+
+
+async def test_a_dataset_with_several_configs_offers_them(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t", *"multi", "enter")
+        await highlight(pilot, screen, "acme/multi")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "small (of 2: small, large)" in text_of(detail))
+        config = screen.query_one("#detail-config", Select)
+        assert config.display and config.value == "small"
+        config.value = "large"
+        await until(pilot, lambda: "large (of 2: small, large)" in text_of(detail))
+        await until(pilot, lambda: screen.query_one("#detail-preview").row_count == 5)
+
+
+async def test_a_typed_model_folder_switches_to_models_and_is_judged(tmp_path, offline):
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / "my-sd"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "repos" / "models" / "acme--tiny-sd", folder)
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: screen.kind == "dataset")
+        screen.query_one("#browse-search", Input).value = str(folder)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.kind == "model" and "my-sd" in names(screen))
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "loratui can train" in text_of(detail))
+        assert "unet/config.json" in text_of(detail) and "local" in text_of(detail)
+
+
+def test_the_template_fits_the_model_family():
+    from loratui.browse.entries import DatasetDetail, Entry, ModelDetail, Trainability
+    from loratui.screens.spec_editor import SpecEditorScreen
+
+    model = Entry("model", "hub", "acme/xl", "acme/xl")
+    xl = ModelDetail("acme/xl", "hub", Trainability(True, "text-to-image", "sdxl"))
+    data = Entry("dataset", "local", "/data/pics", "pics")
+    pics = DatasetDetail("/data/pics", "local", config="b", configs=["a", "b"], splits={"all": 10},
+                         features={"photo": "image", "words": "string"})
+    editor = SpecEditorScreen.for_choice(model, xl, data, pics, {"image_column": "photo", "caption_column": "words"})
+    values = editor.values
+    assert values["train"]["resolution"] == 1024 and values["train"]["gradient_checkpointing"] is True
+    assert values["data"] == {**values["data"], "source": "/data/pics", "config": "b", "split": "all",
+                              "image_column": "photo", "caption_column": "words"}
+    assert editor.split_counts == {"all": 10}
+
+    tiny = ModelDetail("builtin:tiny-sd", "builtin", Trainability(True, "text-to-image", "sd1"))
+    small = SpecEditorScreen.for_choice(Entry("model", "builtin", "builtin:tiny-sd", "t"), tiny, None, None, {})
+    assert small.values["train"]["resolution"] == 64 and small.values["data"]["source"] == "builtin:shapes"
