@@ -30,11 +30,11 @@ class Network:
 
     @property
     def offline_banner(self) -> str:
-        return "Offline (HF_HUB_OFFLINE): built-ins, the HF cache and local folders still work."
+        return "Offline (HF_HUB_OFFLINE): built-ins, HF cache and local folders only."
 
     @property
     def unreachable_banner(self) -> str:
-        return f"No connection to {self.endpoint}: built-ins, the HF cache and local folders still work."
+        return f"No connection to {self.endpoint}: built-ins, HF cache and local folders only."
 
 
 def state() -> Network:
