@@ -175,3 +175,9 @@ def test_preflight_refuses_when_the_disk_cannot_hold_the_checkpoints(tmp_path, b
     assert "free space, lower train.checkpoints_total_limit" in report.errors[0]
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 * need, 0, 2 * need))
     assert preflight.check(spec, tmp_path / "out", images=False).errors == []
+
+
+def test_packages_the_spec_asks_for_are_checked_first(home, tmp_path):
+    out = run_cli(home, tmp_path, spec_text(output__report_to='"wandb"', train__use_8bit_adam="true"), "run", "--spec")
+    assert_refused(out, home, "output.report_to: needs the wandb package, which is not installed (pip install wandb)",
+                   "train.use_8bit_adam: needs the bitsandbytes package")
