@@ -1,6 +1,7 @@
 """Search the Hub for models and datasets, and read one repo's details, through huggingface_hub's HfApi."""
 
 import json
+import re
 
 from engine.errors import LoratuiError
 from loratui.browse import trainable
@@ -12,6 +13,10 @@ TASKS = ("text-to-image", "text-generation", "text-classification")
 # What Browse offers -> HfApi's sort key.
 SORTS = {"downloads": "downloads", "likes": "likes", "recently updated": "last_modified"}
 LIMIT = 50
+
+
+def looks_like_repo_id(text: str) -> bool:
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
 
 
 def search_models(

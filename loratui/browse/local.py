@@ -17,6 +17,10 @@ SETTINGS_KEY = "browse.paths"
 _SCAN_LIMIT = 500  # entries looked at per folder, so a huge folder cannot stall the list
 
 
+def looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "~", "./", "../"))
+
+
 def builtin_entries(kind: str) -> list[Entry]:
     from engine import builtin
 
@@ -132,15 +136,13 @@ def remembered_paths(db) -> list[Path]:
 
 
 def remember_path(db, path: Path) -> None:
+    """Keep a typed path in the library's settings, so Browse lists it next time."""
+    from loratui.settings import write_setting
+
     paths = [str(p) for p in remembered_paths(db)]
     resolved = str(path.expanduser().resolve())
     if resolved not in paths:
-        paths.append(resolved)
-        with db.conn:
-            db.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [SETTINGS_KEY, json.dumps(paths)],
-            )
+        write_setting(db, SETTINGS_KEY, json.dumps([*paths, resolved]))
 
 
 def _children(folder: Path) -> list[Path]:

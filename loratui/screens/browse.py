@@ -1,11 +1,9 @@
 """Browse: models and datasets from the built-ins, the HF cache, local folders and the Hub, side by side.
 
 Local sources are listed at once; typing a query and pressing Enter searches the Hub (or adds a typed path).
-Enter on a row picks it as the run's model or dataset; ctrl+e opens the run settings for the pair.
+Enter on a row picks it as the run's model or dataset; ctrl+n opens the run settings for the pair.
 All reading happens in worker threads; handlers only update widgets.
 """
-
-import re
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,24 +13,15 @@ from textual.widgets import DataTable, Footer, Input, Select, Static, Tab, Tabs
 
 from engine.errors import LoratuiError
 from loratui.browse.entries import Entry, ModelDetail, human_count
+from loratui.browse.hub import LIBRARIES, SORTS, TASKS, looks_like_repo_id
+from loratui.browse.local import looks_like_path
 from loratui.screens.base import LoratuiScreen
 from loratui.screens.browse_messages import EntriesLoaded, EntryDescribed, EntryFailed, NetworkChecked
 from loratui.widgets.browse_detail import DetailPanel
 from loratui.widgets.nav import MainNav
 
 KINDS = ("model", "dataset")
-LIBRARIES = ("diffusers", "transformers")
-TASKS = ("text-to-image", "text-generation", "text-classification")
-SORTS = ("downloads", "likes", "recently updated")
 COLUMNS = (("source", "Source"), ("name", "Name"), ("task", "Task"), ("downloads", "↓"), ("likes", "♥"))
-
-
-def looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "~", "./", "../"))
-
-
-def looks_like_repo_id(text: str) -> bool:
-    return re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
 
 
 class BrowseScreen(LoratuiScreen):
