@@ -5,6 +5,7 @@ Enter on a row picks it as the run's model or dataset; ctrl+n opens the run sett
 All reading happens in worker threads; handlers only update widgets.
 """
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -262,8 +263,8 @@ class BrowseScreen(LoratuiScreen):
         table.clear()
         self.shown = {f"{e.source}|{e.ref}": e for e in entries}
         for key, entry in self.shown.items():
-            table.add_row(entry.source, entry.title, entry.task or "", human_count(entry.downloads),
-                          human_count(entry.likes), key=key)
+            cells = (entry.source, entry.title, entry.task or "", human_count(entry.downloads), human_count(entry.likes))
+            table.add_row(*(Text(cell) for cell in cells), key=key)
         if entries:
             table.move_cursor(row=min(max(keep, 0), len(entries) - 1))
 

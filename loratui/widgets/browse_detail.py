@@ -140,11 +140,12 @@ class DetailPanel(VerticalScroll):
         self.post_message(self.RolesChanged(mapping, errors))
 
 
-def cell_text(value) -> str:
+def cell_text(value) -> Text:
+    """Plain text (data may hold brackets that markup would swallow), shortened."""
     if hasattr(value, "size") and hasattr(value, "mode"):  # a PIL image
-        return f"[image {value.size[0]}×{value.size[1]}]"
+        return Text(f"[image {value.size[0]}×{value.size[1]}]")
     text = str(value)
-    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+    return Text(text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…")
 
 
 def _facts(rows: list[tuple[str, str]]) -> Table:

@@ -1,5 +1,6 @@
 """Browse, driven with the pilot against the loopback Hub (HF_ENDPOINT) with the real huggingface_hub."""
 
+import html
 import re
 
 import pytest
@@ -175,7 +176,9 @@ async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_
         await highlight(pilot, screen, "pics")
         preview = screen.query_one("#detail-preview", DataTable)
         await until(pilot, lambda: preview.row_count == 3)
-        assert preview.get_row_at(1) == ["[image 8×8]", "green"]
+        assert [str(cell) for cell in preview.get_row_at(1)] == ["[image 8×8]", "green"]
+        screen_text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "[image 8×8]" in screen_text, "cells are shown as written, not read as markup"
         image = screen.query_one("#detail-image", Image)
         assert image.display and image.image is not None
         checks = screen.query_one("#detail-checks", Static)
