@@ -46,6 +46,7 @@ class BrowseScreen(LoratuiScreen):
         self.data: tuple[Entry, object] | None = None
         self.mapping: dict[str, str] = {}  # the chosen dataset's columns by spec field
         self.described: object | None = None  # the detail on show
+        self.pending: Entry | None = None  # picked with Enter before its details had arrived
 
     def compose(self) -> ComposeResult:
         yield MainNav(active="browse")
@@ -177,6 +178,8 @@ class BrowseScreen(LoratuiScreen):
             panel.show_model(message.entry, message.detail)
         else:
             panel.show_dataset(message.entry, message.detail, message.card)
+        if self.pending == message.entry:
+            self.choose(message.entry, message.detail)
 
     @on(EntryFailed)
     def entry_failed(self, message: EntryFailed) -> None:
@@ -231,14 +234,19 @@ class BrowseScreen(LoratuiScreen):
     @on(DataTable.RowSelected, "#browse-list")
     def selected(self, event: DataTable.RowSelected) -> None:
         entry = self.shown.get(event.row_key.value)
-        panel = self.query_one(DetailPanel)
-        detail = self.described
-        if entry is None or panel.entry != entry or detail is None or detail.ref != entry.ref:
-            self.notify("wait for its details to load, then press Enter again", severity="warning")
+        if entry is None:
             return
+        detail = self.described
+        if self.query_one(DetailPanel).entry != entry or detail is None or detail.ref != entry.ref:
+            self.pending = entry  # chosen as soon as its details arrive
+            return
+        self.choose(entry, detail)
+
+    def choose(self, entry: Entry, detail) -> None:
+        self.pending = None
         if entry.kind == "dataset":
             self.data = (entry, detail)
-            self.mapping = panel.mapping()
+            self.mapping = self.query_one(DetailPanel).mapping()
         elif not detail.trainability.trainable:
             self.notify(f"loratui cannot train {entry.ref}: {detail.trainability.reason}", severity="warning")
             return

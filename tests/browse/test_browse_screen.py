@@ -243,3 +243,27 @@ def test_the_template_fits_the_model_family():
     tiny = ModelDetail("builtin:tiny-sd", "builtin", Trainability(True, "text-to-image", "sd1"))
     small = SpecEditorScreen.for_choice(Entry("model", "builtin", "builtin:tiny-sd", "t"), tiny, None, None, {})
     assert small.values["train"]["resolution"] == 64 and small.values["data"]["source"] == "builtin:shapes"
+
+
+async def test_enter_before_the_details_arrive_chooses_once_they_do(offline, monkeypatch):
+    import threading
+
+    from loratui.browse import models
+
+    release = threading.Event()
+    describe = models.describe
+
+    def slow(entry):
+        release.wait(10)
+        return describe(entry)
+
+    monkeypatch.setattr(models, "describe", slow)
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await highlight(pilot, screen, "builtin:tiny-sd")
+        await pilot.press("enter")
+        chosen = screen.query_one("#browse-chosen", Static)
+        assert "model: none" in text_of(chosen)
+        release.set()
+        await until(pilot, lambda: "model: builtin:tiny-sd" in text_of(chosen))
