@@ -49,15 +49,19 @@ class RunDetailScreen(LoratuiScreen):
         Binding("v", "toggle_side", "Samples/log"),
         Binding("escape", "app.switch_to('runs')", "Back", show=False),
     ]
-    POLL_S = 0.25
-    REDRAW_S = 0.3
+    POLL_S = 0.5
+    REDRAW_S = 0.5  # numbers, sample and log
+    # Charts cost most to draw (plotext, ~10 ms per chart at 120x40), so they are paced to stay under this
+    # share of one core: a bigger terminal redraws them less often, never more than once a second.
+    CHART_CPU_SHARE = 0.02
+    CHART_S = (1.0, 5.0)
     ALIVE_CHECK_POLLS = 8  # liveness (pid + start time) is checked every this many polls
 
     def __init__(self) -> None:
         super().__init__()
         self.run_id: str | None = None
         self.view: RunView | None = None
-        self._dirty = False
+        self._dirty = self._charts_dirty = False
         self._log_shown = 0
 
     def compose(self) -> ComposeResult:
@@ -81,6 +85,7 @@ class RunDetailScreen(LoratuiScreen):
         if smoothing:
             self.query_one(LossChart).smoothing = float(smoothing)
         self.set_interval(self.REDRAW_S, self.redraw)
+        self.set_timer(self.CHART_S[0], self.redraw_charts)
         self.watch(self.app, "current_run", self.follow_run)
 
     def on_resize(self) -> None:
@@ -92,7 +97,7 @@ class RunDetailScreen(LoratuiScreen):
     def follow_run(self, run_id: str | None) -> None:
         if run_id is None or run_id == self.run_id:
             return
-        self.run_id, self.view, self._dirty, self._log_shown = run_id, None, False, 0
+        self.run_id, self.view, self._dirty, self._charts_dirty, self._log_shown = run_id, None, False, False, 0
         self.query_one(Log).clear()
         self.set_class(False, "-no-run")
         self.watch_run(run_id)
@@ -123,7 +128,7 @@ class RunDetailScreen(LoratuiScreen):
         if message.view.run_id != self.run_id:
             return
         status_changed = self.view is None or self.view.row["status"] != message.view.row["status"]
-        self.view, self._dirty = message.view, True
+        self.view, self._dirty, self._charts_dirty = message.view, True, True
         if status_changed:
             self.refresh_bindings()
 
@@ -134,15 +139,24 @@ class RunDetailScreen(LoratuiScreen):
         view = self.view
         self.query_one(MainNav).note(f"{view.row['name']} · {view.row['status']}")
         self.query_one(RunSummary).show(view)
-        self.query_one(LossChart).show_loss(view.steps, view.loss)
-        self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
-        memory = [(series.label, series.steps, series.values) for series in view.memory]
-        self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
         self.query_one(SamplePanel).show(view.sample, view.sample_image)
         new = min(view.log_total - self._log_shown, len(view.log_lines))
         if new > 0:
             self.query_one(Log).write_lines(view.log_lines[-new:])
         self._log_shown = view.log_total
+
+    def redraw_charts(self) -> None:
+        charts = self.query(StepChart)
+        if self._charts_dirty and self.view is not None and self.is_current:
+            self._charts_dirty = False
+            view = self.view
+            self.query_one(LossChart).show_loss(view.steps, view.loss)
+            self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
+            memory = [(series.label, series.steps, series.values) for series in view.memory]
+            self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
+        cost = sum(chart.render_cost for chart in charts)
+        low, high = self.CHART_S
+        self.set_timer(min(high, max(low, cost / self.CHART_CPU_SHARE)), self.redraw_charts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         status = self.view.row["status"] if self.view else None
@@ -159,8 +173,8 @@ class RunDetailScreen(LoratuiScreen):
     def action_smoothing(self) -> None:
         value = self.query_one(LossChart).cycle_smoothing()
         self.app.save_setting("loss_smoothing", str(value))
-        self._dirty = True
-        self.redraw()
+        self._charts_dirty = True
+        self.redraw_charts()
 
     def action_toggle_side(self) -> None:
         self.toggle_class("-side")

@@ -55,6 +55,7 @@ class RunsScreen(LoratuiScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, dict] = {}
+        self.latest: list[dict] | None = None
 
     def compose(self) -> ComposeResult:
         yield MainNav(active="runs")
@@ -88,9 +89,20 @@ class RunsScreen(LoratuiScreen):
             db.close()
 
     @on(RunsRefreshed)
-    def show_runs(self, message: RunsRefreshed) -> None:
+    def remember_runs(self, message: RunsRefreshed) -> None:
+        self.latest = message.rows
+        if self.is_current:
+            self.show_runs()
+
+    def on_screen_resume(self) -> None:
+        self.show_runs()
+
+    def show_runs(self) -> None:
+        """Update the table from the latest rows; skipped while the screen is hidden."""
+        if self.latest is None:
+            return
         table = self.query_one(DataTable)
-        fresh = {row["id"]: row for row in message.rows}
+        fresh = {row["id"]: row for row in self.latest}
         if list(fresh) != list(self.rows):
             self.rows = fresh
             self.redraw_all()

@@ -1,6 +1,7 @@
 """Step charts on textual-plotext. They redraw only when handed new data (a timer decides how often)."""
 
 import math
+import time
 from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
@@ -32,17 +33,26 @@ def thin(xs: Sequence[float], ys: Sequence[float], limit: int) -> tuple[list, li
 
 
 class StepChart(PlotextPlot):
-    """Lines of (step, value) with a title; `points` counts the data it was given, for the curious."""
+    """Lines of (step, value) with a title; `points` counts the data it was given, `render_cost` the seconds
+    its last drawing took (plotext is slow: the screen paces redraws by it)."""
 
     def __init__(self, title: str, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
         self.points = 0
+        self.render_cost = 0.0
         self._lines: list[tuple[str, Sequence[int], Sequence[float]]] = []
 
     def on_mount(self) -> None:
         super().on_mount()
         self._draw()
+
+    def render(self):
+        start = time.perf_counter()
+        try:
+            return super().render()
+        finally:
+            self.render_cost = time.perf_counter() - start
 
     def show(self, title: str, lines: list[tuple[str, Sequence[int], Sequence[float]]]) -> None:
         self.title = title

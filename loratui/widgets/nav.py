@@ -28,4 +28,6 @@ class MainNav(Horizontal):
         yield Static("", id="nav-note")
 
     def note(self, text: str) -> None:
-        self.query_one("#nav-note", Static).update(text)
+        note = self.query_one("#nav-note", Static)
+        if str(note.content) != text:
+            note.update(text, layout=False)

@@ -51,7 +51,17 @@ class RunSummary(Vertical):
             title += f"  [dim]on {escape(str(view.device))}[/]"
         if row.get("error") and status in ("failed", "crashed"):
             title += f"\n{escape(row['error'])}"
-        self.query_one("#run-title", Static).update(title)
+        _update(self.query_one("#run-title", Static), title)
         self.set_class(status in ("failed", "crashed"), "-bad")
         self.query_one("#run-progress", ProgressBar).update(total=view.total_steps, progress=view.step)
-        self.query_one("#run-numbers", Static).update(numbers_line(view))
+        _update(self.query_one("#run-numbers", Static), numbers_line(view))
+
+
+def _update(static: Static, text: str) -> None:
+    """Skip unchanged text, and the screen-wide layout pass unless the text may need more or fewer lines."""
+    before = str(static.content)
+    if text == before:
+        return
+    width = max(static.size.width, 1)
+    lines = (text.count("\n"), len(text) // width)
+    static.update(text, layout=lines != (before.count("\n"), len(before) // width))
