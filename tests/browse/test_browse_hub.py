@@ -93,12 +93,28 @@ def test_offline_mode_never_calls_the_hub(fake_hub, monkeypatch):
     assert fake_hub.requests == []
 
 
-def test_unreachable_endpoint_is_reported_not_raised(fake_hub, monkeypatch):
+def test_unreachable_endpoint_is_reported_not_raised(fake_hub):
     fake_hub.stop()
     banner = network.probe()
     assert banner.startswith("No connection to") and fake_hub.endpoint in banner
+
+
+def test_connection_failures_become_hub_unavailable():
+    """huggingface_hub retries a refused connection for ~20 s before raising; the mapping is checked alone."""
+    import httpx2
+
+    with pytest.raises(network.HubUnavailable, match="No connection"):
+        with network.hub_errors("acme/x"):
+            raise httpx2.ConnectError("refused")
     with pytest.raises(network.HubUnavailable):
-        hub.search_models("sd")
+        with network.hub_errors("acme/x", "dataset"):
+            try:
+                raise httpx2.ConnectError("refused")
+            except httpx2.ConnectError as exc:
+                raise ConnectionError("Couldn't reach 'acme/x' on the Hub") from exc
+    with pytest.raises(KeyError):
+        with network.hub_errors("acme/x"):
+            raise KeyError("a bug stays a bug")
 
 
 def test_dataset_card(fake_hub):
