@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,14 +15,16 @@ name = "{name}"
 [model]
 pretrained = "builtin:tiny-sd"
 [data]
-source = "builtin:shapes"
+source = "{source}"
 caption_column = "{caption}"
+bad_images = "skip"
 [train]
 resolution = 32
 center_crop = true
 batch_size = 4
-max_steps = 3
+max_steps = 12  # one epoch: every image is decoded once
 checkpointing_steps = 0
+cache = false
 """
 
 
@@ -39,9 +42,9 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def write(tmp_path: Path, name: str, caption: str = "text", extra: str = "") -> str:
+def write(tmp_path: Path, name: str, caption: str = "text", extra: str = "", source: str = "builtin:shapes") -> str:
     path = tmp_path / f"{name}.toml"
-    path.write_text(SPEC.format(name=name, caption=caption) + extra)
+    path.write_text(SPEC.format(name=name, caption=caption, source=source) + extra)
     return str(path)
 
 
@@ -53,7 +56,16 @@ def jobs(home: Path) -> list[dict]:
 def test_three_specs_the_middle_one_bad_run_the_first_and_the_third(home, tmp_path):
     from loratui.library.db import open_db
 
-    specs = [write(tmp_path, "first"), write(tmp_path, "middle", caption="caption"), write(tmp_path, "third")]
+    # The third trains on a copy of the shapes with one PNG truncated, which preflight skips (bad_images =
+    # "skip"): without the cache every step decodes images, so the bad file left in would fail the job.
+    subprocess.run([sys.executable, "-m", "loratui", "builtin", "path", "shapes"], check=True, capture_output=True,
+                   env={**os.environ, "LORATUI_HOME": str(home)})
+    shapes = tmp_path / "shapes"
+    shutil.copytree(home / "builtin" / "shapes", shapes)
+    victim = sorted((shapes / "train").glob("*.png"))[5]
+    victim.write_bytes(victim.read_bytes()[:200])
+    specs = [write(tmp_path, "first"), write(tmp_path, "middle", caption="caption"),
+             write(tmp_path, "third", source=str(shapes))]
     added = cli(home, "queue", "add", *specs)
     assert added.returncode == 0, added.stderr
     assert [line.split(":")[0] for line in added.stdout.splitlines()] == ["queued job 1", "queued job 2",
@@ -72,6 +84,8 @@ def test_three_specs_the_middle_one_bad_run_the_first_and_the_third(home, tmp_pa
     runs = {r["id"]: r["status"] for r in json.loads(cli(home, "runs", "ls", "--json").stdout)}
     assert runs == {done[0]["run_id"]: "finished", done[2]["run_id"]: "finished"}
     assert "job 2 (middle): failed" in (home / "logs" / "queue-worker.log").read_text()
+    third_run = json.loads(cli(home, "runs", "show", done[2]["run_id"], "--json").stdout)
+    assert json.loads((Path(third_run["dir"]) / "preflight.json").read_text())["skip_rows"] != []
 
 
 def test_add_refuses_invalid_specs_and_rm_removes_jobs(home, tmp_path):

@@ -5,10 +5,13 @@ import json
 import os
 import subprocess
 import sys
-import time
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from engine.events import EVENT_TYPES
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +25,8 @@ def make_home(root: Path, builtin_home: Path) -> Path:
     return home
 
 
-def loratui(home: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LORATUI_HOME": str(home)}
+def loratui(home: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LORATUI_HOME": str(home), **(env or {})}
     return subprocess.run([sys.executable, "-m", "loratui", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -80,26 +83,55 @@ checkpoints_total_limit = 1
 prompt = "a red circle"
 every_steps = 100
 num_inference_steps = 2
+[output]
+push_to_hub = true
+hub_model_id = "someone/shapes-lora"
 """
+TOKEN = "hf_loratuiSentinelToken0123456789"
+
+
+class RefusingHub(BaseHTTPRequestHandler):
+    """A Hub that records who asked for what, and refuses everything."""
+
+    seen: list[tuple[str, str]] = []
+
+    def _refuse(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        RefusingHub.seen.append((self.path, self.headers.get("Authorization", "")))
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "forbidden"}')
+
+    do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
 def sd_run(tmp_path_factory, builtin_home):
     root = tmp_path_factory.mktemp("sd-e2e")
     home = make_home(root, builtin_home)
-    started = time.monotonic()
-    out = loratui(home, "run", "--spec", str(write_spec(root, SD_SPEC)))
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), RefusingHub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    env = {"HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}"}
+    try:
+        out = loratui(home, "run", "--spec", str(write_spec(root, SD_SPEC)), env=env)
+    finally:
+        hub.shutdown()
     assert out.returncode == 0, out.stderr[-3000:]
-    return home, out.stdout.strip().splitlines()[-1], out, time.monotonic() - started
+    return home, out.stdout.strip().splitlines()[-1], out
 
 
 def test_sd_run_finishes_with_falling_loss_and_the_event_contract(sd_run):
-    home, run_id, out, _ = sd_run
+    home, run_id, out = sd_run
     events = events_of(home, run_id)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert all(e["v"] == 1 for e in events)
     kinds = [e["type"] for e in events]
     assert kinds.count("run_started") == 1 and kinds[-1] == "run_finished"
+    assert all(e["type"] in EVENT_TYPES for e in events)
     assert {"checkpoint_saved", "sample_saved"} <= set(kinds)
     steps = [e for e in events if e["type"] == "step"]
     assert [e["step"] for e in steps] == list(range(1, 201))
@@ -115,7 +147,7 @@ def test_sd_adapter_loads_in_a_stock_pipeline_and_changes_its_output(sd_run):
     from diffusers import StableDiffusionPipeline
     from safetensors import safe_open
 
-    home, run_id, _, _ = sd_run
+    home, run_id, _ = sd_run
     run_dir = home / "runs" / run_id
     adapter = run_dir / "pytorch_lora_weights.safetensors"
     with safe_open(adapter, "pt") as handle:
@@ -139,7 +171,7 @@ def test_sd_run_is_recorded_in_the_library(sd_run):
     from loratui.library.db import open_db
     from loratui.runs.ingest import ingest
 
-    home, run_id, _, _ = sd_run
+    home, run_id, _ = sd_run
     db = open_db(home / "library.db")
     row = next(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
     events = events_of(home, run_id)
@@ -161,11 +193,21 @@ def test_sd_run_is_recorded_in_the_library(sd_run):
     assert next(db.query("SELECT status FROM runs WHERE id = ?", [run_id]))["status"] == "finished"
 
 
+def test_push_to_hub_takes_the_token_from_the_environment_and_writes_it_nowhere(sd_run):
+    """The push fails (the Hub here refuses), which the run reports without failing: the adapter is on disk."""
+    home, run_id, out = sd_run
+    assert "error: push_to_hub failed" in out.stderr
+    assert ("/api/repos/create", f"Bearer {TOKEN}") in RefusingHub.seen
+    assert TOKEN not in out.stdout + out.stderr
+    written = [p for p in home.rglob("*") if p.is_file() and "builtin" not in p.relative_to(home).parts]
+    assert written and not [p for p in written if TOKEN.encode() in p.read_bytes()]
+
+
 def test_sd_checkpoint_and_optimizer_hold_only_the_lora_weights(sd_run):
     import torch
     from safetensors.torch import load_file
 
-    home, run_id, _, _ = sd_run
+    home, run_id, _ = sd_run
     checkpoints = sorted((home / "runs" / run_id / "checkpoints").iterdir())
     assert [c.name for c in checkpoints] == ["checkpoint-000200"]  # limit 1: the step-100 one was pruned after
     lora = load_file(checkpoints[0] / "lora.safetensors")

@@ -131,17 +131,6 @@ def test_an_image_that_does_not_decode_refuses_the_run_by_name(home, tmp_path, b
     assert_refused(out, home, f"data: image {folder}/train/{name} does not decode", 'data.bad_images = "skip"')
 
 
-@pytest.mark.slow
-def test_skipping_bad_images_trains_on_the_rest(home, tmp_path, builtin_home):
-    folder, name = _broken_dataset(tmp_path, builtin_home)
-    # No cache: every step decodes images, so a bad file left in the data would fail the run.
-    text = spec_text(data__source=f'"{folder}"', data__bad_images='"skip"', train__cache="false",
-                     train__max_steps="13")
-    out = run_cli(home, tmp_path, text, "run", "--spec")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert f"note: skipping 1 images that do not decode: {name}" in out.stderr
-
-
 def test_preflight_reports_rows_to_skip(tmp_path, built, monkeypatch):
     import datasets
 
