@@ -94,7 +94,7 @@ def config_folder(ref: str, revision: str = "main") -> Path:
     if path.is_dir():
         return path
     cached = local.cached_snapshot(ref)
-    if cached is not None and ((cached / "model_index.json").is_file() or (cached / "config.json").is_file()):
+    if cached is not None and _configs_complete(cached):
         return cached
     from huggingface_hub import snapshot_download
 
@@ -102,6 +102,18 @@ def config_folder(ref: str, revision: str = "main") -> Path:
         return Path(
             snapshot_download(ref, revision=revision, allow_patterns=CONFIG_FILES, endpoint=state().endpoint)
         )
+
+
+def _configs_complete(folder: Path) -> bool:
+    """Browse may have cached only model_index.json and the UNet's config: is every config counted here present?"""
+    import json
+
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    parts = ["unet", "vae"] + [n for n in ("text_encoder", "text_encoder_2") if (index.get(n) or [None, None])[1]]
+    return all((folder / part / "config.json").is_file() for part in parts)
 
 
 def count_parameters(folder: Path, spec) -> dict:

@@ -141,3 +141,38 @@ async def test_save_and_load_toml(offline, built, tmp_path):
         await pilot.pause()
         assert any("spec file not found" in n.message for n in app._notifications)
         assert app.is_running
+
+
+async def test_a_hub_model_on_local_images_is_estimated_from_its_config_files(fake_hub, tmp_path):
+    from test_browse_local import _imagefolder
+    from tuihelp import choose, names
+
+    pics = _imagefolder(tmp_path / "pics")
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press(*"acme/tiny", "enter")
+        await choose(pilot, screen, "acme/tiny-sd")
+        await pilot.press("ctrl+f")
+        screen.query_one("#browse-search", Input).value = str(pics)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.kind == "dataset" and "pics" in names(screen))
+        await choose(pilot, screen, "pics")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.screen.query(SpecForm))
+        editor = app.screen
+        values = editor.query_one(SpecForm).values()
+        assert (values["model"]["pretrained"], values["data"]["source"]) == ("acme/tiny-sd", str(pics))
+        assert values["data"]["caption_column"] == "caption"
+        editor.query_one("#edit-train-resolution", Input).value = "64"
+        estimate = editor.query_one("#editor-estimate", Static)
+        said = []
+        notify = app.notify
+        app.notify = lambda message, *a, **k: (said.append(str(message)), notify(message, *a, **k))[1]
+        try:
+            await until(pilot, lambda: "trainable" in text_of(estimate), 90)
+        except AssertionError:
+            raise AssertionError([said, text_of(editor.query_one("#editor-errors", Static))]) from None
+        assert "rows            3" in text_of(estimate) and "23.0k parameters" in text_of(estimate)
+        assert "model and data checked" in text_of(estimate)
+        assert not [p for m, p, _ in fake_hub.requests if m == "GET" and "/resolve/" in p and not p.endswith(".json")]

@@ -43,7 +43,12 @@ async def highlight(pilot, screen, name: str) -> None:
 
 async def choose(pilot, screen, name: str) -> None:
     await highlight(pilot, screen, name)
-    await until(pilot, lambda: screen.described is not None and screen.described.ref == name, 60)
+    panel = screen.query_one("#browse-detail")
+
+    def described() -> bool:
+        return screen.described is not None and panel.entry.title == name and screen.described.ref == panel.entry.ref
+
+    await until(pilot, described, 60)
     await pilot.press("enter")
 
 
