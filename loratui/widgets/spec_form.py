@@ -50,6 +50,7 @@ class FieldRow(Vertical):
         self.field = field
         self.annotation = field.annotation
         self.value = value
+        self.shown: tuple[bool, str] = (False, "")
 
     @property
     def kind(self) -> str:
@@ -107,7 +108,14 @@ class FieldRow(Vertical):
                     return text
         return widget.value
 
+    @property
+    def editor(self):
+        return self.query_one(f"#edit-{_dom_id(self.path)}")
+
     def show(self, changed: bool, error: str) -> None:
+        if (changed, error) == self.shown:
+            return  # most rows stay as they were: updating them all made typing lag
+        self.shown = (changed, error)
         self.set_class(changed, "-changed")
         self.query_one(".field-name", Label).update(("● " if changed else "") + self.path[-1])
         line = self.query_one(".field-error", Static)
@@ -146,13 +154,13 @@ class SpecForm(VerticalScroll):
                     yield row
 
     def on_mount(self) -> None:
+        self._editors = {path: row.editor for path, row in self.rows.items()}
         self.revalidate()
 
     def values(self) -> dict:
         values: dict = {}
         for path, row in self.rows.items():
-            widget = self.query_one(f"#edit-{_dom_id(path)}")
-            _set(values, path, row.read(widget))
+            _set(values, path, row.read(self._editors[path]))
         return values
 
     def load(self, values: dict) -> list[str]:
@@ -161,7 +169,7 @@ class SpecForm(VerticalScroll):
         self.initial = values
         for path, row in self.rows.items():
             value = _get(values, path, default_of(row.field))
-            widget = self.query_one(f"#edit-{_dom_id(path)}")
+            widget = self._editors[path]
             with self.prevent(Input.Changed, Switch.Changed, Select.Changed):
                 if row.kind == "choice" and value not in typing.get_args(row.annotation):
                     continue  # the editor cannot show it; the returned problems name it
@@ -174,11 +182,6 @@ class SpecForm(VerticalScroll):
                     widget.value = row.text_of(value)
         self.revalidate()
         return spec_errors(values)
-
-    def set_value(self, path: tuple[str, ...], value) -> None:
-        row = self.rows[path]
-        widget = self.query_one(f"#edit-{_dom_id(path)}")
-        widget.value = value if row.kind in ("bool", "choice") else row.text_of(value)
 
     @on(Input.Changed)
     @on(Switch.Changed)

@@ -62,3 +62,11 @@ def built(builtin_home, loratui_home):
     for name, folder in folders.items():
         (cache / name).symlink_to(folder, target_is_directory=True)
     return folders
+
+
+@pytest.fixture
+def no_estimate(monkeypatch):
+    """For editor tests about the form alone: the estimate (torch, diffusers imports) never starts."""
+    from loratui.screens import spec_editor
+
+    monkeypatch.setattr(spec_editor, "ESTIMATE_DELAY_S", 3600)

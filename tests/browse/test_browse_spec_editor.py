@@ -20,7 +20,7 @@ def row_error(editor, path: str) -> str:
     return text_of(editor.query_one(f"#field-{path.replace('.', '-')} .field-error", Static))
 
 
-async def test_every_schema_field_gets_an_editor_with_its_help(offline, built):
+async def test_every_schema_field_gets_an_editor_with_its_help(offline, built, no_estimate):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
@@ -32,7 +32,7 @@ async def test_every_schema_field_gets_an_editor_with_its_help(offline, built):
         assert "Inner dimension of the LoRA matrices" in help_text and "[default: 4]" in help_text
 
 
-async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_columns(offline, built):
+async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_columns(offline, built, no_estimate):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
@@ -46,7 +46,7 @@ async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_c
         assert "lora.rank" not in changes
 
 
-async def test_inline_validation_gives_the_messages_of_spec_validate(offline, built, tmp_path):
+async def test_inline_validation_gives_the_messages_of_spec_validate(offline, built, no_estimate, tmp_path):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
@@ -107,7 +107,7 @@ async def test_preflight_problems_show_under_their_field(offline, built):
         assert "✗" not in text_of(editor.query_one("#editor-errors", Static))
 
 
-async def test_save_and_load_toml(offline, built, tmp_path):
+async def test_save_and_load_toml(offline, built, no_estimate, tmp_path):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
