@@ -115,7 +115,9 @@ def _explain(exc: BaseException, repo_id: str, kind: str) -> LoratuiError | None
     net = state()
     if isinstance(exc, OfflineModeIsEnabled):
         return HubUnavailable(net.offline_banner, hint="unset HF_HUB_OFFLINE to reach the Hub")
-    if isinstance(exc, GatedRepoError):
+    # datasets sometimes says "gated" only in the text of its DatasetNotFoundError.
+    dataset_gated = type(exc).__name__ == "DatasetNotFoundError" and "gated" in str(exc)
+    if isinstance(exc, GatedRepoError) or dataset_gated:
         page = f"{net.endpoint}/{'datasets/' if kind == 'dataset' else ''}{repo_id}"
         if net.has_token:
             return LoratuiError(

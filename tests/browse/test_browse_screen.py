@@ -267,3 +267,15 @@ async def test_enter_before_the_details_arrive_chooses_once_they_do(offline, mon
         assert "model: none" in text_of(chosen)
         release.set()
         await until(pilot, lambda: "model: builtin:tiny-sd" in text_of(chosen))
+
+
+async def test_gated_dataset_without_a_token_says_what_to_do(fake_hub):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+t", *"gated", "enter")
+        await highlight(pilot, screen, "acme/gated-data")
+        detail = screen.query_one("#detail-text", Static)
+        await until(pilot, lambda: "HF_TOKEN" in text_of(detail))
+        assert "dataset 'acme/gated-data' is gated: reading it needs a token" in text_of(detail)
+        assert any("is gated" in n.message for n in app._notifications)
