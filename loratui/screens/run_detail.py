@@ -51,10 +51,11 @@ class RunDetailScreen(LoratuiScreen):
     ]
     POLL_S = 0.5
     REDRAW_S = 0.5  # numbers, sample and log
-    # Charts cost most to draw (plotext, ~10 ms per chart at 120x40), so they are paced to stay under this
-    # share of one core: a bigger terminal redraws them less often, never more than once a second.
-    CHART_CPU_SHARE = 0.02
-    CHART_S = (1.0, 5.0)
+    # Charts cost most to draw (plotext: ~20 ms per chart at 120x40), and CPU taken here is taken from
+    # training on the same machine: they are paced so that drawing them takes at most this share of one
+    # core. A bigger terminal redraws them less often, and never more than once a second.
+    CHART_CPU_SHARE = 0.015
+    CHART_S = (1.0, 10.0)
     ALIVE_CHECK_POLLS = 8  # liveness (pid + start time) is checked every this many polls
 
     def __init__(self) -> None:
@@ -146,7 +147,7 @@ class RunDetailScreen(LoratuiScreen):
         self._log_shown = view.log_total
 
     def redraw_charts(self) -> None:
-        charts = self.query(StepChart)
+        cost = sum(chart.take_cost() for chart in self.query(StepChart))
         if self._charts_dirty and self.view is not None and self.is_current:
             self._charts_dirty = False
             view = self.view
@@ -154,7 +155,6 @@ class RunDetailScreen(LoratuiScreen):
             self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
             memory = [(series.label, series.steps, series.values) for series in view.memory]
             self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
-        cost = sum(chart.render_cost for chart in charts)
         low, high = self.CHART_S
         self.set_timer(min(high, max(low, cost / self.CHART_CPU_SHARE)), self.redraw_charts)
 

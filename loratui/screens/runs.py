@@ -4,6 +4,7 @@ A worker thread re-reads the library (marking dead runs crashed) once a second a
 when it changed; the table then updates the cells that differ, so the cursor stays put.
 """
 
+import threading
 from datetime import datetime
 
 from rich.text import Text
@@ -51,11 +52,13 @@ class RunsScreen(LoratuiScreen):
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
     REFRESH_S = 1.0
+    HIDDEN_REFRESH_S = 5.0  # behind another screen only crashes need noticing, and the detail screen looks too
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, dict] = {}
         self.latest: list[dict] | None = None
+        self._wake = threading.Event()  # ends the watcher's wait early: shown again, or closing
 
     def compose(self) -> ComposeResult:
         yield MainNav(active="runs")
@@ -84,7 +87,8 @@ class RunsScreen(LoratuiScreen):
                 if rows != last:
                     self.post_message(RunsRefreshed(rows))
                     last = rows
-                worker.cancelled_event.wait(self.REFRESH_S)
+                self._wake.wait(self.REFRESH_S if self.is_current else self.HIDDEN_REFRESH_S)
+                self._wake.clear()
         finally:
             db.close()
 
@@ -96,6 +100,10 @@ class RunsScreen(LoratuiScreen):
 
     def on_screen_resume(self) -> None:
         self.show_runs()
+        self._wake.set()
+
+    def on_unmount(self) -> None:
+        self._wake.set()
 
     def show_runs(self) -> None:
         """Update the table from the latest rows; skipped while the screen is hidden."""
@@ -152,4 +160,4 @@ class RunsScreen(LoratuiScreen):
             self.app.open_run(run_id)
 
     def action_refresh(self) -> None:
-        self.watch_runs()
+        self._wake.set()

@@ -33,26 +33,31 @@ def thin(xs: Sequence[float], ys: Sequence[float], limit: int) -> tuple[list, li
 
 
 class StepChart(PlotextPlot):
-    """Lines of (step, value) with a title; `points` counts the data it was given, `render_cost` the seconds
-    its last drawing took (plotext is slow: the screen paces redraws by it)."""
+    """Lines of (step, value) with a title; `points` counts the data it was given. Drawing is slow (plotext,
+    then its ANSI output turned into Textual strips), so it is timed: see take_cost."""
 
     def __init__(self, title: str, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
         self.points = 0
-        self.render_cost = 0.0
+        self._cost = 0.0
         self._lines: list[tuple[str, Sequence[int], Sequence[float]]] = []
 
     def on_mount(self) -> None:
         super().on_mount()
         self._draw()
 
-    def render(self):
+    def render_lines(self, crop):
         start = time.perf_counter()
         try:
-            return super().render()
+            return super().render_lines(crop)
         finally:
-            self.render_cost = time.perf_counter() - start
+            self._cost += time.perf_counter() - start
+
+    def take_cost(self) -> float:
+        """Seconds spent drawing this chart since the last call."""
+        cost, self._cost = self._cost, 0.0
+        return cost
 
     def show(self, title: str, lines: list[tuple[str, Sequence[int], Sequence[float]]]) -> None:
         self.title = title
