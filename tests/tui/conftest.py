@@ -12,6 +12,8 @@ from textual.widgets import Input
 
 from loratui.library.db import open_db
 
+from .tmux import Tmux
+
 T0 = 1_736_000_000.0  # scripted event times start here, so throughput and ETA are deterministic
 
 
@@ -111,3 +113,15 @@ async def settings_saved(app) -> None:
     pending = [worker for worker in app.workers if worker.group == "settings"]
     if pending:
         await app.workers.wait_for_complete(pending)
+
+
+@pytest.fixture
+def tmux(loratui_home):
+    """A tmux server of this test's own, running `loratui` with this test's LORATUI_HOME."""
+    # A short socket path: unix socket paths are limited to ~100 bytes.
+    socket = f"/tmp/loratui-test-{os.getpid()}-{time.monotonic_ns()}.sock"
+    session = Tmux(socket, loratui_home)
+    yield session
+    session.close()
+    if os.path.exists(socket):
+        os.unlink(socket)
