@@ -94,18 +94,15 @@ class LoratuiApp(App):
     @work(thread=True, group="settings", exit_on_error=False)
     def _write_settings(self) -> None:
         from loratui.settings import write_setting
-        from loratui.watch import open_library
+        from loratui.watch import library
 
         with self._settings_lock:
             if not self._unsaved:
                 return
-            db = open_library()
-            try:
+            with library() as db:
                 while self._unsaved:
                     key, value = self._unsaved.popitem()
                     write_setting(db, key, value)
-            finally:
-                db.close()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

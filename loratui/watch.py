@@ -7,6 +7,7 @@ here but what liveness.mark_crashed records: a run whose process is gone is cras
 import json
 import threading
 from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import LoratuiError
@@ -29,6 +30,16 @@ def open_library():
 
     with _open_lock:
         return open_db()
+
+
+@contextmanager
+def library():
+    """open_library(), closed at the end of the block."""
+    db = open_library()
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def list_runs(db) -> list[dict]:

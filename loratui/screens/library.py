@@ -51,14 +51,10 @@ class LibraryScreen(LoratuiScreen):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_adapters(self) -> None:
-        from loratui.watch import list_adapters, open_library
+        from loratui.watch import library, list_adapters
 
-        db = open_library()
-        try:
-            rows = list_adapters(db)
-        finally:
-            db.close()
-        self.post_message(AdaptersLoaded(rows))
+        with library() as db:
+            self.post_message(AdaptersLoaded(list_adapters(db)))
 
     @on(AdaptersLoaded)
     def show_adapters(self, message: AdaptersLoaded) -> None:

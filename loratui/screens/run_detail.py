@@ -2,8 +2,9 @@
 ETA, its latest validation sample and the tail of its log; stop, resume, open its adapter, duplicate it.
 
 A worker thread reads the run's whole events.jsonl, then tails it and run.log, and posts a RunProgressed
-only when something changed (the newest replaces any still queued). A timer redraws a few times a second
-from the newest view, whatever the event rate, and not at all while the screen is hidden.
+only when something changed (the newest replaces any still queued). Timers redraw from the newest view,
+whatever the event rate: the numbers twice a second, the charts at most once a second, paced by what
+drawing them costs; nothing is drawn while the screen is hidden.
 """
 
 from textual import on, work
@@ -105,11 +106,10 @@ class RunDetailScreen(LoratuiScreen):
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def watch_run(self, run_id: str) -> None:
-        from loratui.watch import RunWatcher, open_library
+        from loratui.watch import RunWatcher, library
 
         worker = get_current_worker()
-        db = open_library()
-        try:
+        with library() as db:
             watcher = RunWatcher(db, run_id)
             polls = 0
             while not worker.is_cancelled:
@@ -121,8 +121,6 @@ class RunDetailScreen(LoratuiScreen):
                     self.post_message(RunProgressed(view))
                 polls += 1
                 worker.cancelled_event.wait(self.POLL_S)
-        finally:
-            db.close()
 
     @on(RunProgressed)
     def remember(self, message: RunProgressed) -> None:
@@ -192,13 +190,10 @@ class RunDetailScreen(LoratuiScreen):
     @work(thread=True, group="action", exit_on_error=False)
     def stop_run(self, run_id: str) -> None:
         from loratui.runs.control import stop_run
-        from loratui.watch import open_library
+        from loratui.watch import library
 
-        db = open_library()
-        try:
+        with library() as db:
             pid = stop_run(db, run_id)
-        finally:
-            db.close()
         self.post_message(StopRequested(run_id, pid))
 
     def action_resume(self) -> None:
@@ -210,17 +205,14 @@ class RunDetailScreen(LoratuiScreen):
     @work(thread=True, group="action", exit_on_error=False)
     def launch(self, action: str, run_id: str) -> None:
         from loratui import detached
-        from loratui.watch import open_library, run_spec
+        from loratui.watch import library, run_spec
 
         self.app.notify(f"{action}: starting `loratui run` for {run_id}…")
         if action == "resume":
             output = detached.resume(run_id)
         else:
-            db = open_library()
-            try:
+            with library() as db:
                 spec = run_spec(db, run_id)
-            finally:
-                db.close()
             output = detached.duplicate(run_id, spec)
         self.post_message(RunLaunched(action, run_id, output))
 
@@ -229,13 +221,10 @@ class RunDetailScreen(LoratuiScreen):
 
     @work(thread=True, group="action", exit_on_error=False)
     def find_adapter(self, run_id: str) -> None:
-        from loratui.watch import adapter_for_run, open_library
+        from loratui.watch import adapter_for_run, library
 
-        db = open_library()
-        try:
+        with library() as db:
             adapter_id = adapter_for_run(db, run_id)
-        finally:
-            db.close()
         if adapter_id is None:
             raise LoratuiError(f"run '{run_id}' has no adapter in the library yet",
                                hint="a run registers its adapter when it finishes or is stopped")

@@ -76,11 +76,10 @@ class RunsScreen(LoratuiScreen):
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def watch_runs(self) -> None:
-        from loratui.watch import list_runs, open_library
+        from loratui.watch import library, list_runs
 
         worker = get_current_worker()
-        db = open_library()
-        try:
+        with library() as db:
             last = None
             while not worker.is_cancelled:
                 rows = list_runs(db)
@@ -89,8 +88,6 @@ class RunsScreen(LoratuiScreen):
                     last = rows
                 self._wake.wait(self.REFRESH_S if self.is_current else self.HIDDEN_REFRESH_S)
                 self._wake.clear()
-        finally:
-            db.close()
 
     @on(RunsRefreshed)
     def remember_runs(self, message: RunsRefreshed) -> None:
