@@ -22,8 +22,8 @@ from engine.home import home
 from loratui.settings import read_setting
 from loratui.themes import DEFAULT_THEME, load_themes
 
-# Main screens by mode name: (module, class, title, what it shows). Keys 1-4 are reserved for them in this
-# order; Browse (issue 8) registers here when it exists.
+# Main screens by mode name: (module, class, title, what it shows), on keys 1-4 in this order. Each is
+# imported when first shown.
 MAIN_SCREENS = {
     "runs": ("loratui.screens.runs", "RunsScreen", "Runs", "every run in the library, live"),
     "detail": ("loratui.screens.run_detail", "RunDetailScreen", "Run", "charts, samples and log of a run"),
@@ -31,7 +31,6 @@ MAIN_SCREENS = {
     "library": ("loratui.screens.library", "LibraryScreen", "Library", "the adapters in the library"),
 }
 MAIN_KEYS = ("runs", "detail", "browse", "library")
-SCREEN_ALIASES = {"runs": "runs", "browse": "browse", "library": "library"}
 
 
 def _screen_factory(module: str, name: str):
@@ -73,11 +72,7 @@ class LoratuiApp(App):
         self._settings_lock = threading.Lock()
 
     def on_mount(self) -> None:
-        mode = SCREEN_ALIASES.get(self.initial_screen, "runs")
-        if mode not in self.MODES:
-            self.notify(f"the {mode} screen is not in this version yet; showing runs", severity="warning")
-            mode = "runs"
-        self.switch_mode(mode)
+        self.switch_mode(self.initial_screen)
         for problem in self.theme_problems:
             self.notify(problem, title="theme skipped", severity="warning", timeout=10)
 
@@ -111,16 +106,11 @@ class LoratuiApp(App):
             yield SystemCommand(f"Screen: {title} ({key})", help_text, lambda mode=mode: self.action_switch_to(mode))
 
     def main_tabs(self) -> list[tuple[int, str, str]]:
-        """(key, mode, title) of the main screens this version has."""
-        return [(MAIN_KEYS.index(mode) + 1, mode, MAIN_SCREENS[mode][2]) for mode in MAIN_KEYS if mode in self.MODES]
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "switch_to":
-            return parameters[0] in self.MODES
-        return True
+        """(key, mode, title) of the main screens."""
+        return [(MAIN_KEYS.index(mode) + 1, mode, MAIN_SCREENS[mode][2]) for mode in MAIN_KEYS]
 
     def action_switch_to(self, mode: str) -> None:
-        if mode in self.MODES and mode != self.current_mode:
+        if mode != self.current_mode:
             self.switch_mode(mode)
 
     def open_run(self, run_id: str) -> None:
