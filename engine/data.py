@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import builtin
-from engine.errors import LoratuiError
+from engine.errors import HubUnreachable, LoratuiError, is_unreachable
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _RESAMPLE = {"bilinear": 2, "bicubic": 3, "lanczos": 1, "nearest": 0}  # PIL.Image.Resampling values
@@ -49,7 +49,7 @@ def load_rows(data, seed: int):
     except LoratuiError:
         raise
     except Exception as exc:  # datasets raises many types; the message is what the user needs
-        raise LoratuiError(
+        raise (HubUnreachable if is_unreachable(exc) else LoratuiError)(
             f"data.source: cannot load '{data.source}' (split '{data.split}'): {_first_line(exc)}",
             hint="check the dataset id, config and split, your network, and HF_TOKEN for private datasets",
         ) from None

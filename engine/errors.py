@@ -13,3 +13,14 @@ class LoratuiError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class HubUnreachable(LoratuiError):
+    """The Hub could not be reached (offline, no network): the thing asked for may well exist."""
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A failure to reach the Hub at all, as opposed to an answer saying no."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    return isinstance(exc, (ConnectionError, LocalEntryNotFoundError))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import builtin
-from engine.errors import LoratuiError
+from engine.errors import HubUnreachable, LoratuiError, is_unreachable
 
 MODEL_INDEX = "model_index.json"
 
@@ -40,7 +40,7 @@ def locate(pretrained: str, revision: str = "main") -> Path:
 
         return Path(hf_hub_download(pretrained, MODEL_INDEX, revision=revision or None)).parent
     except Exception as exc:
-        raise LoratuiError(
+        raise (HubUnreachable if is_unreachable(exc) else LoratuiError)(
             f"model.pretrained: cannot fetch {MODEL_INDEX} of '{pretrained}' (revision {revision}): "
             f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}",
             hint="check the model id and your network; set HF_TOKEN for gated models",

@@ -15,8 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import data
-from engine.errors import LoratuiError
+from engine.errors import HubUnreachable, LoratuiError
 from engine.model_index import ModelInfo, lora_parameter_count, model_info
+from engine.spec import (
+    DataSection,
+    ModelSection,
+    Spec,
+    SpecError,
+    TrainSection,
+    field_is_valid,
+    read_spec_file,
+    spec_errors,
+)
 
 SHOWN_BAD_IMAGES = 5
 
@@ -36,25 +46,59 @@ class Report:
                                hint="fix the problems above; nothing was started")
 
 
-def check(spec, output: Path, *, images: bool = True, disk: bool = True) -> Report:
-    """Problems with `spec` when its run folder is to be `output` (it need not exist yet)."""
+def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline_ok: bool = False) -> Report:
+    """Problems with `spec` when its run folder is to be `output` (it need not exist yet). With offline_ok, a
+    Hub model or dataset that cannot be reached is a note (not checked), not an error."""
     report = Report()
-    _check_model(spec, report)
+    _check_model(spec.model, spec.train.resolution, report, offline_ok)
     _check_packages(spec, report)
     _check_output(spec, output, report, disk)
-    _check_data(spec, report, images)
+    _check_data(spec.data, spec.train.seed, report, images, offline_ok)
     return report
 
 
-def _check_model(spec, report: Report) -> None:
+def check_parts(data: dict, errors: list[str], *, offline_ok: bool = False) -> Report:
+    """For a spec dict with field problems (`errors`, from spec_errors): the model and dataset checks whose
+    fields are valid, so one report holds every problem. No images decoded, no disk checked."""
+    report = Report()
+    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    defaults = TrainSection.model_fields
+    if field_is_valid(errors, "model"):
+        resolution = train.get("resolution", defaults["resolution"].default)
+        _check_model(ModelSection.model_validate(data["model"]),
+                     resolution if field_is_valid(errors, "train.resolution") else None, report, offline_ok)
+    if field_is_valid(errors, "data") and field_is_valid(errors, "train.seed"):
+        _check_data(DataSection.model_validate(data["data"]), train.get("seed", defaults["seed"].default), report,
+                    images=False, offline_ok=offline_ok)
+    return report
+
+
+def load_checked(path, *, offline_ok: bool = False):
+    """The spec in file `path`; a spec with field problems raises SpecError holding those and every model and
+    dataset problem the valid fields reveal, all in one report."""
+    data = read_spec_file(path)
+    errors = spec_errors(data)
+    if errors:
+        report = check_parts(data, errors, offline_ok=offline_ok)
+        raise SpecError(errors + report.errors, str(path), report.notes)
+    return Spec.model_validate(data)
+
+
+def _unreachable(report: Report, exc: LoratuiError, what: str, offline_ok: bool) -> None:
+    if offline_ok and isinstance(exc, HubUnreachable):
+        report.notes.append(f"{what} not checked: the Hub could not be reached")
+    else:
+        report.errors.extend(exc.message.splitlines())
+
+
+def _check_model(model, resolution: int | None, report: Report, offline_ok: bool) -> None:
     try:
-        report.info = model_info(spec.model.pretrained, spec.model.revision)
+        report.info = model_info(model.pretrained, model.revision)
     except LoratuiError as exc:
-        report.errors.append(exc.message)
+        _unreachable(report, exc, f"model.pretrained: {model.pretrained}", offline_ok)
         return
     factor = report.info.vae_scale_factor
-    resolution = spec.train.resolution
-    if resolution % factor:
+    if resolution is not None and resolution % factor:
         below = resolution - resolution % factor
         report.errors.append(f"train.resolution: {resolution} is not a multiple of the VAE scale factor {factor} "
                              f"(allowed: e.g. {max(below, factor)} or {below + factor})")
@@ -109,22 +153,22 @@ def _estimated_bytes(spec, info: ModelInfo | None) -> int | None:
     return adapter + kept * (3 * adapter + (1 << 20))
 
 
-def _check_data(spec, report: Report, images: bool) -> None:
+def _check_data(section, seed: int, report: Report, images: bool, offline_ok: bool = False) -> None:
     try:
-        rows = data.load_rows(spec.data, spec.train.seed)
+        rows = data.load_rows(section, seed)
     except LoratuiError as exc:
-        report.errors.extend(exc.message.splitlines())
+        _unreachable(report, exc, f"data.source: {section.source} (columns, rows)", offline_ok)
         return
     report.rows = len(rows)
     if not len(rows):
-        report.errors.append(f"data.split: '{spec.data.split}' of {spec.data.source} has no rows")
+        report.errors.append(f"data.split: '{section.split}' of {section.source} has no rows")
         return
     if not images:
         return
-    bad = data.bad_images(rows, spec.data.image_column)
+    bad = data.bad_images(rows, section.image_column)
     names = [f"{Path(name).name if os.sep in name else name} ({reason})" for _, name, reason in bad]
     more = f" and {len(bad) - SHOWN_BAD_IMAGES} more" if len(bad) > SHOWN_BAD_IMAGES else ""
-    if bad and spec.data.bad_images == "refuse":
+    if bad and section.bad_images == "refuse":
         for (_, name, reason) in bad[:SHOWN_BAD_IMAGES]:
             report.errors.append(f"data: image {name} does not decode ({reason}): fix or remove it, or set "
                                  'data.bad_images = "skip"')

@@ -119,12 +119,19 @@ class TrainSection(_Section):
 
     @model_validator(mode="after")
     def _length(self):
-        # Cross-field messages start with the field they are about: _describe puts the section before it.
-        if self.max_steps and self.num_epochs:
-            raise ValueError("max_steps: set max_steps or num_epochs, not both (num_epochs is also set)")
-        if not self.max_steps and not self.num_epochs:
-            raise ValueError("max_steps: set max_steps or num_epochs (both are 0)")
+        problem = _length_problem(self.max_steps, self.num_epochs)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def _length_problem(max_steps: int, num_epochs: int) -> str | None:
+    # Cross-field messages start with the field they are about: _describe puts the section before it.
+    if max_steps and num_epochs:
+        return "max_steps: set max_steps or num_epochs, not both (num_epochs is also set)"
+    if not max_steps and not num_epochs:
+        return "max_steps: set max_steps or num_epochs (both are 0)"
+    return None
 
 
 class ValidationSection(_Section):
@@ -181,10 +188,11 @@ class Spec(_Section):
 class SpecError(LoratuiError):
     """A spec with problems; `errors` holds one `section.field: ...` line per problem."""
 
-    def __init__(self, errors: list[str], source: str = "spec") -> None:
+    def __init__(self, errors: list[str], source: str = "spec", notes: list[str] = ()) -> None:
         self.errors = errors
         noun = "problem" if len(errors) == 1 else "problems"
-        message = f"{source} is not valid ({len(errors)} {noun}):\n" + "\n".join(f"  {e}" for e in errors)
+        lines = [f"  {e}" for e in errors] + [f"  note: {n}" for n in notes]
+        message = f"{source} is not valid ({len(errors)} {noun}):\n" + "\n".join(lines)
         super().__init__(message, hint="fix the fields named above; `loratui spec new` prints a commented template")
 
 
@@ -193,8 +201,42 @@ def spec_errors(data: dict) -> list[str]:
     try:
         Spec.model_validate(data)
     except ValidationError as exc:
-        return [_describe(err) for err in exc.errors()]
+        errors = exc.errors()
+        return [_describe(err) for err in errors] + _cross_field_errors(data, errors)
     return []
+
+
+def field_is_valid(errors: list[str], name: str) -> bool:
+    """Whether `name` ("train.resolution"), the sections holding it and the fields inside it have no
+    problem among `errors` (spec_errors' lines, each starting with the field it is about)."""
+    bad = {error.split(":", 1)[0] for error in errors}
+    parts = name.split(".")
+    enclosing = {"spec", *(".".join(parts[: i + 1]) for i in range(len(parts)))}
+    return not any(b in enclosing or b.startswith(name + ".") for b in bad)
+
+
+# Checks across fields of one section, by section: the fields they read and the check. Pydantic runs a
+# section's model validator only when all its fields are valid; these run whenever the fields they read are.
+_CROSS_FIELD = {"train": (("max_steps", "num_epochs"), _length_problem)}
+
+
+def _cross_field_errors(data, errors: list[dict]) -> list[str]:
+    bad = {tuple(str(part) for part in err["loc"]) for err in errors}
+    found = []
+    for section, (names, check) in _CROSS_FIELD.items():
+        raw = data.get(section) if isinstance(data, dict) else None
+        section_bad = {loc[1:] for loc in bad if loc[:1] == (section,)}
+        # Run only where pydantic did not: the section has other field errors, none in the fields read here.
+        if not isinstance(raw, dict) or not section_bad or () in section_bad:
+            continue
+        if any((name,) in section_bad for name in names):
+            continue
+        fields = Spec.model_fields[section].annotation.model_fields
+        values = [raw.get(name, fields[name].get_default(call_default_factory=True)) for name in names]
+        problem = check(*values)
+        if problem:
+            found.append(f"{section}.{problem}")
+    return found
 
 
 def parse_spec(data: dict, source: str = "spec") -> Spec:
@@ -205,6 +247,11 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
 
 
 def load_spec(path: Path | str) -> Spec:
+    return parse_spec(read_spec_file(path), str(path))
+
+
+def read_spec_file(path: Path | str) -> dict:
+    """A spec file's TOML as a dict, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -212,15 +259,18 @@ def load_spec(path: Path | str) -> Spec:
         raise LoratuiError(f"spec file not found: {path}", hint="`loratui spec new > run.toml` writes one") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LoratuiError(f"cannot read spec {path}: {exc}", hint="pass a readable UTF-8 TOML file") from None
-    return parse_toml(text, str(path))
+    return _toml(text, str(path))
 
 
 def parse_toml(text: str, source: str = "spec") -> Spec:
+    return parse_spec(_toml(text, source), source)
+
+
+def _toml(text: str, source: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LoratuiError(f"{source} is not valid TOML: {exc}", hint="check the line named above") from None
-    return parse_spec(data, source)
 
 
 def _allowed(loc: tuple) -> list[str]:

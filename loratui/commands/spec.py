@@ -28,14 +28,16 @@ def register(sub) -> None:
 def _validate(args) -> int:
     from engine import preflight
     from engine.home import runs_dir
-    from engine.spec import load_spec
 
-    spec = load_spec(args.file)
+    spec = preflight.load_checked(args.file, offline_ok=True)
     output = Path(spec.output.dir).expanduser() if spec.output.dir else runs_dir()
-    report = preflight.check(spec, output, images=False, disk=False)
+    report = preflight.check(spec, output, images=False, disk=False, offline_ok=True)
     report.raise_if_failed()
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     family = report.info.family if report.info else "?"
-    print(f"ok: {args.file} is valid ({spec.task}, {family} model, {report.rows} rows of {spec.data.source})")
+    rows = f"{report.rows} rows" if report.rows else "unchecked rows"  # 0 rows is an error, so: not checked
+    print(f"ok: {args.file} is valid ({spec.task}, {family} model, {rows} of {spec.data.source})")
     return 0
 
 

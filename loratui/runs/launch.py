@@ -43,7 +43,7 @@ def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, 
             raise LoratuiError(f"run '{resume_id}' has no spec.toml in {run.path}", hint="the run folder was removed")
         plan = Plan(load_spec(run.spec), run, "latest")
     else:
-        spec = spec or load_spec(spec_path)
+        spec = spec or preflight.load_checked(spec_path)
         run, resume = _run_folder(db, spec)
         plan = Plan(spec, run, resume)
     report = preflight.check(plan.spec, plan.run.path)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from engine.spec import parse_spec
 
 COMMAND = ["accelerate", "launch", "--mixed_precision=bf16", "train_text_to_image_lora.py",
@@ -51,3 +53,47 @@ def test_spec_convert_without_a_command_explains_itself():
     out = cli("spec", "convert")
     assert out.returncode == 2 and out.stderr.startswith("error: no command to convert")
     assert "hint: loratui spec convert -- accelerate launch" in out.stderr
+
+
+EVERY_PROBLEM = """name = "all-at-once"
+[model]
+pretrained = "builtin:tiny-sd"
+[data]
+source = "builtin:shapes"
+caption_column = "caption"
+[lora]
+rank = 0
+[train]
+resolution = 63
+max_steps = 0
+num_epochs = 0
+batch_size = "4"
+colour = "red"
+"""
+EVERY_MESSAGE = ["train.batch_size: expected an integer (got '4')", "train.colour: unknown field (allowed: ",
+                 "lora.rank: must be > 0 (got 0)", "train.max_steps: set max_steps or num_epochs (both are 0)",
+                 "train.resolution: 63 is not a multiple of the VAE scale factor",
+                 "data.caption_column: no column 'caption' in builtin:shapes"]
+
+
+@pytest.mark.parametrize("command", [["spec", "validate"], ["run", "--spec"]])
+def test_every_spec_problem_is_reported_at_once(tmp_path, builtin_home, command):
+    path = tmp_path / "bad.toml"
+    path.write_text(EVERY_PROBLEM)
+    out = cli(*command, str(path), home=builtin_home)
+    assert out.returncode == 2, out.stderr
+    assert f"error: {path} is not valid (6 problems):" in out.stderr and "Traceback" not in out.stderr
+    for message in EVERY_MESSAGE:
+        assert message in out.stderr
+    assert not list((builtin_home / "runs").glob("all-at-once*"))
+
+
+def test_validate_says_a_hub_dataset_it_cannot_reach_was_not_checked(tmp_path, builtin_home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = tmp_path / "hub.toml"
+    path.write_text('name = "hub"\n[model]\npretrained = "builtin:tiny-sd"\n[data]\nsource = "someone/captions"\n'
+                    "[train]\nresolution = 32\nmax_steps = 3\n")
+    out = cli("spec", "validate", str(path), home=builtin_home)
+    assert out.returncode == 0, out.stderr
+    assert "unchecked rows of someone/captions" in out.stdout
+    assert "note: data.source: someone/captions (columns, rows) not checked: the Hub could not be reached" in out.stderr

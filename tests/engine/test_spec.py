@@ -186,3 +186,13 @@ def test_toml_loads_back_as_a_dict_the_form_can_use():
     assert spec_errors(data) == []
     data["lora"]["rank"] = 0
     assert spec_errors(data) == ["lora.rank: must be > 0 (got 0)"]
+
+
+def test_cross_field_checks_run_despite_unrelated_field_errors():
+    data = _minimal()
+    data["train"] = {**data["train"], "max_steps": 0, "num_epochs": 0, "batch_size": "4"}
+    assert sorted(spec_errors(data)) == ["train.batch_size: expected an integer (got '4')",
+                                         "train.max_steps: set max_steps or num_epochs (both are 0)"]
+    data["train"]["max_steps"] = "5"  # the check needs max_steps, which is itself wrong: only that is reported
+    assert sorted(spec_errors(data)) == ["train.batch_size: expected an integer (got '4')",
+                                         "train.max_steps: expected an integer (got '5')"]
