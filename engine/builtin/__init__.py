@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.errors import LoratuiError
 from engine.home import builtin_cache
+from engine.quiet import hide_torchvision_fallback
 
 PREFIX = "builtin:"
 MARKER = ".loratui-built"
@@ -120,6 +121,7 @@ def _build(name: str, folder: Path) -> None:
     """Build in a hidden sibling, mark it complete, then rename it into place in one step."""
     module, function = _BUILTINS[name].builder.split(":")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
+    hide_torchvision_fallback()
     try:
         getattr(import_module(f"{__name__}.{module}"), function)(tmp)
         (tmp / MARKER).write_text(_stamp(name))

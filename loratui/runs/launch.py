@@ -109,8 +109,12 @@ def accelerate_command(plan: Plan) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if launch.config_file:
         cmd += ["--config_file", launch.config_file]
-    if launch.num_processes:
-        cmd += ["--num_processes", str(launch.num_processes)]
+    if launch.config_file or default_accelerate_config().is_file():
+        if launch.num_processes:  # the config's values stand unless the spec sets them
+            cmd += ["--num_processes", str(launch.num_processes)]
+    else:
+        # accelerate's own defaults, passed so it does not warn that it used them
+        cmd += ["--num_processes", str(launch.num_processes or 1), "--num_machines", "1", "--dynamo_backend", "no"]
     if launch.multi_gpu:
         cmd += ["--multi_gpu"]
     if launch.num_processes > 1 or launch.multi_gpu:
@@ -121,6 +125,13 @@ def accelerate_command(plan: Plan) -> list[str]:
     if plan.resume:
         cmd += ["--resume", plan.resume]
     return cmd
+
+
+def default_accelerate_config() -> Path:
+    """Where `accelerate config` writes and `accelerate launch` reads its default config (accelerate's rule)."""
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.environ.get("HF_HOME", os.path.join(cache, "huggingface"))).expanduser() / "accelerate" / \
+        "default_config.yaml"
 
 
 def start_training(plan: Plan) -> subprocess.Popen:
