@@ -1,6 +1,7 @@
 """The headless progress display of `loratui run`: step/total, loss, lr, it/s, ETA, memory."""
 
 import time
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -9,6 +10,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 class RunProgress:
     def __init__(self, run_id: str, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+        # Not a terminal (a log file, CI): one plain line per event, never cut to a width nor wrapped.
+        self.plain = not self.console.is_terminal
+        if self.plain:
+            return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), TextColumn("step {task.completed:.0f}/{task.fields[steps]}"),
             BarColumn(), TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]}"),
@@ -19,6 +24,12 @@ class RunProgress:
         self._started = time.monotonic()
 
     def update(self, events: list[dict]) -> None:
+        if self.plain:
+            for event in events:
+                line = self._line(event)
+                if line:
+                    print(line, file=self.console.file, flush=True)
+            return
         for event in events:
             kind = event["type"]
             if kind == "run_started":
@@ -36,10 +47,37 @@ class RunProgress:
             elif kind == "log":
                 self.progress.console.print(f"{event['level']}: {event['message']}")
 
+    def _line(self, event: dict) -> str | None:
+        kind = event["type"]
+        if kind == "run_started":
+            return f"started {event['run_id']}: {event['total_steps']} steps on {event['device']}"
+        if kind == "step":
+            parts = [f"step {event['step']}/{event['total_steps']}"]
+            if event.get("loss") is not None:
+                parts.append(f"loss {event['loss']:.4f}")
+            parts.append(f"lr {event['lr']:.1e}")
+            if event.get("step_time"):
+                left = max(event["total_steps"] - event["step"], 0) * event["step_time"]
+                parts += [f"{1 / event['step_time']:.1f} it/s", f"eta {timedelta(seconds=round(left))}"]
+            memory = _memory(event.get("memory") or {})
+            return " ".join(parts + ([memory] if memory else []))
+        if kind == "checkpoint_saved":
+            return f"checkpoint saved: {event['path']}"
+        if kind == "sample_saved":
+            return f"sample saved: {event['path']}"
+        if kind == "log":
+            return f"{event['level']}: {event['message']}"
+        return None
+
     def close(self, row: dict) -> None:
-        self.progress.stop()
+        if not self.plain:
+            self.progress.stop()
         loss = f", loss {row['last_loss']:.4f}" if row.get("last_loss") is not None else ""
-        self.console.print(f"{row['id']}: {row['status']} at step {row['step']}/{row['total_steps'] or '?'}{loss}")
+        line = f"{row['id']}: {row['status']} at step {row['step']}/{row['total_steps'] or '?'}{loss}"
+        if self.plain:
+            print(line, file=self.console.file, flush=True)
+        else:
+            self.console.print(line)
 
 
 def _memory(memory: dict) -> str:

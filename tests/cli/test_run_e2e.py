@@ -3,6 +3,7 @@ in stock diffusers pipelines. One run per model, shared by the tests that inspec
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -299,3 +300,15 @@ def test_two_processes_on_cpu_detached_and_followed(tmp_path, builtin_home):
     model = home / "builtin" / "tiny-sd"
     plain = pipeline_output(StableDiffusionPipeline, model, None)
     assert abs(plain - pipeline_output(StableDiffusionPipeline, model, home / "runs" / run_id)).max() > 1e-4
+
+
+def test_progress_into_a_pipe_is_one_whole_line_per_event(sd_run):
+    home, run_id, out = sd_run
+    lines = out.stderr.splitlines()
+    step = re.compile(r"step 200/200 loss \d+\.\d{4} lr \d\.\de[-+]\d\d [\d.]+ it/s eta 0:00:00 rss [\d.]+ GiB")
+    assert any(step.fullmatch(line) for line in lines), out.stderr[-2000:]
+    assert sum(line.startswith("step ") for line in lines) == 200
+    run = home / "runs" / run_id
+    assert f"checkpoint saved: {run / 'checkpoints' / 'checkpoint-000100'}" in lines
+    assert any(line.startswith(f"sample saved: {run / 'samples'}") and line.endswith(".png") for line in lines)
+    assert "…" not in out.stderr
