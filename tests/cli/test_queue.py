@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from homes import share_builtins
 
 SPEC = """
 name = "{name}"
@@ -30,11 +31,7 @@ cache = false
 
 @pytest.fixture
 def home(tmp_path, builtin_home):
-    home = tmp_path / "home"
-    home.mkdir()
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (home / "builtin").symlink_to(builtin_home / "builtin")
-    return home
+    return share_builtins(tmp_path / "home", builtin_home)
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from homes import share_builtins
 
 from engine.events import EVENT_TYPES
 
@@ -19,11 +20,7 @@ pytestmark = pytest.mark.slow
 
 def make_home(root: Path, builtin_home: Path) -> Path:
     """A fresh LORATUI_HOME whose built-ins are the session's, built once."""
-    home = root / "home"
-    home.mkdir(parents=True)
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (home / "builtin").symlink_to(builtin_home / "builtin")
-    return home
+    return share_builtins(root / "home", builtin_home)
 
 
 def loratui(home: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

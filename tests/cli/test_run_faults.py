@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from homes import share_builtins
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +34,7 @@ checkpoints_total_limit = 0
 def run(tmp_path: Path, builtin_home: Path, extra: str, **faults: str):
     home = tmp_path / "home"
     if not home.exists():
-        home.mkdir()
-        (builtin_home / "builtin").mkdir(exist_ok=True)
-        (home / "builtin").symlink_to(builtin_home / "builtin")
+        share_builtins(home, builtin_home)
     (tmp_path / "run.toml").write_text(SPEC + extra)
     env = {**os.environ, "LORATUI_HOME": str(home), **{f"LORATUI_FAULT_{k}": v for k, v in faults.items()}}
     out = subprocess.run([sys.executable, "-m", "loratui", "run", "--spec", str(tmp_path / "run.toml")], env=env,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from homes import share_builtins
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +34,7 @@ checkpointing_steps = 0
 
 @pytest.fixture
 def home(tmp_path, builtin_home):
-    home = tmp_path / "home"
-    home.mkdir()
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (home / "builtin").symlink_to(builtin_home / "builtin")
+    home = share_builtins(tmp_path / "home", builtin_home)
     (tmp_path / "run.toml").write_text(SPEC)
     return home
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from homes import share_builtins
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +41,7 @@ TOTAL = 30
 
 
 def make_home(root: Path, builtin_home: Path) -> Path:
-    home = root / "home"
-    home.mkdir(parents=True)
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (home / "builtin").symlink_to(builtin_home / "builtin")
-    return home
+    return share_builtins(root / "home", builtin_home)
 
 
 def cli(home: Path, *args: str, env: dict | None = None, **popen) -> subprocess.Popen:

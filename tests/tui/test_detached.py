@@ -4,6 +4,7 @@ follows it, and losing the terminal (tmux killed: SIGHUP) does not stop it."""
 import time
 
 import pytest
+from homes import share_builtins
 
 from loratui.library.db import open_db
 
@@ -27,8 +28,7 @@ checkpointing_steps = 0
 
 
 def test_a_run_started_from_the_dashboard_outlives_the_terminal(db, tmux, loratui_home, builtin_home):
-    (builtin_home / "builtin").mkdir(exist_ok=True)
-    (loratui_home / "builtin").symlink_to(builtin_home / "builtin")  # built once per session
+    share_builtins(loratui_home, builtin_home)
     add_run(db, "dash-source", name="dash-e2e", status="finished", steps=12, total=12, spec=SPEC,
             created="2999-01-01T00:00:00Z")
     tmux.start("")
