@@ -19,7 +19,7 @@ from engine.quiet import hide_torchvision_fallback
 PREFIX = "builtin:"
 MARKER = ".loratui-built"
 # Bump when any recipe changes, so folders built by older code are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
