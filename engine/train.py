@@ -171,11 +171,12 @@ def _optimizer(params, lr: float, t):
         except ImportError:
             raise LoratuiError("train.use_8bit_adam needs bitsandbytes, which is not installed",
                                hint="pip install bitsandbytes, or set train.use_8bit_adam = false") from None
-        cls = bnb.optim.AdamW8bit
-    else:
-        cls = torch.optim.AdamW
-    return cls(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
-               eps=t.adam_epsilon)
+        return bnb.optim.AdamW8bit(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2),
+                                   weight_decay=t.adam_weight_decay, eps=t.adam_epsilon)
+    # One fused kernel for all LoRA tensors instead of a dozen small ops each (the for-each loop on CPU).
+    fused = all(p.device.type in ("cuda", "cpu") for p in params)
+    return torch.optim.AdamW(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
+                             eps=t.adam_epsilon, fused=fused or None)
 
 
 def step_seed(seed: int, step: int, micro: int, rank: int) -> int:

@@ -262,7 +262,7 @@ class Examples:
     def __init__(self, task: TextToImage, rows) -> None:
         self.task = task
         self.spec = task.spec
-        self.captions = rows[self.spec.data.caption_column]
+        self.captions = list(rows[self.spec.data.caption_column])  # a list, not an Arrow read per example
         self.images = rows.select_columns([self.spec.data.image_column])
 
     def __len__(self) -> int:

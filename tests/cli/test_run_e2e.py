@@ -212,6 +212,7 @@ def test_sd_checkpoint_and_optimizer_hold_only_the_lora_weights(sd_run):
     assert all("lora_" in k for k in lora) and all(v.dtype == torch.float32 for v in lora.values())
     optimizer = torch.load(checkpoints[0] / "optimizer.pt", weights_only=True)
     assert len(optimizer["param_groups"][0]["params"]) == len(lora)
+    assert optimizer["param_groups"][0]["fused"]  # one fused AdamW kernel for all LoRA tensors
     assert json.loads((checkpoints[0] / "state.json").read_text())["step"] == 200
 
 
