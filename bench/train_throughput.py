@@ -191,6 +191,12 @@ def main() -> None:
     parser.add_argument("--photo-size", type=int, default=0,
                         help="train on a copy of the data upscaled to this many pixels, saved as JPEG (0: as is)")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
+        tempfile.tempdir = scratch  # run folders, the data copy and the default home: all removed at the end
+        measure(args)
+
+
+def measure(args) -> None:
     os.environ.setdefault("LORATUI_HOME", tempfile.mkdtemp(prefix="bench-home-"))
     if args.photo_size:
         args.data = photo_sized_copy(args.data, args.photo_size)
