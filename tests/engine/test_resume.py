@@ -1,5 +1,6 @@
 """Exact resume: a run killed with SIGKILL (mid-epoch, or while writing a checkpoint) and resumed produces the
-same per-step losses and the same adapter as a run that was never interrupted (CPU, fp32)."""
+same per-step losses and the same adapter as a run that was never interrupted (CPU, fp32). So does a run
+whose data loads in worker processes."""
 
 import os
 import signal
@@ -155,3 +156,15 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, builti
     warnings = [e["message"] for e in read_events(folder / "events.jsonl") if e["type"] == "log"]
     assert "skipping incomplete checkpoint checkpoint-000020 (the run died while writing it)" in warnings
     assert "resumed from checkpoint-000010: step 10, epoch 0" in warnings
+
+
+def test_data_loading_workers_change_the_speed_not_the_losses(tmp_path, builtin_home, uninterrupted):
+    home = make_home(tmp_path, builtin_home)
+    spec = SPEC.replace("cache = false", "cache = false\ndataloader_num_workers = 2")
+    (tmp_path / "run.toml").write_text(spec)
+    code, _, err = finish(cli(home, "run", "--spec", str(tmp_path / "run.toml")))
+    assert code == 0, err[-3000:]
+    folder = run_dir(home)
+    assert steps_and_losses(folder) == uninterrupted[0]  # 2.5 epochs: the workers outlive an epoch
+    adapter = adapter_tensors(folder)
+    assert all((adapter[k] == uninterrupted[1][k]).all() for k in uninterrupted[1])
