@@ -6,7 +6,9 @@ works (VAE encode and text encode every step, loss read with .item() every step)
 
 Same model, data, order, augmentation, settings and seed; the noise of each step comes from the same seeded
 generator, so the first losses must agree to 1e-5 with caching off (same math). Goals: engine ÷ reference
-steps/s >= 1.0 with caching off, >= 1.3 with cached latents and text embeddings. Rounds alternate the
+steps/s >= 1.0 with caching off, >= 1.3 with cached latents and text embeddings. With caching off the
+engine does the same math with less work: one fused AdamW kernel, and each image decoded and resized once
+(kept in memory) rather than every epoch; the reference keeps the seed's ways. Rounds alternate the
 order of the three. --photo-size trains on large JPEG copies of the images, as real datasets hold, whose
 decoding and resizing the cache also saves. Each run gives its median step time after a warm-up; a ratio is
 taken within each round and the median over rounds reported. It also prints the share of the reference's

@@ -143,7 +143,36 @@ def augment(image, resolution: int, center_crop: bool, flipped: bool, interpolat
     The steps of the diffusers examples' torchvision transforms, with PIL and numpy."""
     image = image.convert("RGB")
     original = (image.height, image.width)
-    image = resize_short_side(image, resolution, interpolation)
+    return flip_and_crop(resize_short_side(image, resolution, interpolation), original, resolution, center_crop,
+                         flipped, crop_rng)
+
+
+class ResizedImages:
+    """A column's images decoded, made RGB and resized once each, kept up to a memory budget: later epochs skip
+    the decoding and resizing (of a large JPEG, more work than a small model's step), with the same pixels."""
+
+    def __init__(self, images, column: str, resolution: int, interpolation: str, budget_bytes: int) -> None:
+        self.images, self.column = images, column
+        self.resolution, self.interpolation = resolution, interpolation
+        self.budget = budget_bytes
+        self.kept: dict[int, tuple] = {}
+
+    def get(self, row: int) -> tuple:
+        """(the resized RGB image, its original (h, w))."""
+        if row in self.kept:
+            return self.kept[row]
+        image = self.images[row][self.column].convert("RGB")
+        entry = (resize_short_side(image, self.resolution, self.interpolation), (image.height, image.width))
+        size = entry[0].width * entry[0].height * 4  # PIL keeps RGB in four bytes a pixel
+        if size <= self.budget:
+            self.budget -= size
+            self.kept[row] = entry
+        return entry
+
+
+def flip_and_crop(image, original: tuple[int, int], resolution: int, center_crop: bool, flipped: bool,
+                  crop_rng: random.Random):
+    """The rest of `augment`, from the resized image on."""
     if flipped:
         image = image.transpose(0)  # PIL.Image.Transpose.FLIP_LEFT_RIGHT
     top, left = crop_origin(image.height, image.width, resolution, center_crop, crop_rng)

@@ -24,6 +24,7 @@ from engine.errors import LoratuiError
 from engine.model_index import model_info
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+RESIZED_IMAGES_BYTES = 1 << 30  # decoded, resized training images kept in memory when latents are not cached
 
 
 class TextToImage:
@@ -263,7 +264,11 @@ class Examples:
         self.task = task
         self.spec = task.spec
         self.captions = list(rows[self.spec.data.caption_column])  # a list, not an Arrow read per example
-        self.images = rows.select_columns([self.spec.data.image_column])
+        train, column = self.spec.train, self.spec.data.image_column
+        # Each loading process keeps its own copies: the budget is shared out between them.
+        budget = RESIZED_IMAGES_BYTES // max(1, train.dataloader_num_workers)
+        self.images = data.ResizedImages(rows.select_columns([column]), column, train.resolution,
+                                         train.interpolation, budget)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -279,10 +284,9 @@ class Examples:
             example["latent"] = caches.latent_index(row, flipped)
             geometry = caches.geometry[example["latent"]]
         else:
-            image = self.images[row][self.spec.data.image_column]
-            example["pixels"], original, crop = data.augment(
-                image, train.resolution, train.center_crop, flipped, train.interpolation,
-                data.row_rng(seed, epoch, row, "crop"))
+            image, original = self.images.get(row)
+            example["pixels"], original, crop = data.flip_and_crop(
+                image, original, train.resolution, train.center_crop, flipped, data.row_rng(seed, epoch, row, "crop"))
             geometry = (*original, *crop)
         if caches.prompt_embeds is not None:
             example["text"] = caches.caption_index[caption]

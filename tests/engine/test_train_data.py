@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import EpochOrder, augment, load_rows, pick_caption, row_rng
+from engine.data import EpochOrder, ResizedImages, augment, flip_and_crop, load_rows, pick_caption, row_rng
 from engine.errors import LoratuiError
 from engine.spec import DataSection
 
@@ -101,6 +101,31 @@ def test_augment_resizes_the_short_side_flips_and_crops():
     _, _, random_crop = augment(image, 10, center_crop=False, flipped=False, interpolation="nearest",
                                 crop_rng=random.Random(5))
     assert random_crop[0] == 0 and 0 <= random_crop[1] <= 10
+
+
+class _CountingRows:
+    """Rows whose image decodes are counted, as a datasets Image column decodes on every read."""
+
+    def __init__(self, images):
+        self.images, self.reads = images, 0
+
+    def __getitem__(self, row):
+        self.reads += 1
+        return {"image": self.images[row].copy()}
+
+
+def test_resized_images_decode_once_within_their_budget_and_give_the_same_pixels():
+    photos = [Image.effect_noise((96, 64), 40 + 20 * i).convert("L") for i in range(3)]  # grey, not RGB
+    rows = _CountingRows(photos)
+    kept = ResizedImages(rows, "image", 16, "bilinear", budget_bytes=2 * 24 * 16 * 4)  # room for two
+    for epoch in range(3):
+        for row in range(3):
+            image, original = kept.get(row)
+            for flipped in (False, True):
+                expected = augment(photos[row], 16, False, flipped, "bilinear", random.Random(epoch))
+                got = flip_and_crop(image, original, 16, False, flipped, random.Random(epoch))
+                assert np.array_equal(got[0], expected[0]) and got[1:] == expected[1:]
+    assert rows.reads == 3 + 2  # rows 0 and 1 once each; row 2, past the budget, every epoch
 
 
 def test_captions_pick_from_lists_with_their_own_generator():
