@@ -34,7 +34,7 @@ class _Builtin:
 _BUILTINS = {
     "tiny-sd": _Builtin(
         "model", "sd1", "text-to-image",
-        "SD 1.5-shaped pipeline, random weights, 64 px images, ~8 MB", "diffusion:build_sd",
+        "SD 1.5-shaped pipeline, random weights, 64 px images, ~9 MB", "diffusion:build_sd",
     ),
     "tiny-sdxl": _Builtin(
         "model", "sdxl", "text-to-image",
