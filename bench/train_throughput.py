@@ -12,8 +12,10 @@ engine does the same math with less work: one fused AdamW kernel, and each image
 order of the three. --photo-size trains on large JPEG copies of the images, as real datasets hold, whose
 decoding and resizing the cache also saves. Each run gives its median step time after a warm-up; a ratio is
 taken within each round and the median over rounds reported. It also prints the share of the reference's
-step spent loading and encoding the batch, which bounds what any cache can gain. On a shared machine,
-OMP_NUM_THREADS=1 keeps the comparison from measuring the neighbours.
+step spent loading and encoding the batch, which bounds what any cache can gain, and encoding's share of a
+step's FLOPs for this model and for SD 1.5 at 512 px (counted on the meta device, no weights), a yardstick
+that no busy machine disturbs: a tiny model whose share is far below SD's understates caching. On a shared
+machine, OMP_NUM_THREADS=1 keeps the comparison from measuring the neighbours.
 """
 
 import argparse
@@ -182,6 +184,60 @@ def reference_run(args) -> tuple[list[float], list[float], list[float]]:
     return losses, times, encoding
 
 
+# SD 1.5's shapes (its published configs), for a yardstick that needs no weights: FLOPs on the meta device.
+SD15 = {
+    "unet": {"sample_size": 64, "cross_attention_dim": 768, "attention_head_dim": 8, "layers_per_block": 2,
+             "block_out_channels": (320, 640, 1280, 1280),
+             "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+             "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3},
+    "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "latent_channels": 4,
+            "down_block_types": ("DownEncoderBlock2D",) * 4, "up_block_types": ("UpDecoderBlock2D",) * 4},
+    "text_encoder": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                     "num_attention_heads": 12},
+}
+
+
+def encode_flop_share(configs: dict, resolution: int, batch: int, targets: list[str]) -> float:
+    """Encoding's share of a training step's FLOPs (VAE encode + text encode + UNet forward and backward)."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from peft import LoraConfig
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    def flops(fn) -> int:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return counter.get_total_flops()
+
+    with torch.device("meta"):
+        unet, vae = UNet2DConditionModel(**configs["unet"]), AutoencoderKL(**configs["vae"])
+        text_encoder = CLIPTextModel(CLIPTextConfig(**configs["text_encoder"]))
+        unet.requires_grad_(False)
+        unet.add_adapter(LoraConfig(r=4, target_modules=targets))
+        factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        pixels, ids = torch.randn(batch, 3, resolution, resolution), torch.zeros(batch, 77, dtype=torch.long)
+        latents = torch.randn(batch, 4, resolution // factor, resolution // factor)
+        hidden = torch.randn(batch, 77, unet.config.cross_attention_dim)
+        timesteps = torch.zeros(batch, dtype=torch.long)
+        encode = flops(lambda: vae.encode(pixels)) + flops(lambda: text_encoder(ids))
+        train = flops(lambda: unet(latents, timesteps, hidden).sample.sum().backward())
+    return encode / (encode + train)
+
+
+def model_configs(ref: str) -> dict:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig
+
+    from engine import builtin
+
+    path = builtin.resolve(ref)
+    text = CLIPTextConfig.from_pretrained(path, subfolder="text_encoder").to_dict()
+    return {"unet": dict(UNet2DConditionModel.load_config(path, subfolder="unet")),
+            "vae": dict(AutoencoderKL.load_config(path, subfolder="vae")),
+            "text_encoder": {k: v for k, v in text.items() if not k.startswith("_")}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:tiny-sd")
@@ -225,8 +281,14 @@ def measure(args) -> None:
               f"   (rounds {min(per_round):.2f}-{max(per_round):.2f})")
     share = statistics.median(statistics.median(run[2][WARMUP:]) / statistics.median(run[1][WARMUP:])
                               for run in results["reference (seed loop)"])
-    print(f"  the reference spends {share:.0%} of a step loading and encoding the batch: caching alone can gain at most "
-          f"{1 / (1 - share):.2f}x")
+    print(f"  the reference spends {share:.0%} of a step loading and encoding the batch: caching alone can gain "
+          f"at most {1 / (1 - share):.2f}x")
+    from engine.spec import parse_toml
+
+    targets = list(parse_toml(spec_toml(args, cache=True)).lora.target_modules)
+    here = encode_flop_share(model_configs(args.model), args.resolution, args.batch_size, targets)
+    print(f"  by FLOPs, encoding is {here:.0%} of a step here, {encode_flop_share(SD15, 512, 1, targets):.0%} "
+          "for SD 1.5 at 512 px")
     ref_losses, engine_losses = results["reference (seed loop)"][0][0], results["engine, cache off"][0][0]
     gap = max(abs(a - b) for a, b in zip(ref_losses[:MATCHED_STEPS], engine_losses[:MATCHED_STEPS], strict=True))
     print(f"  first {MATCHED_STEPS} losses, engine (cache off) vs reference: max |diff| {gap:.2e} "
