@@ -132,7 +132,11 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--every", type=int, default=10, help="log_every_steps with the dashboard attached")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as workdir:
+        measure(args, Path(workdir))
+
+
+def measure(args, workdir: Path) -> None:
     env = {**os.environ, "LORATUI_HOME": str(workdir / "home"), "TERM": "xterm-256color"}
     subprocess.run([sys.executable, "-m", "loratui", "builtin", "path", "tiny-sd"], env=env, check=True,
                    capture_output=True)

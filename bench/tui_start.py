@@ -68,7 +68,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    home = tempfile.mkdtemp(prefix="loratui-bench-")
+    with tempfile.TemporaryDirectory(prefix="loratui-bench-") as home:
+        measure(args, home)
+
+
+def measure(args, home: str) -> None:
     env = {**os.environ, "LORATUI_HOME": home, "TERM": "xterm-256color", "COLUMNS": str(COLS), "LINES": str(ROWS)}
     # Warm the OS file cache for both, so neither pays for a cold disk.
     first_frame([sys.executable, "-c", MINIMAL], b"minimal-ready", env)
