@@ -141,10 +141,13 @@ def augment(image, resolution: int, center_crop: bool, flipped: bool, interpolat
     """Resize the short side to `resolution`, flip, crop: (CHW float32 in [-1, 1], original (h, w), crop (top, left)).
 
     The steps of the diffusers examples' torchvision transforms, with PIL and numpy."""
+    return flip_and_crop(*resized_rgb(image, resolution, interpolation), resolution, center_crop, flipped, crop_rng)
+
+
+def resized_rgb(image, resolution: int, interpolation: str) -> tuple:
+    """(the image in RGB with its short side resized to `resolution`, its original (h, w))."""
     image = image.convert("RGB")
-    original = (image.height, image.width)
-    return flip_and_crop(resize_short_side(image, resolution, interpolation), original, resolution, center_crop,
-                         flipped, crop_rng)
+    return resize_short_side(image, resolution, interpolation), (image.height, image.width)
 
 
 class ResizedImages:
@@ -161,8 +164,7 @@ class ResizedImages:
         """(the resized RGB image, its original (h, w))."""
         if row in self.kept:
             return self.kept[row]
-        image = self.images[row][self.column].convert("RGB")
-        entry = (resize_short_side(image, self.resolution, self.interpolation), (image.height, image.width))
+        entry = resized_rgb(self.images[row][self.column], self.resolution, self.interpolation)
         size = entry[0].width * entry[0].height * 4  # PIL keeps RGB in four bytes a pixel
         if size <= self.budget:
             self.budget -= size
