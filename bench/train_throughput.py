@@ -255,6 +255,8 @@ def main() -> None:
 
 
 def measure(args) -> None:
+    from engine.spec import parse_toml
+
     os.environ.setdefault("LORATUI_HOME", tempfile.mkdtemp(prefix="bench-home-"))
     if args.photo_size:
         args.data = photo_sized_copy(args.data, args.photo_size)
@@ -283,8 +285,6 @@ def measure(args) -> None:
                               for run in results["reference (seed loop)"])
     print(f"  the reference spends {share:.0%} of a step loading and encoding the batch: caching alone can gain "
           f"at most {1 / (1 - share):.2f}x")
-    from engine.spec import parse_toml
-
     targets = list(parse_toml(spec_toml(args, cache=True)).lora.target_modules)
     here = encode_flop_share(model_configs(args.model), args.resolution, args.batch_size, targets)
     print(f"  by FLOPs, encoding is {here:.0%} of a step here, {encode_flop_share(SD15, 512, 1, targets):.0%} "
