@@ -12,7 +12,8 @@ from engine.spec import Spec, SpecError, field_docs, load_spec, parse_spec, pars
 from engine.spec_convert import convert_command
 from engine.spec_template import FAMILIES, template_toml, template_values
 
-REFERENCE = "/work/shared/reference/000_f4f6303fd0c65b6a.txt"
+# The diffusers LoRA guide's Naruto command, with the exports it uses.
+SEED_COMMAND = Path(__file__).parent / "fixtures" / "seed_command.txt"
 
 
 def _minimal(**sections) -> dict:
@@ -116,10 +117,10 @@ def test_template_for_a_builtin_sdxl_uses_its_family():
 
 
 def _naruto_command() -> tuple[list[str], dict]:
-    lines = open(REFERENCE, encoding="utf-8").read().splitlines()
+    lines = SEED_COMMAND.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("accelerate launch") and
                  "train_text_to_image_lora.py" in line)
-    exports = dict(re.findall(r'^export (\w+)="([^"]*)"', "\n".join(lines[start - 6:start]), re.M))
+    exports = dict(re.findall(r'^export (\w+)="([^"]*)"', "\n".join(lines[:start]), re.M))
     end = next(i for i in range(start, len(lines)) if not lines[i].rstrip().endswith("\\"))
     text = " ".join(line.rstrip().rstrip("\\") for line in lines[start:end + 1])
     for name, value in exports.items():
