@@ -3,6 +3,7 @@ or python) becomes an equivalent spec. Flags the script leaves out take the scri
 spec trains what that command would have trained.
 """
 
+import importlib.util
 import os
 import re
 import shlex
@@ -98,6 +99,7 @@ ACCELERATE_FLAGS = {
 ACCELERATE_BOOLEANS = {"multi_gpu", "cpu", "quiet", "debug", "no_python", "module", "tpu", "use_deepspeed",
                        "use_fsdp", "use_megatron_lm", "same_network", "enable_cpu_affinity"}
 SCRIPTS = ("train_text_to_image_lora.py", "train_text_to_image_lora_sdxl.py")
+TRACKER_EXTRAS = ("tensorboard", "wandb")  # each installs with `pip install 'loratui[NAME]'`
 
 
 def convert_command(argv: list[str]) -> tuple[Spec, list[str]]:
@@ -122,12 +124,25 @@ def convert_command(argv: list[str]) -> tuple[Spec, list[str]]:
     if ("train", "seed") not in script_set:
         notes.append("the command set no seed; loratui always seeds its runs (seed = 1337)")
     values["lora"] = {"alpha": float(values.get("lora", {}).get("rank", 4)), **values.get("lora", {})}
+    _installed_tracker(values["output"], ("output", "report_to") in script_set, notes)
     if "model" not in values or "data" not in values:
         missing = "--pretrained_model_name_or_path" if "model" not in values else "--dataset_name or --train_data_dir"
         raise LoratuiError(f"the command has no {missing}", hint="the seed script needs it too; add it and convert again")
     values["name"] = _name(values)
     values["task"] = "text-to-image"
     return parse_spec(values, "the converted command"), notes
+
+
+def _installed_tracker(output: dict, explicit: bool, notes: list[str]) -> None:
+    """A tracker that is not installed becomes "none", so the converted spec validates and runs here."""
+    tracker = output["report_to"]
+    # Other values (the script's "all", "comet_ml") are left for the spec to refuse, naming what is allowed.
+    if tracker not in TRACKER_EXTRAS or importlib.util.find_spec(tracker) is not None:
+        return
+    output["report_to"] = "none"
+    asked = f"--report_to={tracker}:" if explicit else f"the script reports to {tracker} by default, but"
+    notes.append(f"{asked} {tracker} is not installed, so report_to = \"none\" "
+                 f"(pip install 'loratui[{tracker}]', then set report_to = \"{tracker}\" to log there)")
 
 
 def _split(argv: list[str]) -> tuple[list[str], str, list[str]]:

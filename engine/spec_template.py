@@ -58,9 +58,13 @@ def template_values(task: str = "text-to-image", family: str | None = None, mode
 
 def template_toml(task: str = "text-to-image", family: str | None = None, model: str = "", data: str = "") -> str:
     """The same values as TOML, each field preceded by its description and allowed values."""
-    values = template_values(task, family, model, data)
+    return commented_toml(template_values(task, family, model, data))
+
+
+def commented_toml(values: dict, title: str = "loratui run spec") -> str:
+    """A spec's values (Spec.model_dump()) as TOML, each field preceded by its description and allowed values."""
     docs = field_docs()
-    lines = ["# loratui run spec. Validate with `loratui spec validate FILE`, run with `loratui run --spec FILE`.", ""]
+    lines = [f"# {title}. Validate with `loratui spec validate FILE`, run with `loratui run --spec FILE`.", ""]
     sections = []
     for key, value in values.items():
         if isinstance(value, dict):

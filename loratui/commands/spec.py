@@ -52,6 +52,7 @@ def _convert(args) -> int:
     from engine.errors import LoratuiError
     from engine.rundir import write_atomic
     from engine.spec_convert import convert_command
+    from engine.spec_template import commented_toml
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -60,9 +61,10 @@ def _convert(args) -> int:
     spec, notes = convert_command(command)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    text = commented_toml(spec.model_dump(), "loratui run spec converted from a diffusers training command")
     if args.out:
-        write_atomic(Path(args.out), spec.to_toml())
+        write_atomic(Path(args.out), text)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(spec.to_toml())
+        sys.stdout.write(text)
     return 0

@@ -1,5 +1,6 @@
 """`loratui spec new|convert|validate` from the command line."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -47,6 +48,24 @@ def test_converted_spec_validates_against_the_builtins(tmp_path, builtin_home):
     out = cli("spec", "validate", str(target), home=builtin_home)
     assert out.returncode == 0, out.stderr
     assert "is valid (text-to-image, sd1 model, 48 rows of builtin:shapes)" in out.stdout
+
+
+def test_a_seed_command_without_report_to_converts_to_a_spec_that_validates(tmp_path, builtin_home):
+    """The script's default tracker (tensorboard) is dropped when it is not installed, with a note."""
+    target = tmp_path / "seed.toml"
+    out = cli("spec", "convert", "--out", str(target), "--", "accelerate", "launch", "train_text_to_image_lora.py",
+              "--pretrained_model_name_or_path=builtin:tiny-sd", "--dataset_name=builtin:shapes",
+              "--max_train_steps=5", home=builtin_home)
+    assert out.returncode == 0, out.stderr
+    text = target.read_text()
+    assert text.startswith("# loratui run spec converted from a diffusers training command.")
+    assert "# Inner dimension of the LoRA matrices" in text and "(allowed: none, tensorboard, wandb)" in text
+    if importlib.util.find_spec("tensorboard") is None:
+        assert 'report_to = "none"' in text
+        assert "note: the script reports to tensorboard by default, but tensorboard is not installed" in out.stderr
+    checked = cli("spec", "validate", str(target), home=builtin_home)
+    assert checked.returncode == 0, checked.stderr
+    assert "is valid (text-to-image, sd1 model, 48 rows of builtin:shapes)" in checked.stdout
 
 
 def test_spec_convert_without_a_command_explains_itself():

@@ -2,6 +2,7 @@
 
 import re
 import shlex
+import sys
 import tomllib
 from pathlib import Path
 
@@ -128,7 +129,20 @@ def _naruto_command() -> tuple[list[str], dict]:
     return shlex.split(text), exports
 
 
-def test_naruto_command_converts_to_the_same_settings():
+@pytest.fixture
+def wandb_installed(tmp_path, monkeypatch):
+    """An importable (empty) wandb, so the conversion keeps the command's tracker."""
+    (tmp_path / "fake-packages" / "wandb").mkdir(parents=True)
+    (tmp_path / "fake-packages" / "wandb" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake-packages"))
+
+
+def _not_installed(monkeypatch, *packages):
+    for package in packages:
+        monkeypatch.setitem(sys.modules, package, None)  # find_spec answers None, import raises
+
+
+def test_naruto_command_converts_to_the_same_settings(wandb_installed):
     argv, exports = _naruto_command()
     spec, notes = convert_command(argv)
     expected = {
@@ -154,7 +168,7 @@ def test_naruto_command_converts_to_the_same_settings():
     assert parse_toml(spec.to_toml()) == spec
 
 
-def test_naruto_example_is_the_converted_guide_command():
+def test_naruto_example_is_the_converted_guide_command(wandb_installed):
     converted, _ = convert_command(_naruto_command()[0])
     example = load_spec(Path(__file__).resolve().parents[2] / "examples" / "naruto-sd15.toml").model_dump()
     differences = {(section, key) for section, values in converted.model_dump().items() if isinstance(values, dict)
@@ -180,6 +194,31 @@ def test_convert_reports_unknown_flags_unset_variables_and_drops_tokens(monkeypa
                                 "train_text_to_image_lora.py", "--pretrained_model_name_or_path=m",
                                 "--dataset_name=d"])[0]
     assert (launched.launch.multi_gpu, launched.launch.num_processes) == (True, 2)
+
+
+def test_a_tracker_that_is_not_installed_becomes_none_with_a_note(monkeypatch):
+    _not_installed(monkeypatch, "wandb", "tensorboard")
+    spec, notes = convert_command(_naruto_command()[0])
+    assert spec.output.report_to == "none"
+    assert notes == ['--report_to=wandb: wandb is not installed, so report_to = "none" '
+                     "(pip install 'loratui[wandb]', then set report_to = \"wandb\" to log there)"]
+    base = ["train_text_to_image_lora.py", "--pretrained_model_name_or_path=m", "--dataset_name=d", "--seed=1"]
+    spec, notes = convert_command(base)  # no --report_to: the script's default, tensorboard
+    assert spec.output.report_to == "none"
+    assert notes[0].startswith("the script reports to tensorboard by default, but tensorboard is not installed")
+    assert "pip install 'loratui[tensorboard]'" in notes[0]
+    with pytest.raises(SpecError, match="output.report_to: 'all' is not allowed"):
+        convert_command([*base, "--report_to=all"])
+
+
+def test_a_converted_spec_has_the_template_comments(wandb_installed):
+    from engine.spec_template import commented_toml
+
+    spec, _ = convert_command(_naruto_command()[0])
+    text = commented_toml(spec.model_dump(), "converted")
+    assert text.startswith("# converted. Validate with `loratui spec validate FILE`")
+    assert "# Inner dimension of the LoRA matrices" in text and "(allowed: none, tensorboard, wandb)" in text
+    assert parse_toml(text) == spec
 
 
 def test_toml_loads_back_as_a_dict_the_form_can_use():
