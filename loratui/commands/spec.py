@@ -9,7 +9,7 @@ def register(sub) -> None:
     parser = sub.add_parser("spec", help="validate, create or convert run specs")
     commands = parser.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
     validate = commands.add_parser("validate", help="check a spec fully (fields, model, dataset columns); trains nothing")
-    validate.add_argument("file", help="spec TOML file")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="spec TOML files; each is checked and reported")
     validate.set_defaults(func=_validate)
     new = commands.add_parser("new", help="print a commented spec template")
     new.add_argument("--task", default="text-to-image", help="what to train (default: text-to-image)")
@@ -26,10 +26,29 @@ def register(sub) -> None:
 
 
 def _validate(args) -> int:
+    from engine.errors import LoratuiError
+
+    failed = 0
+    for file in args.files:
+        try:
+            _validate_file(file)
+        except LoratuiError as exc:
+            failed += 1
+            # Name the file where the message does not, so each error says which spec it is about.
+            message = exc.message if file in exc.message.splitlines()[0] else f"{file}: {exc.message}"
+            print(f"error: {message}", file=sys.stderr)
+            if exc.hint:
+                print(f"hint: {exc.hint}", file=sys.stderr)
+    if failed and len(args.files) > 1:
+        print(f"{failed} of {len(args.files)} specs are not valid", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _validate_file(file: str) -> None:
     from engine import preflight
     from engine.home import runs_dir
 
-    spec = preflight.load_checked(args.file, offline_ok=True)
+    spec = preflight.load_checked(file, offline_ok=True)
     output = Path(spec.output.dir).expanduser() if spec.output.dir else runs_dir()
     report = preflight.check(spec, output, images=False, disk=False, offline_ok=True)
     report.raise_if_failed()
@@ -37,8 +56,7 @@ def _validate(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     family = report.info.family if report.info else "?"
     rows = f"{report.rows} rows" if report.rows else "unchecked rows"  # 0 rows is an error, so: not checked
-    print(f"ok: {args.file} is valid ({spec.task}, {family} model, {rows} of {spec.data.source})")
-    return 0
+    print(f"ok: {file} is valid ({spec.task}, {family} model, {rows} of {spec.data.source})")
 
 
 def _new(args) -> int:

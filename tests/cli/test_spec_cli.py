@@ -116,3 +116,21 @@ def test_validate_says_a_hub_dataset_it_cannot_reach_was_not_checked(tmp_path, b
     assert out.returncode == 0, out.stderr
     assert "unchecked rows of someone/captions" in out.stdout
     assert "note: data.source: someone/captions (columns, rows) not checked: the Hub could not be reached" in out.stderr
+
+
+def test_validate_checks_every_file_and_fails_if_any_failed(tmp_path, builtin_home):
+    good = tmp_path / "good.toml"
+    good.write_text('name = "good"\n[model]\npretrained = "builtin:tiny-sd"\n[data]\nsource = "builtin:shapes"\n'
+                    "[train]\nresolution = 32\nmax_steps = 3\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("resolution = 32", "resolution = 33"))
+    missing = tmp_path / "missing.toml"
+    out = cli("spec", "validate", str(bad), str(good), str(missing), home=builtin_home)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout.splitlines() == [f"ok: {good} is valid (text-to-image, sd1 model, 48 rows of builtin:shapes)"]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0].startswith(f"error: {bad}: preflight found 1 problem")
+    assert "train.resolution: 33 is not a multiple of the VAE scale factor" in out.stderr
+    assert errors[1] == f"error: spec file not found: {missing}"
+    assert out.stderr.splitlines()[-1] == "2 of 3 specs are not valid" and "Traceback" not in out.stderr
+    assert cli("spec", "validate", str(good), str(good), home=builtin_home).returncode == 0
