@@ -69,7 +69,11 @@ def read_header(path: Path | str) -> SafetensorsHeader:
         with path.open("rb") as handle:
             head = handle.read(8)
             if len(head) < 8:
-                raise _corrupt(path, f"only {size} bytes, too short for a header", head)
+                raise _not_safetensors(path, f"only {size} bytes, too short for a header", head)
+            start = head + handle.read(16)
+            if start[8:9] != b"{":  # the format requires the JSON header to begin with "{": this is another format
+                raise _not_safetensors(path, _looks_like(start), head)
+            handle.seek(8)
             (length,) = struct.unpack("<Q", head)
             if length > MAX_HEADER_BYTES:
                 raise _corrupt(path, f"header claims {length} bytes (limit {MAX_HEADER_BYTES})", head)
@@ -120,12 +124,29 @@ def _check_layout(path: Path, tensors: dict[str, TensorEntry], data_size: int) -
 
 
 def _corrupt(path: Path, why: str, head: bytes = b"") -> LoratuiError:
+    return _pickled(path, head) or LoratuiError(
+        f"{path.name} is not a valid safetensors file: {why}",
+        "re-download or re-export the file; a partial download is the usual cause")
+
+
+def _not_safetensors(path: Path, why: str, head: bytes) -> LoratuiError:
+    return _pickled(path, head) or LoratuiError(
+        f"'{path.name}' is not a safetensors file ({why})",
+        "import a LoRA's .safetensors weights; a web page or another format saved under this name is the usual cause")
+
+
+def _pickled(path: Path, head: bytes) -> LoratuiError | None:
     # Only once the bytes fail as safetensors: a valid header length may start with 0x80 too.
     if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
-        return LoratuiError(f"refusing {path.name}: it is a pickle (torch.save) file, not safetensors",
-                            _PICKLE_HINT)
-    return LoratuiError(f"{path.name} is not a valid safetensors file: {why}",
-                        "re-download or re-export the file; a partial download is the usual cause")
+        return LoratuiError(f"refusing {path.name}: it is a pickle (torch.save) file, not safetensors", _PICKLE_HINT)
+    return None
+
+
+def _looks_like(start: bytes) -> str:
+    text = start.decode("utf-8", errors="replace").rstrip("\ufffd")  # the cut may split a character
+    if "\ufffd" in text or not all(c.isprintable() or c.isspace() for c in text):
+        return "it holds other binary data"
+    return f"it is text: {text.strip()!r}..."
 
 
 def tensor_bytes(header: SafetensorsHeader, name: str) -> bytes:
