@@ -1,13 +1,17 @@
-"""A base model's weight shapes and family, read from safetensors headers and config files only.
+"""A base model's weight shapes and family, and whether an adapter fits it: headers and config files only.
 
 A base is a built-in (builtin:NAME), a local folder (diffusers pipeline or transformers model), or a Hub
 id; Hub headers are fetched with range requests, never the whole checkpoint.
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.adapters.safeload import read_header
+from engine.adapters import formats
+from engine.adapters.hub import remote_json, remote_shapes
+from engine.adapters.inspect import inspect_file
+from engine.adapters.safeload import SafetensorsHeader, read_header
 from engine.errors import LoratuiError
 
 
@@ -30,8 +34,6 @@ def base_shapes(ref: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """component ("" for a single model) -> {module name: weight shape}, text_model. levels dropped."""
     folder = local_folder(ref)
     if folder is None:
-        from engine.adapters.hub import remote_shapes
-
         files = remote_shapes(ref)
     else:
         files = {str(p.relative_to(folder)): read_header(p).tensors for p in _weight_files(folder)}
@@ -42,8 +44,7 @@ def base_shapes(ref: str) -> dict[str, dict[str, tuple[int, ...]]]:
         target = shapes.setdefault(component, {})
         for key, shape in tensors.items():
             if key.endswith(".weight"):
-                name = key[: -len(".weight")]
-                target[name.removeprefix("text_model.") if component.startswith("text_encoder") else name] = shape
+                target[_normal(component, key[: -len(".weight")])] = shape
     if not shapes:
         raise LoratuiError(f"base model '{ref}' has no .safetensors weights to compare with",
                            "point at a folder saved with safe_serialization (the default)")
@@ -88,8 +89,6 @@ def base_family(ref: str) -> str | None:
         return next((b["family"] for b in builtin.describe() if b["name"] == builtin.strip(ref)), None)
     folder = local_folder(ref)
     if folder is None:
-        from engine.adapters.hub import remote_json
-
         read = lambda name: remote_json(ref, name)  # noqa: E731
     else:
         read = lambda name: _json(folder / name)  # noqa: E731
@@ -114,3 +113,58 @@ def layers_per_block(ref: str | None) -> int:
         if config and isinstance(config.get("layers_per_block"), int):
             return config["layers_per_block"]
     return 2
+
+
+@dataclass
+class CheckReport:
+    adapter: str
+    base: str
+    base_family: str | None
+    adapter_family: str | None
+    checked: int
+    matched: int
+    missing: list[str]      # adapter modules the base model does not have
+    mismatched: list[str]   # modules whose shapes do not fit: "name: lora [in -> out], base [shape]"
+
+    @property
+    def fits(self) -> bool:
+        families_agree = None in (self.base_family, self.adapter_family) or self.base_family == self.adapter_family
+        return not self.missing and not self.mismatched and families_agree and self.matched > 0
+
+
+def check_against_base(path: Path | str, base_ref: str) -> CheckReport:
+    """Compare every LoRA module's shapes with the base model's weights, reading headers only."""
+    info = inspect_file(path, allow_nonfinite=True)
+    header = read_header(info.weights)
+    config = info.metadata.get("adapter_config")
+    layout = formats.parse(header, config)
+    shapes = base_shapes(base_ref)
+    missing, mismatched = [], []
+    for module in layout.modules:
+        component = module.component or _best_component(layout, shapes)
+        base = shapes.get(component, {}).get(_normal(component, module.name))
+        if base is None:
+            missing.append(module.qualified)
+            continue
+        problem = _shape_problem(header, module, base)
+        if problem:
+            mismatched.append(f"{module.qualified}: {problem}")
+    checked = len(layout.modules)
+    return CheckReport(str(path), base_ref, base_family(base_ref), info.family, checked,
+                       checked - len(missing) - len(mismatched), missing, mismatched)
+
+
+def _normal(component: str, name: str) -> str:
+    # CLIP text encoders are saved with and without the `text_model.` level, depending on the version.
+    return name.removeprefix("text_model.") if component.startswith("text_encoder") else name
+
+
+def _best_component(layout: formats.Layout, shapes: dict[str, dict]) -> str:
+    names = [m.name for m in layout.modules if not m.component]
+    return max(shapes, key=lambda c: sum(_normal(c, n) in shapes[c] for n in names), default="")
+
+
+def _shape_problem(header: SafetensorsHeader, module: formats.LoraModule, base: tuple[int, ...]) -> str | None:
+    down, up = header.tensors[module.down].shape, header.tensors[module.up].shape
+    fits = len(base) == len(down) and down[1] == base[1] and up[0] == base[0] and down[2:] == base[2:]
+    return None if fits else f"lora {list(down)} x {list(up)}, base weight {list(base)}"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from engine.adapters.inspect import CONFIG_NAME, WEIGHT_NAMES
+from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.adapters.safeload import PICKLE_SUFFIXES, refuse_pickle, safe_relative
 from engine.errors import LoratuiError
 

@@ -1,4 +1,4 @@
-"""Everything an adapter file says about itself, and whether it fits a base model.
+"""Everything an adapter file says about itself.
 
 inspect_file reads headers only (plus one pass over the bytes for the hash and the inf/nan scan), so
 registering an adapter does not import torch.
@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.adapters import formats
+from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.adapters.safeload import (
     PICKLE_SUFFIXES,
-    SafetensorsHeader,
     check_finite,
     read_header,
     refuse_pickle,
@@ -21,8 +21,6 @@ from engine.errors import LoratuiError
 
 # Header keys loratui writes into the adapters it trains; own_metadata() builds them.
 OWN_KEYS = ("base_model", "family", "rank", "alpha", "target_modules", "steps", "spec_hash", "trigger_words")
-WEIGHT_NAMES = ("adapter_model.safetensors", "pytorch_lora_weights.safetensors")
-CONFIG_NAME = "adapter_config.json"
 
 
 @dataclass
@@ -165,60 +163,3 @@ def _trigger_words(metadata: dict) -> list[str]:
         return [str(w) for w in own]
     phrase = metadata.get("modelspec.trigger_phrase") or own or ""
     return [w.strip() for w in str(phrase).split(",") if w.strip()]
-
-
-@dataclass
-class CheckReport:
-    adapter: str
-    base: str
-    base_family: str | None
-    adapter_family: str | None
-    checked: int
-    matched: int
-    missing: list[str]      # adapter modules the base model does not have
-    mismatched: list[str]   # modules whose shapes do not fit: "name: lora [in -> out], base [shape]"
-
-    @property
-    def fits(self) -> bool:
-        families_agree = None in (self.base_family, self.adapter_family) or self.base_family == self.adapter_family
-        return not self.missing and not self.mismatched and families_agree and self.matched > 0
-
-
-def check_against_base(path: Path | str, base_ref: str) -> CheckReport:
-    """Compare every LoRA module's shapes with the base model's weights, reading headers only."""
-    from engine.adapters.basemodel import base_family, base_shapes
-
-    info = inspect_file(path, allow_nonfinite=True)
-    header = read_header(info.weights)
-    config = info.metadata.get("adapter_config")
-    layout = formats.parse(header, config)
-    shapes = base_shapes(base_ref)
-    missing, mismatched = [], []
-    for module in layout.modules:
-        component = module.component or _best_component(layout, shapes)
-        base = shapes.get(component, {}).get(_normal(component, module.name))
-        if base is None:
-            missing.append(module.qualified)
-            continue
-        problem = _shape_problem(header, module, base)
-        if problem:
-            mismatched.append(f"{module.qualified}: {problem}")
-    checked = len(layout.modules)
-    return CheckReport(str(path), base_ref, base_family(base_ref), info.family, checked,
-                       checked - len(missing) - len(mismatched), missing, mismatched)
-
-
-def _normal(component: str, name: str) -> str:
-    # CLIP text encoders are saved with and without the `text_model.` level, depending on the version.
-    return name.removeprefix("text_model.") if component.startswith("text_encoder") else name
-
-
-def _best_component(layout: formats.Layout, shapes: dict[str, dict]) -> str:
-    names = [m.name for m in layout.modules if not m.component]
-    return max(shapes, key=lambda c: sum(_normal(c, n) in shapes[c] for n in names), default="")
-
-
-def _shape_problem(header: SafetensorsHeader, module: formats.LoraModule, base: tuple[int, ...]) -> str | None:
-    down, up = header.tensors[module.down].shape, header.tensors[module.up].shape
-    fits = len(base) == len(down) and down[1] == base[1] and up[0] == base[0] and down[2:] == base[2:]
-    return None if fits else f"lora {list(down)} x {list(up)}, base weight {list(base)}"

@@ -45,7 +45,8 @@ def register(sub) -> None:
 
     rm = commands.add_parser("rm", help="forget an adapter (files are kept unless --delete-files)")
     rm.add_argument("adapter", help="id or name")
-    rm.add_argument("--delete-files", action="store_true", help="also delete its files")
+    rm.add_argument("--delete-files", action="store_true",
+                    help="also delete its stored copy, unless another entry uses it (a --link target is kept)")
     rm.set_defaults(func=_rm)
 
     export = commands.add_parser("export", help="write an adapter in the diffusers or kohya layout")
@@ -61,15 +62,19 @@ def register(sub) -> None:
     imp.add_argument("--revision", help="Hub branch, tag or commit (default main)")
     imp.add_argument("--name", help="library name (default: from the file or repo)")
     where = imp.add_mutually_exclusive_group()
-    where.add_argument("--copy", dest="mode", action="store_const", const="copy", help="copy into the library")
-    where.add_argument("--link", dest="mode", action="store_const", const="link", help="symlink into the library")
+    where.add_argument("--copy", dest="mode", action="store_const", const="copy",
+                       help="copy into the library's store (the default)")
+    where.add_argument("--link", dest="mode", action="store_const", const="link",
+                       help="keep pointing at this local file; its sha256 is checked on every use")
     imp.add_argument("--base", help="base model it was trained on (Hub id, folder or builtin:NAME)")
     imp.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag it (repeatable)")
     imp.add_argument("--allow-nonfinite", action="store_true", help="keep an adapter with inf/nan, flagged")
     imp.set_defaults(func=_import)
 
-    check = commands.add_parser("check", help="does an adapter fit a base model? lists the keys that do not")
-    check.add_argument("adapter", help="id or name")
+    check = commands.add_parser("check", help="are the files as registered, and does an adapter fit a base model?",
+                                description="With no ADAPTER: hash every entry's files and list those missing or "
+                                            "changed. With one: its files, then the keys that do not fit the base.")
+    check.add_argument("adapter", nargs="?", help="id or name (default: check every entry's files)")
     check.add_argument("--base", help="base model (default: the one the adapter records)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_check)
@@ -93,7 +98,7 @@ def _ls(args) -> int:
     db = _db()
     limit = None if args.all or (args.json and args.limit is None) else (args.limit or PAGE)
     rows = adapters.list_adapters(db, family=args.family, tag=args.tag, base=args.base, limit=limit)
-    _print_rows(rows, args.json)
+    _print_rows(_with_status(rows), args.json)
     if not args.json and limit is not None and len(rows) == limit:
         total = adapters.count_adapters(db, family=args.family, tag=args.tag, base=args.base)
         if total > limit:
@@ -106,7 +111,16 @@ def _search(args) -> int:
 
     rows = adapters.search(_db(), " ".join(args.text), limit=args.limit, family=args.family, tag=args.tag,
                            base=args.base)
-    return _print_rows(rows, args.json)
+    return _print_rows(_with_status(rows), args.json)
+
+
+def _with_status(rows: list[dict]) -> list[dict]:
+    """Each row with the quick status of its files: ok, missing or changed (`library check` hashes them)."""
+    from loratui.library.store import status
+
+    for row in rows:
+        row["status"] = status(row)
+    return rows
 
 
 def _print_rows(rows: list[dict], as_json: bool) -> int:
@@ -146,7 +160,7 @@ def _rm(args) -> int:
     from loratui.library import adapters
 
     row, deleted = adapters.remove(_db(), args.adapter, delete_files=args.delete_files)
-    kept = "" if args.delete_files else f" (files kept at {row['path']})"
+    kept = "" if deleted else f" (files kept at {row['path']})"
     print(f"removed #{row['id']} {row['name']}{kept}")
     for path in deleted:
         print(f"deleted {path}")
@@ -180,6 +194,30 @@ def _check(args) -> int:
     from loratui.library.render import check_report
     from loratui.library.transfer import check_adapter
 
-    report = check_adapter(_db(), args.adapter, args.base)
+    db = _db()
+    if args.adapter is None:
+        return _check_files(db, args)
+    report = check_adapter(db, args.adapter, args.base)
     print(json.dumps({**asdict(report), "fits": report.fits}, indent=2) if args.json else check_report(report))
     return 0 if report.fits else 1
+
+
+def _check_files(db, args) -> int:
+    """Every entry's files hashed against its recorded sha256; non-zero when any is missing or changed."""
+    from engine.errors import LoratuiError
+    from loratui.library import adapters
+    from loratui.library.store import OK, status
+
+    if args.base:
+        raise LoratuiError("--base checks one adapter against a base model", "name the adapter: check ADAPTER --base M")
+    found = [{"id": row["id"], "name": row["name"], "path": row["path"], "status": status(row, deep=True)}
+             for row in adapters.list_adapters(db)]
+    bad = [entry for entry in found if entry["status"] != OK]
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for entry in bad:
+            print(f"#{entry['id']} {entry['name']}: {entry['status']} ({entry['path']})")
+        verdict = f"{len(bad)} missing or changed" if bad else "every file is as registered"
+        print(f"{len(found)} adapters checked: {verdict}")
+    return 1 if bad else 0

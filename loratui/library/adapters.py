@@ -1,7 +1,7 @@
 """The adapters table: register, resolve, list, search, tag, edit, remove. Rows come back as dicts with JSON decoded.
 
 register() is the one way an adapter enters the library, whether a run finished, a user imported a file, or
-adapters were combined: it inspects first, so anything refused leaves the DB and the library folder as they were.
+adapters were combined: it inspects first, so anything refused leaves the DB and the content store as they were.
 """
 
 import difflib
@@ -9,7 +9,6 @@ import json
 import math
 import re
 import sqlite3
-from pathlib import Path
 
 from engine.adapters.inspect import AdapterInfo, inspect_file
 from engine.adapters.safeload import safe_name
@@ -20,7 +19,7 @@ JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings"
 # Everything but the metadata blob, which lists and searches do not need.
 LIST_COLUMNS = ("id", "name", "path", "sha256", "size", "format", "family", "base_model", "rank", "alpha",
                 "target_modules", "created", "tags", "trigger_words", "preferred_weight", "notes", "source_run",
-                "source", "warnings")
+                "source", "warnings", "storage", "mtime_ns")
 _SELECT = f"SELECT {', '.join('a.' + c for c in LIST_COLUMNS)} FROM adapters a"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -54,11 +53,11 @@ def _rows(db, sql: str, params=()) -> list[dict]:
 
 
 def register(db, path, *, name: str | None = None, source_run: str | None = None, base_model: str | None = None,
-             mode: str = "inplace", lineage: list[dict] | None = None, source: str | None = None,
+             mode: str = "copy", lineage: list[dict] | None = None, source: str | None = None,
              tags: list[str] | None = None, allow_nonfinite: bool = False) -> dict:
     """Inspect `path` and add it to the library; an adapter already there (same sha256) is returned as it is.
 
-    mode: inplace keeps the files where they are; copy / link puts them (or symlinks) under adapters_dir().
+    mode: copy stores the bytes in the content store (store.place); link points at the user's file as it is.
     lineage: [{"parent": adapter id, "parent_name", "weight", "method", "params": {}}] for combined adapters.
     """
     info = inspect_file(path, allow_nonfinite=allow_nonfinite)
@@ -79,8 +78,8 @@ def register(db, path, *, name: str | None = None, source_run: str | None = None
         "trigger_words": json.dumps(info.trigger_words), "metadata": json.dumps(info.metadata, default=str),
         "source_run": source_run, "source": source or str(info.path), "warnings": json.dumps(info.warnings),
     }
-    location, created = store.place(name, info.path, info.files, mode)
-    row["path"] = str(location)
+    location, created = store.place(info, mode)
+    row.update(path=str(location), storage="link" if mode == "link" else "store", mtime_ns=store.stamp(location))
     try:
         with db.conn:
             cursor = db.conn.execute(
@@ -175,6 +174,11 @@ def resolve(db, id_or_name) -> dict:
     close = difflib.get_close_matches(text, names, n=3)
     hint = f"did you mean: {', '.join(close)}?" if close else "list adapters with `loratui library ls`"
     raise LoratuiError(f"unknown adapter '{text}'", hint)
+
+
+def usable(db, id_or_name) -> dict:
+    """An entry about to be used (loaded, combined, merged, exported): its files must be as registered."""
+    return store.require_intact(resolve(db, id_or_name))
 
 
 def list_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None,
@@ -274,11 +278,12 @@ def _update(db, adapter_id: int, **changes) -> dict:
 
 
 def remove(db, id_or_name, *, delete_files: bool = False) -> tuple[dict, list[str]]:
-    """Forget an adapter (its children keep the parent's name in their lineage); files stay unless asked."""
+    """Forget an adapter (its children keep the parent's name in their lineage); files stay unless asked,
+    and a stored file goes only when no other entry uses it."""
     row = resolve(db, id_or_name)
     with db.conn:
         db.conn.execute("DELETE FROM adapters WHERE id = ?", [row["id"]])
-    return row, (store.delete_files(Path(row["path"])) if delete_files else [])
+    return row, (store.delete_files(db, row) if delete_files else [])
 
 
 def lineage(db, adapter_id: int) -> dict:

@@ -70,4 +70,9 @@ def open_db(path: Path | str | None = None) -> sqlite_utils.Database:
     """library.db under LORATUI_HOME (or `path`), migrated to the newest schema."""
     db = connect(path or db_path())
     migrate(db)
+    # Entries from before the content store are moved into it, once.
+    if db.execute("SELECT 1 FROM adapters WHERE storage IS NULL LIMIT 1").fetchone():
+        from loratui.library.adopt import adopt_all
+
+        adopt_all(db)
     return db

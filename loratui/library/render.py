@@ -2,7 +2,7 @@
 
 import json
 
-_COLUMNS = (("ID", "id"), ("NAME", "name"), ("FAMILY", "family"), ("FORMAT", "format"), ("RANK", "rank"),
+_COLUMNS = (("ID", "id"), ("NAME", "name"), ("STATUS", "status"), ("FAMILY", "family"), ("FORMAT", "format"), ("RANK", "rank"),
             ("ALPHA", "alpha"), ("BASE", "base_model"), ("TAGS", "tags"))
 _MAX_WIDTH = 40
 

@@ -1,46 +1,80 @@
-"""Adapter files under the library folder: placed whole (copy or symlinks) or not at all, removed on request."""
+"""Adapter files the library entries point at, and whether those files are still what was registered.
+
+A stored entry's files live in the content store, LORATUI_HOME/adapters/<sha256>/, written once (whole or
+not at all), made read-only and never written again: identical bytes are stored once, and nothing a run or
+a user does later can change what an entry holds. A linked entry (`library import --link`) points at the
+user's own file instead; its bytes are hashed again on every use.
+"""
 
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from engine.adapters.inspect import locate
-from engine.adapters.safeload import inside, safe_name
+from engine.adapters.inspect import AdapterInfo, content_hash, locate
 from engine.errors import LoratuiError
 from engine.home import adapters_dir
 
-MODES = ("inplace", "copy", "link")
+MODES = ("copy", "link")
+OK, MISSING, CHANGED = "ok", "missing", "changed"
 
 
-def place(name: str, path: Path, files: list[Path], mode: str) -> tuple[Path, Path | None]:
-    """Where the adapter will live, and the library folder created for it (None when left in place).
+def place(info: AdapterInfo, mode: str) -> tuple[Path, Path | None]:
+    """Where the entry's path will be, and the store folder created for it (None when nothing was created).
 
-    The folder is filled under a hidden temporary name and renamed into place in one step, so a failure
-    leaves nothing behind.
+    The folder is filled under a hidden temporary name, synced and renamed into place in one step, so a
+    failure (a full disk) leaves nothing behind.
     """
     if mode not in MODES:
         raise LoratuiError(f"unknown import mode '{mode}'", f"choose one of: {', '.join(MODES)}")
-    if mode == "inplace":
-        return path, None
+    if mode == "link":
+        return info.path, None
     root = adapters_dir()
-    folder = inside(root, root / safe_name(name))
-    if folder.exists() or folder.is_symlink():
-        raise LoratuiError(f"library folder {folder} already exists", "remove it, or import under another --name")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    folder = root / info.sha256
+    if folder.is_symlink():  # never ours: following it would write where the library does not own
+        raise LoratuiError(f"{folder} is a symbolic link", "remove it: the library's store holds real folders only")
+    if _holds(folder, info.sha256):  # the same bytes were stored before (an entry removed without its files)
+        return _location(folder, info), None
+    shutil.rmtree(folder, ignore_errors=True)  # a partial or tampered folder: its name promises other bytes
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        for file in files:
+        for file in info.files:
             target = tmp / file.name
-            if mode == "copy":
-                shutil.copyfile(file, target)
-            else:
-                target.symlink_to(file.resolve())
+            shutil.copyfile(file, target)
+            with open(target, "rb") as handle:
+                os.fsync(handle.fileno())
+            target.chmod(0o444)
         os.rename(tmp, folder)
+        _fsync_dir(root)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise LoratuiError(f"could not {mode} the adapter into {root}: {exc.strerror}",
+        if _holds(folder, info.sha256):  # another process stored the same bytes first
+            return _location(folder, info), None
+        raise LoratuiError(f"could not copy the adapter into {root}: {exc.strerror or exc}",
                            "check free space and permissions of LORATUI_HOME") from exc
-    return (folder if path.is_dir() else folder / files[0].name), folder
+    return _location(folder, info), folder
+
+
+def _location(folder: Path, info: AdapterInfo) -> Path:
+    """The folder for an adapter given as a folder (PEFT, diffusers output_dir), else the file inside it."""
+    if info.path.is_dir():
+        return folder
+    return next(folder.glob("*.safetensors"))
+
+
+def _holds(folder: Path, sha256: str) -> bool:
+    try:
+        return folder.is_dir() and content_hash(folder) == sha256
+    except LoratuiError:
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def discard(folder: Path | None) -> None:
@@ -49,8 +83,47 @@ def discard(folder: Path | None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def owned_folder(path: Path) -> Path | None:
-    """The adapter's own folder under the library, if its files were copied or linked there."""
+def stamp(path: Path | str) -> int | None:
+    """The newest mtime (ns) of an adapter's files: a cheap sign that they were rewritten."""
+    try:
+        _, _, files = locate(path)
+        return max(f.stat().st_mtime_ns for f in files)
+    except (LoratuiError, OSError):
+        return None
+
+
+def status(row: dict, *, deep: bool = False) -> str:
+    """ok, missing or changed. Quick by default (existence, size, mtime); `deep` hashes the bytes."""
+    path = Path(row["path"])
+    if not path.exists():
+        return MISSING
+    if deep:
+        try:
+            return OK if content_hash(path) == row["sha256"] else CHANGED
+        except LoratuiError:
+            return CHANGED
+    try:
+        _, _, files = locate(path)
+        size = sum(f.stat().st_size for f in files)
+    except (LoratuiError, OSError):
+        return CHANGED
+    same_time = row.get("mtime_ns") is None or stamp(path) == row["mtime_ns"]
+    return OK if size == row["size"] and same_time else CHANGED
+
+
+def require_intact(row: dict) -> dict:
+    """The row, if its files still hash to the recorded sha256; else a one-line error naming the entry."""
+    found = status(row, deep=True)
+    if found != OK:
+        what = "is missing" if found == MISSING else "has changed since it was registered"
+        raise LoratuiError(f"adapter #{row['id']} '{row['name']}': its file {row['path']} {what}",
+                           "`loratui library check` lists such entries; re-import the adapter, or "
+                           f"`loratui library rm {row['id']}`")
+    return row
+
+
+def stored_folder(path: Path | str) -> Path | None:
+    """The store folder holding `path`, if it is in the store."""
     root = adapters_dir().resolve()
     absolute = Path(os.path.abspath(path))
     if absolute.is_relative_to(root) and absolute != root:
@@ -58,17 +131,14 @@ def owned_folder(path: Path) -> Path | None:
     return None
 
 
-def delete_files(path: Path) -> list[str]:
-    """Remove an adapter's files: its library folder whole (links, not their targets), else just its files."""
-    folder = owned_folder(path)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return [str(folder)]
-    if not path.exists():
+def delete_files(db, row: dict) -> list[str]:
+    """Remove an entry's store folder, unless another entry uses it; a linked file is the user's, never removed."""
+    folder = stored_folder(row["path"])
+    if folder is None or row.get("storage") == "link":
         return []
-    _, _, files = locate(path)
-    for file in files:
-        file.unlink()
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()
-    return [str(f) for f in files]
+    used = db.execute("SELECT 1 FROM adapters WHERE id != ? AND (path = ? OR path LIKE ?)",
+                      [row["id"], str(folder), f"{folder}{os.sep}%"]).fetchone()
+    if used or not folder.exists():
+        return []
+    shutil.rmtree(folder)
+    return [str(folder)]

@@ -12,8 +12,9 @@ def import_adapter(db, ref: str, *, weight_name: str | None = None, revision: st
                    tags: list[str] | None = None, allow_nonfinite: bool = False) -> tuple[dict, bool]:
     """Register a local file/folder or a Hub adapter; returns the row and whether it is new.
 
-    Local adapters stay in place unless mode says copy/link; Hub downloads are copied, since the Hub
-    cache can be cleaned at any time.
+    The files are copied into the content store (mode "copy", the default); mode "link" points at a local
+    file where it is and hashes it on every use. Hub downloads are always copied: the Hub cache can be
+    cleaned at any time.
     """
     path = Path(ref).expanduser()
     if path.exists():
@@ -23,18 +24,19 @@ def import_adapter(db, ref: str, *, weight_name: str | None = None, revision: st
                                    f"'{ref}' is a file: import it directly")
             path = path / safe_relative(weight_name)
         source, default = str(path.absolute()), None
-        mode = mode or "inplace"
     else:
         from engine.adapters.hub import fetch_adapter, repo_id
 
         if repo_id(ref) is None:
             raise LoratuiError(f"no such file or folder: {ref}", "give a .safetensors file, a PEFT folder or a "
                                "Hub id like owner/name")
+        if mode == "link":
+            raise LoratuiError(f"--link keeps pointing at a local file; '{ref}' is a Hub id",
+                               "drop --link: Hub downloads are copied into the library")
         path, source = fetch_adapter(ref, weight_name=weight_name, revision=revision)
         default = adapters.default_name(repo_id(ref).split("/")[-1])
-        mode = mode or "copy"
     before = db.execute("SELECT coalesce(max(id), 0) FROM adapters").fetchone()[0]
-    row = adapters.register(db, path, name=name or (default and adapters.free_name(db, default)), mode=mode,
+    row = adapters.register(db, path, name=name or (default and adapters.free_name(db, default)), mode=mode or "copy",
                             base_model=base_model, source=source, tags=tags, allow_nonfinite=allow_nonfinite)
     return row, row["id"] > before
 
@@ -42,7 +44,7 @@ def import_adapter(db, ref: str, *, weight_name: str | None = None, revision: st
 def export_adapter(db, id_or_name, fmt: str, out: str | Path, *, overwrite: bool = False) -> Path:
     from engine.adapters.export import convert
 
-    row = adapters.resolve(db, id_or_name)
+    row = adapters.usable(db, id_or_name)
     return convert(row["path"], Path(out).expanduser(), fmt, overwrite=overwrite)
 
 
@@ -50,10 +52,27 @@ def check_adapter(db, id_or_name, base: str | None = None):
     """Does the adapter fit `base` (default: the base model it records)? A CheckReport."""
     from engine.adapters.inspect import check_against_base
 
-    row = adapters.resolve(db, id_or_name)
+    row = adapters.usable(db, id_or_name)
     base = base or row["base_model"]
     if not base:
         raise LoratuiError(f"adapter '{row['name']}' records no base model", "pass --base MODEL")
     report = check_against_base(row["path"], base)
     report.adapter = f"#{row['id']} {row['name']}"
     return report
+
+
+def check_families(rows: list[dict], base: str | None = None) -> None:
+    """Before anything loads: the adapters are of one family, and of the base model's when it is known."""
+    known = [row for row in rows if row["family"]]
+    family = None
+    if base:
+        from engine.adapters.basemodel import base_family
+
+        family = base_family(base)
+    for row in known:
+        if family and row["family"] != family:
+            raise LoratuiError(f"adapter '{row['name']}' does not fit {base}: family: adapter is {row['family']}, "
+                               f"base is {family}", f"choose a {row['family']} base model, or adapters made for {family}")
+    if len({row["family"] for row in known}) > 1:
+        mix = ", ".join(f"{row['name']} is {row['family']}" for row in known)
+        raise LoratuiError(f"the adapters are of different families ({mix})", "use adapters made for one base model")

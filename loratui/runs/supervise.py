@@ -129,8 +129,8 @@ def _register(db, plan: Plan, adapter: str) -> tuple[int | None, str]:
         step = db.execute("SELECT step FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
         name = f"{plan.run_id}-step{step}"
     try:
-        row = register(db, adapter, name=name, source_run=plan.run_id, base_model=plan.spec.model.pretrained,
-                       mode="inplace")
+        # Copied into the content store: the run folder's own file is written again by a resume.
+        row = register(db, adapter, name=name, source_run=plan.run_id, base_model=plan.spec.model.pretrained)
     except LoratuiError as exc:
         return None, f"not registered: {exc.message}"
     return row.get("id"), f"registered as {row.get('name')}"

@@ -61,13 +61,16 @@ def test_import_from_the_hub_keeps_the_token_out_of_the_library(hub, tmp_path):
 
 
 def test_diffusers_and_peft_repos(hub, tmp_path):
-    out = _cli(hub, tmp_path, "import", "acme/sd-style", "--link")
+    out = _cli(hub, tmp_path, "import", "acme/sd-style", "--link")  # the HF cache is not the user's file
+    assert out.returncode == 2 and "--link keeps pointing at a local file" in out.stderr
+    out = _cli(hub, tmp_path, "import", "acme/sd-style")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("imported #1 sd-style (diffusers")
     out = _cli(hub, tmp_path, "import", "hf://acme/llama-lora")
     assert out.returncode == 0, out.stderr
     row = json.loads(_cli(hub, tmp_path, "show", "llama-lora", "--json").stdout)
-    assert (row["format"], row["family"], Path(row["path"]).name) == ("peft", "llm", "llama-lora")
+    assert (row["format"], row["family"], Path(row["path"]).name) == ("peft", "llm", row["sha256"])
+    assert Path(row["path"]).parent == tmp_path / "home" / "adapters"
     assert sorted(p.name for p in Path(row["path"]).iterdir()) == ["adapter_config.json",
                                                                    "adapter_model.safetensors"]
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from engine.adapters.inspect import check_against_base, inspect_file, own_metadata
+from engine.adapters.basemodel import check_against_base
+from engine.adapters.inspect import inspect_file, own_metadata
 from loratui.library import adapters
 
 SD_MODULES = 56  # tiny-sd: 48 UNet attention projections + 8 text-encoder ones

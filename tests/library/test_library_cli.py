@@ -26,8 +26,8 @@ def test_import_ls_show_search(capsys, lora_copy):
 
     code, out, _ = _run(capsys, "ls")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "FAMILY", "FORMAT", "RANK", "ALPHA", "BASE", "TAGS"]
-    assert lines[1].split()[:4] == ["2", "xl", "sdxl", "diffusers"]
+    assert lines[0].split() == ["ID", "NAME", "STATUS", "FAMILY", "FORMAT", "RANK", "ALPHA", "BASE", "TAGS"]
+    assert lines[1].split()[:5] == ["2", "xl", "ok", "sdxl", "diffusers"]
     assert [r["name"] for r in _json(capsys, "ls", "--tag", "paper")] == ["paper-cut"]
     assert [r["name"] for r in _json(capsys, "ls", "--family", "sdxl")] == ["xl"]
 

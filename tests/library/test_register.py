@@ -1,6 +1,7 @@
 """register() and friends: placement modes, dedup by sha256, lineage, resolve by id or name, removal."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -9,31 +10,41 @@ from engine.home import adapters_dir
 from loratui.library import adapters
 
 
-def test_inplace_copy_and_link(db, lora_copy):
-    inplace = lora_copy("kohya")
-    row = adapters.register(db, inplace)
-    assert row["path"] == str(inplace) and not any(adapters_dir().iterdir())
-
-    copied = adapters.register(db, lora_copy("sd"), mode="copy", name="copied")
-    assert copied["path"] == str(adapters_dir() / "copied" / "pytorch_lora_weights.safetensors")
-    assert not os.path.islink(copied["path"])
+def test_copy_is_content_addressed_and_read_only_link_stays_put(db, lora_copy):
+    source = lora_copy("kohya")
+    row = adapters.register(db, source)
+    assert row["path"] == str(adapters_dir() / row["sha256"] / "paper-cut.safetensors")
+    assert row["storage"] == "store" and not os.access(row["path"], os.W_OK) or os.geteuid() == 0
+    assert oct(os.stat(row["path"]).st_mode & 0o777) == "0o444"
+    assert source.exists()  # the user's file is left where it was
 
     peft = lora_copy("peft")
-    linked = adapters.register(db, peft, mode="link", name="linked")
-    folder = adapters_dir() / "linked"
-    assert linked["path"] == str(folder) and linked["format"] == "peft"
-    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
-    assert (folder / "adapter_model.safetensors").resolve() == (peft / "adapter_model.safetensors").resolve()
+    stored = adapters.register(db, peft, name="peft")
+    assert stored["path"] == str(adapters_dir() / stored["sha256"])
+    assert sorted(p.name for p in Path(stored["path"]).iterdir()) == ["adapter_config.json",
+                                                                      "adapter_model.safetensors"]
+
+    other = lora_copy("sd")
+    linked = adapters.register(db, other, mode="link", name="linked")
+    assert (linked["path"], linked["storage"]) == (str(other), "link")
+    assert sorted(p.name for p in adapters_dir().iterdir()) == sorted([row["sha256"], stored["sha256"]])
 
 
-def test_same_file_twice_is_one_adapter(db, lora_copy, tmp_path):
+def test_same_bytes_are_one_adapter_stored_once(db, lora_copy, tmp_path):
     first = adapters.register(db, lora_copy("kohya"), mode="copy")
     moved = tmp_path / "renamed.safetensors"
     moved.write_bytes(lora_copy("kohya").read_bytes())
     again = adapters.register(db, moved, name="other-name", mode="copy")
     assert again["id"] == first["id"] and again["name"] == "paper-cut"
     assert db.execute("SELECT count(*) FROM adapters").fetchone()[0] == 1
-    assert [p.name for p in adapters_dir().iterdir()] == ["paper-cut"]
+    assert [p.name for p in adapters_dir().iterdir()] == [first["sha256"]]
+
+
+def test_removed_entry_re_registered_reuses_its_stored_bytes(db, lora_copy):
+    first = adapters.register(db, lora_copy("kohya"))
+    adapters.remove(db, "paper-cut")  # the stored file stays
+    again = adapters.register(db, lora_copy("kohya"), name="back")
+    assert again["path"] == first["path"] and [p.name for p in adapters_dir().iterdir()] == [first["sha256"]]
 
 
 def test_default_names_do_not_collide(db, lora_copy, tmp_path):
@@ -100,20 +111,20 @@ def test_resolve_by_id_hash_id_and_name_with_hint(db, lora_copy):
     assert "paper-cut" in caught.value.hint
 
 
-def test_remove_keeps_or_deletes_files(db, lora_copy):
-    kept = lora_copy("kohya")
-    adapters.register(db, kept)
+def test_remove_keeps_or_deletes_stored_files_never_a_linked_one(db, lora_copy):
+    source = lora_copy("kohya")
+    row = adapters.register(db, source)
     adapters.remove(db, "paper-cut")
-    assert kept.exists()
+    assert Path(row["path"]).exists()
 
-    adapters.register(db, kept)
+    adapters.register(db, source)
     _, deleted = adapters.remove(db, "paper-cut", delete_files=True)
-    assert deleted == [str(kept)] and not kept.exists()
+    assert deleted == [str(Path(row["path"]).parent)] and not Path(row["path"]).exists()
+    assert source.exists()  # the user's original was never the library's
 
     target = lora_copy("peft")
     adapters.register(db, target, mode="link", name="ln")
-    adapters.remove(db, "ln", delete_files=True)
-    assert not (adapters_dir() / "ln").exists()
+    assert adapters.remove(db, "ln", delete_files=True)[1] == []
     assert (target / "adapter_model.safetensors").exists()  # a link's target is not the library's to delete
 
 

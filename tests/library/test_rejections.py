@@ -155,9 +155,12 @@ def test_weight_name_cannot_climb_out(tmp_path, capsys, seeded_library, loras):
     assert "escape" in _refused(capsys, str(folder), "--weight-name", "../outside.safetensors", "--copy")
 
 
-def test_symlinked_library_folder_is_not_followed(tmp_path, capsys, seeded_library, lora_copy):
+def test_symlinked_store_folder_is_not_followed(tmp_path, capsys, seeded_library, lora_copy):
+    from engine.adapters.inspect import content_hash
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (adapters_dir() / "trap").symlink_to(elsewhere)
-    _refused(capsys, str(lora_copy("sd")), "--copy", "--name", "trap")
+    source = lora_copy("sd")
+    (adapters_dir() / content_hash(source)).symlink_to(elsewhere)
+    assert "is a symbolic link" in _refused(capsys, str(source), "--copy")
     assert not any(elsewhere.iterdir())
