@@ -139,6 +139,11 @@ def _decode(value: str):
     return value
 
 
+def content_hash(path: Path | str) -> str:
+    """The sha256 an adapter at `path` was registered under (its weights, then its config)."""
+    return _sha256(locate(path)[2])
+
+
 def _sha256(files: list[Path]) -> str:
     """Of the weights, then the config: a folder's identity is both."""
     digest = hashlib.sha256()

@@ -50,7 +50,7 @@ def export_adapter(db, id_or_name, fmt: str, out: str | Path, *, overwrite: bool
 
 def check_adapter(db, id_or_name, base: str | None = None):
     """Does the adapter fit `base` (default: the base model it records)? A CheckReport."""
-    from engine.adapters.inspect import check_against_base
+    from engine.adapters.basemodel import check_against_base
 
     row = adapters.usable(db, id_or_name)
     base = base or row["base_model"]
