@@ -20,8 +20,12 @@ _ALPHA_DTYPE_KEY = "loratui.kohya_alpha_dtype"  # so diffusers -> kohya restores
 _SD_FAMILIES = {"sd1", "sd2", "sdxl", None}
 
 
-def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool = False) -> Path:
-    """Write `source` (any readable layout) to `dest` in `fmt`; returns the file written."""
+def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool = False, name: str = "") -> Path:
+    """Write `source` (any readable layout) to `dest` in `fmt`; returns the file written.
+
+    `dest` ending in .safetensors is the file; anything else is a folder (created if need be) that receives
+    the file a loader looks for: pytorch_lora_weights.safetensors (diffusers) or NAME.safetensors (kohya;
+    `name`, or the source file's stem)."""
     if fmt not in FORMATS:
         raise LoratuiError(f"unknown export format '{fmt}'", f"choose one of: {', '.join(FORMATS)}")
     weights, config, _ = locate(source)
@@ -43,7 +47,7 @@ def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool =
         entries = _to_diffusers(header, layout, alphas, metadata)
     else:
         entries = _to_kohya(header, layout, alphas, family == "sdxl")
-    return write_safetensors(_destination(Path(dest), weights, fmt, overwrite), entries, metadata)
+    return write_safetensors(_destination(Path(dest), weights, fmt, name, overwrite), entries, metadata)
 
 
 def _to_diffusers(header: SafetensorsHeader, layout: formats.Layout, alphas: dict, metadata: dict) -> list:
@@ -96,16 +100,21 @@ def _copy(header: SafetensorsHeader, source_key: str, new_key: str) -> tuple:
     return new_key, entry.dtype, entry.shape, tensor_bytes(header, source_key)
 
 
-def _destination(dest: Path, source: Path, fmt: str, overwrite: bool) -> Path:
-    if dest.is_dir():
-        dest = dest / ("pytorch_lora_weights.safetensors" if fmt == "diffusers" else f"{source.stem}.safetensors")
-    if dest.suffix != ".safetensors":
-        raise LoratuiError(f"export target '{dest}' must end in .safetensors", "e.g. --out style.safetensors")
+def _destination(dest: Path, source: Path, fmt: str, name: str, overwrite: bool) -> Path:
+    if dest.is_dir() or dest.suffix != ".safetensors":
+        if dest.exists() and not dest.is_dir():
+            raise LoratuiError(f"export target '{dest}' is a file, not a folder",
+                               "give a folder to write into, or a path ending in .safetensors")
+        dest = dest / ("pytorch_lora_weights.safetensors" if fmt == "diffusers" else f"{name or source.stem}.safetensors")
     if dest.exists() and not overwrite:
         raise LoratuiError(f"'{dest}' already exists", "choose another --out, or pass --force to replace it")
     if dest.resolve() == source.resolve():
         raise LoratuiError(f"'{dest}' is the adapter's own file", "export to another path")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LoratuiError(f"cannot create folder '{dest.parent}': {exc.strerror}",
+                           "give a folder you can write to, or a path ending in .safetensors") from None
     return dest
 
 

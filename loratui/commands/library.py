@@ -52,7 +52,9 @@ def register(sub) -> None:
     export = commands.add_parser("export", help="write an adapter in the diffusers or kohya layout")
     export.add_argument("adapter", help="id or name")
     export.add_argument("--format", required=True, choices=["diffusers", "kohya"], help="target layout")
-    export.add_argument("--out", required=True, help="a .safetensors file, or a folder to write into")
+    export.add_argument("--out", required=True,
+                        help="a folder (created if need be) that receives pytorch_lora_weights.safetensors (diffusers) "
+                             "or NAME.safetensors (kohya), or a path ending in .safetensors")
     export.add_argument("--force", action="store_true", help="replace --out if it exists")
     export.set_defaults(func=_export)
 

@@ -45,7 +45,7 @@ def export_adapter(db, id_or_name, fmt: str, out: str | Path, *, overwrite: bool
     from engine.adapters.export import convert
 
     row = adapters.usable(db, id_or_name)
-    return convert(row["path"], Path(out).expanduser(), fmt, overwrite=overwrite)
+    return convert(row["path"], Path(out).expanduser(), fmt, overwrite=overwrite, name=row["name"])
 
 
 def check_adapter(db, id_or_name, base: str | None = None):

@@ -117,3 +117,34 @@ def test_cli_export_by_name_refuses_to_overwrite(tmp_path, capsys, lora_copy):
     assert "already exists" in capsys.readouterr().err
     assert main(["library", "export", "1", "--format", "kohya", "--out", str(out), "--force"]) == 0
     assert _tensors(out) == _tensors(lora_copy("kohya"))
+
+
+@pytest.mark.parametrize(("fmt", "file_name", "keys_end"), [
+    ("diffusers", "pytorch_lora_weights.safetensors", (".lora_A.weight", ".lora_B.weight")),
+    ("kohya", "ink-wash.safetensors", (".lora_down.weight", ".lora_up.weight", ".alpha")),  # the entry's name
+])
+def test_cli_export_out_is_a_folder_existing_or_not_or_a_file(tmp_path, capsys, loras, lora_copy, fmt, file_name,
+                                                               keys_end):
+    from safetensors.torch import load_file
+
+    assert main(["library", "import", str(lora_copy("sd")), "--name", "ink-wash"]) == 0
+    reference = _tensors(convert(loras["sd"], tmp_path / "reference.safetensors", fmt))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    shapes = [(existing, existing / file_name), (tmp_path / "new" / "folder", tmp_path / "new" / "folder" / file_name),
+              (tmp_path / "exact.safetensors", tmp_path / "exact.safetensors")]
+    for out, written in shapes:
+        export = ["library", "export", "ink-wash", "--format", fmt, "--out", str(out)]
+        capsys.readouterr()
+        assert main(export) == 0
+        assert capsys.readouterr().out == f"wrote {written}\n"
+        assert _tensors(written) == reference
+        loaded = load_file(written)
+        assert loaded and all(key.endswith(keys_end) for key in loaded)
+        assert main(export) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: '{written}' already exists", "hint: choose another --out, or pass --force to replace it"]
+        assert main([*export, "--force"]) == 0
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["library", "export", "ink-wash", "--format", fmt, "--out", str(tmp_path / "notes.txt")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
