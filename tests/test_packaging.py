@@ -1,8 +1,13 @@
-"""The wheel carries schema/ and themes/, and a non-editable install gives a working `loratui`."""
+"""The wheel carries every package, schema/ and themes/; a non-editable install gives a working `loratui`;
+every package the code imports is a declared dependency."""
 
+import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -28,7 +33,8 @@ def test_wheel_holds_schema_and_themes(wheel):
     themes = {Path(n).name for n in names if n.startswith("loratui/themes/")}
     assert {p.name for p in (ROOT / "schema").glob("*.sql")} <= schema
     assert {p.name for p in (ROOT / "themes").iterdir() if p.suffix in (".toml", ".tcss")} <= themes
-    assert any(n.startswith("engine/") for n in names)
+    shipped = {n for n in names if n.endswith(".py")}
+    assert {p.relative_to(ROOT).as_posix() for top in ("engine", "loratui") for p in (ROOT / top).rglob("*.py")} <= shipped
 
 
 def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
@@ -53,3 +59,51 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     located = subprocess.run([python, "-c", "import loratui; print(loratui.__file__)"], cwd=tmp_path, env=env,
                              capture_output=True, text=True).stdout
     assert str(ROOT) not in located
+    found = "from loratui.resources import data_dir; print(data_dir('schema')); print(data_dir('themes'))"
+    folders = subprocess.run([python, "-c", found], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert [Path(f).relative_to(site).as_posix() for f in folders] == ["loratui/schema", "loratui/themes"]
+
+
+def test_the_checkout_finds_schema_and_themes_at_the_top():
+    from loratui.resources import data_dir
+
+    assert (data_dir("schema"), data_dir("themes")) == (ROOT / "schema", ROOT / "themes")
+
+
+def _required_imports(tree: ast.AST) -> set[str]:
+    """Top-level names imported, except inside a try that catches ImportError (an optional extra)."""
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError") for h in node.handlers
+        ):
+            guarded |= {id(inner) for stmt in node.body for inner in ast.walk(stmt)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_imported_package_is_declared():
+    """Arriving through another dependency is not enough: that one may drop it in any release."""
+    own = {"engine", "loratui"}
+    required = set()
+    for top in own:
+        for path in (ROOT / top).rglob("*.py"):
+            required |= _required_imports(ast.parse(path.read_text()))
+    third_party = required - own - set(sys.stdlib_module_names)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_normal(re.split(r"[<>=!~\[ ;]", dep)[0]) for dep in project["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {name for name in third_party if not {_normal(d) for d in providers.get(name, [name])} & declared}
+    assert not undeclared, f"imported but not in [project] dependencies: {sorted(undeclared)}"
+
+
+def _normal(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
