@@ -19,7 +19,9 @@ def register(sub) -> None:
 
     show = commands.add_parser("show", help="everything known about an adapter, lineage included")
     show.add_argument("adapter", help="id or name")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    shown = show.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="machine-readable output")
+    shown.add_argument("--spec", action="store_true", help="print only the spec of the run that trained it, whole")
     show.set_defaults(func=_show)
 
     search = commands.add_parser("search", help="full-text search over names, tags, trigger words, notes")
@@ -137,6 +139,14 @@ def _show(args) -> int:
     from loratui.library.render import details
 
     row = adapters.details(_db(), args.adapter)
+    if args.spec:
+        from engine.errors import LoratuiError
+
+        if not (row["run"] or {}).get("spec"):
+            raise LoratuiError(f"adapter '{row['name']}' has no spec: no run recorded in this library trained it",
+                               f"`loratui library show {row['name']}` shows what is known about it")
+        print(row["run"]["spec"], end="")
+        return 0
     print(json.dumps(row, indent=2, default=str) if args.json else details(row))
     return 0
 

@@ -303,8 +303,8 @@ def details(db, id_or_name) -> dict:
     row["lineage"] = lineage(db, row["id"])
     run = None
     if row["source_run"]:
-        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, summary, "
-                         "spec FROM runs WHERE id = ?", [row["source_run"]])
+        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, error, "
+                         "summary, spec FROM runs WHERE id = ?", [row["source_run"]])
         if runs:
             run = runs[0]
             run["summary"] = json.loads(run["summary"]) if run["summary"] else None

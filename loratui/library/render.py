@@ -1,6 +1,7 @@
 """Plain-text views of library rows for the CLI: a table, a one-line summary, the full details, a check report."""
 
 import json
+import tomllib
 
 _COLUMNS = (("ID", "id"), ("NAME", "name"), ("STATUS", "status"), ("FAMILY", "family"), ("FORMAT", "format"), ("RANK", "rank"),
             ("ALPHA", "alpha"), ("BASE", "base_model"), ("TAGS", "tags"))
@@ -42,52 +43,85 @@ def _size(n: int) -> str:
 
 
 def details(row: dict) -> str:
+    """Aligned `key: value` lines: the adapter, the run that trained it (its spec summarised), lineage, metadata."""
     alpha = _cell(row["alpha"]) if row["alpha"] is not None else "not recorded (loaders use alpha = rank)"
-    lines = [
-        f"#{row['id']} {row['name']}",
-        f"  path            {row['path']}",
-        f"  source          {row.get('source') or '-'}",
-        f"  format          {row['format']}",
-        f"  family          {row['family'] or 'unknown'}",
-        f"  base model      {row['base_model'] or '-'}",
-        f"  rank / alpha    {_cell(row['rank'])} / {alpha}",
-        f"  targets         {_cell(row['target_modules'])}",
-        f"  size            {_size(row['size'])}   sha256 {row['sha256']}",
-        f"  created         {row['created']}",
-        f"  tags            {_cell(row['tags'])}",
-        f"  trigger words   {_cell(row['trigger_words'])}",
-        f"  weight          {row['preferred_weight']:g}",
-        f"  notes           {row['notes'] or '-'}",
-    ]
-    lines += [f"  warning         {w}" for w in row["warnings"]]
+    entries = [(2, key, value) for key, value in (
+        ("path", row["path"]), ("source", row.get("source") or "-"), ("format", row["format"]),
+        ("family", row["family"] or "unknown"), ("base model", row["base_model"] or "-"),
+        ("rank / alpha", f"{_cell(row['rank'])} / {alpha}"), ("targets", _cell(row["target_modules"])),
+        ("size", _size(row["size"])), ("sha256", row["sha256"]), ("created", row["created"]),
+        ("tags", _cell(row["tags"])), ("trigger words", _cell(row["trigger_words"])),
+        ("weight", f"{row['preferred_weight']:g}"), ("notes", row["notes"] or "-"),
+    )]
+    entries += [(2, "warning", w) for w in row["warnings"]]
     run = row.get("run")
     if run:
-        lines.append(f"  trained by run  {run['id']} ({run['status']}, step {run['step']}/{run['total_steps']})")
-        for key, value in sorted((run.get("summary") or {}).items()):
-            lines.append(f"    {key:<14}{json.dumps(value) if not isinstance(value, str) else value}")
-        lines += [f"    last {key:<9}{value:g}" for key, value in sorted(run.get("final_metrics", {}).items())]
-        lines += [f"    sample step {s['step']}: {s['path']}" for s in run.get("samples", [])]
-        if run.get("spec"):
-            lines.append("    spec")
-            lines += [f"      {line}" for line in run["spec"].splitlines()]
+        entries.append((2, "trained by run", f"{run['id']} ({run['status']}, step {run['step']}/{run['total_steps']})"))
+        entries += [(4, key, value) for key, value in _run_facts(run, row["name"])]
     elif row["source_run"]:
-        lines.append(f"  trained by run  {row['source_run']}")
+        entries.append((2, "trained by run", row["source_run"]))
     lineage = row.get("lineage") or {}
     for parent in lineage.get("parents", []):
         ref = f"#{parent['parent']} " if parent["parent"] is not None else "(removed) "
-        lines.append(f"  made from       {ref}{parent['parent_name']} x {_cell(parent['weight'])} "
-                     f"by {parent['method']}")
-    for child in lineage.get("children", []):
-        lines.append(f"  used in         #{child['id']} {child['name']} ({child['method']})")
+        entries.append((2, "made from", f"{ref}{parent['parent_name']} x {_cell(parent['weight'])} by {parent['method']}"))
+    entries += [(2, "used in", f"#{child['id']} {child['name']} ({child['method']})")
+                for child in lineage.get("children", [])]
     if row.get("generations"):
-        lines.append(f"  generations     {row['generations']}")
+        entries.append((2, "generations", str(row["generations"])))
+    lines = [f"#{row['id']} {row['name']}", *_aligned(entries)]
     metadata = {k: v for k, v in row["metadata"].items() if k != "loratui.derived"}
     if metadata:
-        lines.append("  metadata")
-        for key, value in sorted(metadata.items()):
-            text = value if isinstance(value, str) else json.dumps(value)
-            lines.append(f"    {key}: {text if len(text) <= 100 else text[:99] + '…'}")
+        texts = {k: v if isinstance(v, str) else json.dumps(v) for k, v in sorted(metadata.items())}
+        lines += ["  metadata:", *_aligned([(4, k, t if len(t) <= 100 else t[:99] + "…") for k, t in texts.items()])]
     return "\n".join(lines)
+
+
+def _aligned(entries: list[tuple[int, str, str]]) -> list[str]:
+    """(indent, key, value) as `key: value` lines whose values all start in one column."""
+    column = max(indent + len(key) + 1 for indent, key, _ in entries)
+    return [f"{' ' * indent}{key}:".ljust(column) + f" {value}" for indent, key, value in entries]
+
+
+# What explains how a run ended, by status; a finished run had none, whatever an earlier stop left behind.
+_ENDING = {"stopped": ("reason", "error"), "failed": ("error", "hint", "traceback_path"), "crashed": ("error",)}
+
+
+def _run_facts(run: dict, name: str) -> list[tuple[str, str]]:
+    summary = {**(run.get("summary") or {}), "error": run.get("error")}
+    facts = _spec_summary(run["spec"], name) if run.get("spec") else []
+    if run["status"] == "finished" and summary.get("final_loss") is not None:
+        facts.append(("final loss", f"{summary['final_loss']:g}"))
+    facts += [(key.replace("_", " "), str(summary[key])) for key in _ENDING.get(run["status"], ()) if summary.get(key)]
+    if summary.get("checkpoint"):
+        facts.append(("last checkpoint", summary["checkpoint"]))
+    facts += [(f"last {key}", f"{value:g}") for key, value in sorted(run.get("final_metrics", {}).items())]
+    facts += [(f"sample step {s['step']}", s["path"]) for s in run.get("samples", [])]
+    return facts
+
+
+def _spec_summary(text: str, name: str) -> list[tuple[str, str]]:
+    """A few lines of the run's spec, read as stored: it may predate today's fields, so nothing is required."""
+    whole = ("spec", f"`loratui library show {name} --spec` prints it whole")
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return [whole]
+    steps, epochs, rate = _at(spec, "train.max_steps"), _at(spec, "train.num_epochs"), _at(spec, "train.learning_rate")
+    rank = _at(spec, "lora.rank")
+    facts = [
+        ("task", _at(spec, "task")), ("model", _at(spec, "model.pretrained")), ("data", _at(spec, "data.source")),
+        ("rank / alpha", rank and f"{_cell(rank)} / {_cell(_at(spec, 'lora.alpha'))}"),
+        ("length", f"{steps} steps" if steps else f"{epochs} epochs" if epochs else None),
+        ("learning rate", f"{_cell(rate)} ({_at(spec, 'train.lr_scheduler') or '?'})" if rate else None),
+        ("resolution", _at(spec, "train.resolution")),
+    ]
+    return [(key, str(value)) for key, value in facts if value is not None] + [whole]
+
+
+def _at(data, path: str):
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def check_report(report) -> str:

@@ -1,6 +1,7 @@
 """`loratui library ...`: every command, by id and by name, in text and JSON."""
 
 import json
+import re
 
 from loratui.cli import main
 
@@ -35,7 +36,7 @@ def test_import_ls_show_search(capsys, lora_copy):
     assert shown["metadata"]["modelspec.title"] == "Paper Cut" and shown["lineage"] == {"parents": [],
                                                                                        "children": []}
     code, out, _ = _run(capsys, "show", "1")
-    assert "rank / alpha    4 / 2" in out and "ss_network_module: networks.lora" in out
+    assert re.search(r"\n  rank / alpha: +4 / 2\n", out) and re.search(r"\n    ss_network_module: +networks.lora\n", out)
 
     assert [r["id"] for r in _json(capsys, "search", "layered", "paper")] == [1]
     assert _run(capsys, "search", "nothing-like-this")[1].strip() == "no adapters"
