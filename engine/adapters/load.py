@@ -83,9 +83,20 @@ def quiet() -> None:
     for library in (diffusers, transformers):
         library.utils.logging.set_verbosity_error()
         library.utils.logging.disable_progress_bar()
+    # diffusers logs a failed adapter load (every size mismatch) before raising; the raised error is reported.
+    diffusers.utils.logging.set_verbosity(diffusers.utils.logging.CRITICAL)
     # Several adapters on one model is what a Session is for; deprecations are for developers.
     warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|diffusers|peft)\.")
+
+
+def _load_problem(exc: Exception) -> str:
+    """A loader's error in one whole line: torch lists every size mismatch on a line of its own."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    mismatches = [line.removeprefix("size mismatch for ") for line in lines if line.startswith("size mismatch for ")]
+    if mismatches:
+        return f"{len(mismatches)} tensors have other shapes than the base's (e.g. {mismatches[0]})"
+    return " ".join(lines) or type(exc).__name__
 
 
 def default_device() -> str:
@@ -165,7 +176,7 @@ class Session:
             self._find_layers()
             self._apply()
             raise LoratuiError(
-                f"adapter '{label}' does not fit base model '{self.base}': {exc}".splitlines()[0],
+                f"adapter '{label}' does not fit base model '{self.base}': {_load_problem(exc)}",
                 hint="check that the adapter was made for this base (loratui library check ID --base MODEL)",
             ) from exc
         self._internal[label] = internal

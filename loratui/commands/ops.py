@@ -98,14 +98,14 @@ def _combine(args) -> int:
     from engine.errors import LoratuiError
     from engine.home import home
     from loratui.library import adapters
-    from loratui.library.transfer import check_families
+    from loratui.library.transfer import check_fit
 
     db = _db()
     name = safe_name(args.name)
     if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():
         raise LoratuiError(f"an adapter named '{name}' already exists", "choose another --name")
     rows = [adapters.usable(db, ref) for ref in args.adapters]
-    check_families(rows)
+    check_fit(rows)
     weights = args.weights or [row["preferred_weight"] for row in rows]
     check_options(args.method, weights, len(rows), args.density, args.rank)
     quiet()
@@ -158,12 +158,12 @@ def _combine(args) -> int:
 def _merge(args) -> int:
     from engine.adapters.load import quiet
     from engine.adapters.merge import check_out, merge
-    from loratui.library.transfer import check_families
+    from loratui.library.transfer import check_fit
 
     check_out(args.out)
     db = _db()
     chosen = _chosen(db, args, grid=False)
-    check_families([row for row, _ in chosen], args.base)
+    check_fit([row for row, _ in chosen], args.base)
     quiet()
     out = merge(args.base, [(row["name"], row["path"], weight) for row, weight in chosen], args.out)
     recipe = " + ".join(f"{row['name']}×{_weight_text(w)}" for row, w in chosen)
@@ -173,12 +173,12 @@ def _merge(args) -> int:
 
 def _gen(args) -> int:
     from engine.adapters.load import CAUSAL_LM, Session, quiet
-    from loratui.library.transfer import check_families
+    from loratui.library.transfer import check_fit
 
     db = _db()
     chosen = _chosen(db, args, grid=args.grid)
     base = args.base or _recorded_base(chosen)
-    check_families([row for row, _ in chosen], base)
+    check_fit([row for row, _ in chosen], base)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     quiet()
     session = Session(base, device=args.device)

@@ -61,18 +61,27 @@ def check_adapter(db, id_or_name, base: str | None = None):
     return report
 
 
-def check_families(rows: list[dict], base: str | None = None) -> None:
-    """Before anything loads: the adapters are of one family, and of the base model's when it is known."""
-    known = [row for row in rows if row["family"]]
-    family = None
-    if base:
-        from engine.adapters.basemodel import base_family
+def check_fit(rows: list[dict], base: str | None = None) -> None:
+    """Before anything loads: the adapters are of one family, and each fits `base` (headers only), so a
+    mismatch is one line instead of a loader's flood of size mismatches."""
+    from engine.adapters.basemodel import check_against_base
 
-        family = base_family(base)
-    for row in known:
-        if family and row["family"] != family:
-            raise LoratuiError(f"adapter '{row['name']}' does not fit {base}: family: adapter is {row['family']}, "
-                               f"base is {family}", f"choose a {row['family']} base model, or adapters made for {family}")
+    known = [row for row in rows if row["family"]]
     if len({row["family"] for row in known}) > 1:
         mix = ", ".join(f"{row['name']} is {row['family']}" for row in known)
         raise LoratuiError(f"the adapters are of different families ({mix})", "use adapters made for one base model")
+    for row in rows if base else []:
+        report = check_against_base(row["path"], base)
+        if not report.fits:
+            raise LoratuiError(f"adapter '{row['name']}' does not fit {base}: {_first_problem(report)}",
+                               f"`loratui library check {row['id']} --base {base}` lists every module that does not")
+
+
+def _first_problem(report) -> str:
+    if None not in (report.base_family, report.adapter_family) and report.base_family != report.adapter_family:
+        return f"family: adapter is {report.adapter_family}, base is {report.base_family}"
+    if report.mismatched:
+        return f"{len(report.mismatched)} of {report.checked} modules have other shapes (e.g. {report.mismatched[0]})"
+    if report.missing:
+        return f"{len(report.missing)} of {report.checked} modules are not in the base (e.g. {report.missing[0]})"
+    return "none of its modules is in the base"

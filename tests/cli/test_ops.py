@@ -278,7 +278,7 @@ def test_llm_gen_prints_and_records_the_completion(db, capsys):
         (("combine", "ink", "paper", "--method", "linear", "--name", "lin"), "equal rank"),
         (("combine", "ink", "paper", "--name", "ink"), "already exists"),
         (("combine", "ink", "paper", "--method", "dare_ties", "--rank", "4", "--name", "x"), "takes no rank"),
-        (("combine", "ink", "chat", "--name", "odd"), "language-model adapter"),
+        (("combine", "ink", "chat", "--name", "odd"), "different families (ink is sd1, chat is llm)"),
     ],
 )
 def test_bad_requests_fail_in_one_line_and_record_nothing(db, capsys, argv, message):
