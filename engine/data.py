@@ -8,11 +8,12 @@ builtin:NAME. Every random choice for a row (crop, flip, caption) comes from a g
 import io
 import random
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from engine import builtin
+from engine import builtin, reach
 from engine.errors import HubUnreachable, LoratuiError, is_unreachable
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -45,7 +46,7 @@ def load_rows(data, seed: int):
         elif source.startswith((".", "/", "~")):
             raise LoratuiError(f"data.source: {source} does not exist", hint="check the path")
         else:
-            rows = datasets.load_dataset(source, name=data.config or None, split=data.split)
+            rows = _load_hub(datasets, data)
     except LoratuiError:
         raise
     except Exception as exc:  # datasets raises many types; the message is what the user needs
@@ -63,6 +64,34 @@ def load_rows(data, seed: int):
     if data.max_samples and data.max_samples < len(rows):
         rows = rows.shuffle(seed=seed).select(range(data.max_samples))
     return rows
+
+
+def _load_hub(datasets, data):
+    """A Hub dataset, downloaded or from the HF cache; from the cache only when the Hub is out of reach."""
+    hub = reach.hub()
+    if hub.reachable:
+        return datasets.load_dataset(data.source, name=data.config or None, split=data.split)
+    try:
+        with _cache_only(datasets):
+            return datasets.load_dataset(data.source, name=data.config or None, split=data.split)
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        raise HubUnreachable(f"data.source: cannot load '{data.source}' (split '{data.split}'): it is not in the "
+                             f"HF cache and {hub.why_not}", hint=hub.hint) from None
+
+
+@contextmanager
+def _cache_only(datasets):
+    """HF_HUB_OFFLINE for one call: datasets has no per-call switch, and reads its cache only in offline mode."""
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
 
 
 def _paths_to_images(rows, column: str, base: Path):

@@ -9,7 +9,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import builtin
+from engine import builtin, reach
 from engine.errors import HubUnreachable, LoratuiError, is_unreachable
 
 MODEL_INDEX = "model_index.json"
@@ -35,13 +35,22 @@ def locate(pretrained: str, revision: str = "main") -> Path:
         return path
     if pretrained.startswith((".", "/", "~")):
         raise LoratuiError(f"model.pretrained: {pretrained} does not exist", hint="check the path")
-    try:
-        from huggingface_hub import hf_hub_download
+    return _fetch(pretrained, MODEL_INDEX, revision).parent
 
-        return Path(hf_hub_download(pretrained, MODEL_INDEX, revision=revision or None)).parent
+
+def _fetch(pretrained: str, filename: str, revision: str) -> Path:
+    """A file of a Hub model, downloaded or from the HF cache; from the cache only when the Hub is out of reach."""
+    from huggingface_hub import hf_hub_download
+
+    hub = reach.hub()
+    try:
+        return Path(hf_hub_download(pretrained, filename, revision=revision or None, local_files_only=not hub.reachable))
     except Exception as exc:
+        if is_unreachable(exc) and not hub.reachable:
+            raise HubUnreachable(f"model.pretrained: {filename} of '{pretrained}' is not in the HF cache and "
+                                 f"{hub.why_not}", hint=hub.hint) from None
         raise (HubUnreachable if is_unreachable(exc) else LoratuiError)(
-            f"model.pretrained: cannot fetch {MODEL_INDEX} of '{pretrained}' (revision {revision}): "
+            f"model.pretrained: cannot fetch {filename} of '{pretrained}' (revision {revision}): "
             f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}",
             hint="check the model id and your network; set HF_TOKEN for gated models",
         ) from None
@@ -50,9 +59,7 @@ def locate(pretrained: str, revision: str = "main") -> Path:
 def _config(folder: Path, subfolder: str, pretrained: str, revision: str) -> dict:
     path = folder / subfolder / "config.json"
     if not path.is_file():
-        from huggingface_hub import hf_hub_download
-
-        path = Path(hf_hub_download(pretrained, f"{subfolder}/config.json", revision=revision or None))
+        path = _fetch(pretrained, f"{subfolder}/config.json", revision)
     return json.loads(path.read_text())
 
 

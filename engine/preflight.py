@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import data
+from engine import data, reach
 from engine.errors import HubUnreachable, LoratuiError
 from engine.model_index import ModelInfo, lora_parameter_count, model_info
 from engine.spec import (
@@ -86,7 +86,7 @@ def load_checked(path, *, offline_ok: bool = False):
 
 def _unreachable(report: Report, exc: LoratuiError, what: str, offline_ok: bool) -> None:
     if offline_ok and isinstance(exc, HubUnreachable):
-        report.notes.append(f"{what} not checked: the Hub could not be reached")
+        report.notes.append(f"{what} not checked: {reach.hub().why_not}")
     else:
         report.errors.extend(exc.message.splitlines())
 

@@ -1,7 +1,8 @@
 """Adapters and base-model headers from the Hugging Face Hub, through huggingface_hub.
 
 huggingface_hub itself honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE; nothing here reads or passes
-the token, so it can never end up in what the library records.
+the token, so it can never end up in what the library records. When engine.reach finds the Hub out of
+reach, only the HF cache is read, as with HF_HUB_OFFLINE.
 """
 
 import importlib
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from engine import reach
 from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.adapters.safeload import PICKLE_SUFFIXES, refuse_pickle, safe_relative
-from engine.errors import LoratuiError
+from engine.errors import HubUnreachable, LoratuiError
 
 _REPO_ID = re.compile(r"^(hf://)?([\w.-]+/[\w.-]+)$")
 
@@ -40,11 +42,12 @@ def _hub_errors(repo: str, what: str = "") -> Iterator[None]:
     except hf.RevisionNotFoundError as exc:
         raise LoratuiError(f"Hub repo '{repo}' has no such revision", "check --revision") from exc
     except hf.LocalEntryNotFoundError as exc:
-        if constants.is_offline_mode():
-            raise LoratuiError(f"'{repo}{what}' is not in the local Hub cache and HF_HUB_OFFLINE is set",
-                               "unset HF_HUB_OFFLINE to download it, or import a local file") from exc
-        raise LoratuiError(f"cannot reach the Hub at {constants.ENDPOINT} for '{repo}{what}'",
-                           "check the network or HF_ENDPOINT; set HF_HUB_OFFLINE=1 to use the cache") from exc
+        hub = reach.hub()
+        if not hub.reachable:
+            raise HubUnreachable(f"'{repo}{what}' is not in the local Hub cache and {hub.why_not}",
+                                 f"{hub.hint}, or import a local file") from exc
+        raise HubUnreachable(f"cannot reach the Hub at {constants.ENDPOINT} for '{repo}{what}'",
+                             "check the network or HF_ENDPOINT; set HF_HUB_OFFLINE=1 to use the cache") from exc
     except hf.EntryNotFoundError as exc:
         raise LoratuiError(f"Hub repo '{repo}' has no file '{what.lstrip('/')}'",
                            "check --weight-name against the repo's files") from exc
@@ -68,10 +71,10 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 def _list_files(repo: str, revision: str | None) -> list[str] | None:
-    """The repo's files, or None when offline (the cache is then searched for the usual names)."""
-    from huggingface_hub import HfApi, constants
+    """The repo's files, or None when the Hub is out of reach (the cache is then searched for the usual names)."""
+    from huggingface_hub import HfApi
 
-    if constants.is_offline_mode():
+    if not reach.hub().reachable:
         return None
     with _hub_errors(repo):
         return HfApi().list_repo_files(repo, revision=revision)
@@ -119,21 +122,21 @@ def fetch_adapter(ref: str, *, weight_name: str | None = None, revision: str | N
 
 
 def _download_first(repo: str, names: list[str], revision: str | None) -> Path:
-    """The first of `names` that downloads (or is cached, offline)."""
-    from huggingface_hub import constants, hf_hub_download
+    """The first of `names` that downloads (or is cached, when the Hub is out of reach)."""
     from huggingface_hub import errors as hf
+    from huggingface_hub import hf_hub_download
 
+    hub = reach.hub()
     for name in names:
         try:
             with _hub_errors(repo, f"/{name}"):
-                return Path(hf_hub_download(repo, name, revision=revision))
+                return Path(hf_hub_download(repo, name, revision=revision, local_files_only=not hub.reachable))
         except LoratuiError as exc:
             offline_miss = isinstance(exc.__cause__, hf.LocalEntryNotFoundError) and len(names) > 1
             if not offline_miss:
                 raise
-    offline = " and HF_HUB_OFFLINE is set" if constants.is_offline_mode() else ""
-    raise LoratuiError(f"'{repo}' is not in the local Hub cache{offline}",
-                       "unset HF_HUB_OFFLINE to download it, or give --weight-name for a cached file")
+    raise HubUnreachable(f"'{repo}' is not in the local Hub cache and {hub.why_not}",
+                         f"{hub.hint}, or give --weight-name for a cached file")
 
 
 def _download_optional(repo: str, name: str, revision: str | None) -> bool:
@@ -141,8 +144,8 @@ def _download_optional(repo: str, name: str, revision: str | None) -> bool:
     from huggingface_hub import hf_hub_download
 
     try:
-        hf_hub_download(repo, name, revision=revision)
-    except (hf.EntryNotFoundError, hf.OfflineModeIsEnabled):
+        hf_hub_download(repo, name, revision=revision, local_files_only=not reach.hub().reachable)
+    except (hf.EntryNotFoundError, hf.OfflineModeIsEnabled):  # a cache miss is an EntryNotFoundError too
         return False
     return True
 
@@ -154,8 +157,9 @@ def remote_shapes(ref: str, revision: str | None = None) -> dict[str, dict[str, 
     repo = repo_id(ref) or ref
     files = _list_files(repo, revision)
     if files is None:
-        raise LoratuiError(f"checking against Hub model '{repo}' needs the network but HF_HUB_OFFLINE is set",
-                           "pass a local folder of the base model, or unset HF_HUB_OFFLINE")
+        hub = reach.hub()
+        raise HubUnreachable(f"checking against Hub model '{repo}' needs the network but {hub.why_not}",
+                             f"pass a local folder of the base model, or {hub.hint}")
     index = remote_json(repo, "model_index.json", revision)
     components = {k for k, v in (index or {}).items() if not k.startswith("_") and isinstance(v, list)}
     chosen = [f for f in files if f.endswith(".safetensors") and f.count(".") == 1
@@ -174,7 +178,8 @@ def remote_json(ref: str, filename: str, revision: str | None = None) -> dict | 
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(repo_id(ref) or ref, filename, revision=revision)
+        path = hf_hub_download(repo_id(ref) or ref, filename, revision=revision,
+                               local_files_only=not reach.hub().reachable)
         return json.loads(Path(path).read_text())
     except (hf.EntryNotFoundError, hf.HfHubHTTPError, hf.OfflineModeIsEnabled, OSError, json.JSONDecodeError):
         return None

@@ -10,11 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import reach
 from engine.errors import LoratuiError
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
-PROBE_TIMEOUT_S = 4.0
-_TRUE = {"1", "on", "yes", "true"}
 _TOKEN_HINT = "set HF_TOKEN to a token that can read it (loratui never stores it)"
 
 
@@ -38,12 +36,7 @@ class Network:
 
 
 def state() -> Network:
-    endpoint = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-    offline = any(
-        os.environ.get(name, "").strip().lower() in _TRUE
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-    return Network(endpoint=endpoint, offline=offline, has_token=bool(os.environ.get("HF_TOKEN")))
+    return Network(endpoint=reach.endpoint(), offline=reach.offline_mode(), has_token=bool(os.environ.get("HF_TOKEN")))
 
 
 def hub_cache_dir() -> Path:
@@ -68,17 +61,12 @@ def api():
 
 
 def probe() -> str:
-    """'' when the Hub answers, else the banner to show. A short timeout: a dead link must not hang Browse."""
-    net = state()
-    if net.offline:
-        return net.offline_banner
-    import httpx2
-
-    try:
-        httpx2.get(f"{net.endpoint}/api/models", params={"limit": 1}, timeout=PROBE_TIMEOUT_S)
-    except httpx2.TransportError:
-        return net.unreachable_banner
-    return ""
+    """'' when the Hub answers, else the banner to show. The engine's probe, asked afresh: Browse probes again
+    before retrying a search, and the commands' lookups in this process see the new answer."""
+    net, hub = state(), reach.hub(fresh=True)
+    if hub.reachable:
+        return ""
+    return net.offline_banner if hub.offline else net.unreachable_banner
 
 
 @contextmanager

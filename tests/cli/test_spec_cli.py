@@ -115,7 +115,7 @@ def test_validate_says_a_hub_dataset_it_cannot_reach_was_not_checked(tmp_path, b
     out = cli("spec", "validate", str(path), home=builtin_home)
     assert out.returncode == 0, out.stderr
     assert "unchecked rows of someone/captions" in out.stdout
-    assert "note: data.source: someone/captions (columns, rows) not checked: the Hub could not be reached" in out.stderr
+    assert "note: data.source: someone/captions (columns, rows) not checked: HF_HUB_OFFLINE is set" in out.stderr
 
 
 def test_validate_checks_every_file_and_fails_if_any_failed(tmp_path, builtin_home):
