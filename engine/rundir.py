@@ -1,6 +1,7 @@
 """A run folder and what lives in it; no torch (the supervisor and the dashboard use it too).
 
 runs/<run_id>/
+  run_id                             the id library.db gave the run (the folder name may differ)
   spec.toml                          the validated spec
   events.jsonl                       the event stream (main training process only)
   preflight.json                     rows to skip, found by preflight
@@ -11,9 +12,11 @@ runs/<run_id>/
   pids/rank-0                        training process ids, for a clean stop
 """
 
+import itertools
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from engine.home import runs_dir
 
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
 COMPLETE = "COMPLETE"
+ID_FILE = "run_id"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -31,7 +35,11 @@ class RunDir:
 
     @property
     def run_id(self) -> str:
-        return self.path.name
+        """The id recorded in the folder; a folder made before ids were recorded is named after its id."""
+        try:
+            return (self.path / ID_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return self.path.name
 
     spec = property(lambda self: self.path / "spec.toml")
     events = property(lambda self: self.path / "events.jsonl")
@@ -48,6 +56,22 @@ class RunDir:
         write_atomic(self.spec, spec_toml)
         self.events.touch()
         return self
+
+    def claim(self, run_id: str) -> None:
+        """Record the run's id in the folder; the file is created exclusively, so a second claim fails."""
+        try:
+            fd = os.open(self.path / ID_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise LoratuiError(f"output.dir {self.path} is in use by another run",
+                               hint="give each run its own output.dir, or leave it empty") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(run_id)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def release(self) -> None:
+        """Undo claim(), for a run that could not be recorded."""
+        (self.path / ID_FILE).unlink(missing_ok=True)
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"checkpoint-{step:06d}"
@@ -92,21 +116,51 @@ class RunDir:
             return []
 
 
-def new_run_dir(name: str, output_dir: str = "") -> RunDir:
-    """A fresh folder: `output_dir` when given (it must be empty or absent), else runs/<name>-<timestamp>."""
+def planned_run_dir(name: str, output_dir: str = "") -> RunDir:
+    """Where a new run will go, for the checks made before it is claimed: `output_dir` (empty or absent),
+    else a folder under runs/."""
     if output_dir:
-        path = Path(output_dir).expanduser().resolve()
-        if path.exists() and any(path.iterdir()):
-            raise LoratuiError(f"output.dir {path} is not empty",
-                               hint='empty it, choose another folder, or set train.resume_from_checkpoint = "latest"')
+        return RunDir(_empty_output_dir(output_dir))
+    return RunDir(runs_dir() / name)
+
+
+def claim_run_dir(name: str, output_dir: str, taken: Callable[[str], bool]) -> RunDir:
+    """A fresh folder that is this run's alone, holding the run's id: `output_dir`, else runs/<name>-<time>.
+
+    The id is the folder's name, suffixed -2, -3, ... past those `taken` already. The folder is claimed
+    exclusively (a new folder, or the id file created with O_EXCL), so two processes never share one."""
+    if output_dir:
+        path = _empty_output_dir(output_dir)
+        run_id = next(candidate for candidate in _suffixed(path.name) if not taken(candidate))
+        path.mkdir(parents=True, exist_ok=True)
+        RunDir(path).claim(run_id)
         return RunDir(path)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = runs_dir() / f"{name}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return RunDir(path)
+    base = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_id = next(c for c in _suffixed(base) if not taken(c) and _made(runs_dir() / c))
+    RunDir(runs_dir() / run_id).claim(run_id)
+    return RunDir(runs_dir() / run_id)
+
+
+def _made(path: Path) -> bool:
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def _suffixed(base: str) -> Iterator[str]:
+    yield base
+    for n in itertools.count(2):
+        yield f"{base}-{n}"
+
+
+def _empty_output_dir(output_dir: str) -> Path:
+    path = Path(output_dir).expanduser().resolve()
+    if path.exists() and any(path.iterdir()):
+        raise LoratuiError(f"output.dir {path} is not empty",
+                           hint='empty it, choose another folder, or set train.resume_from_checkpoint = "latest"')
+    return path
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -70,6 +70,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     if found:
         loaded = checkpoint.load(found, accelerator, task, optimizer, scheduler)
         position.__dict__.update(loaded.__dict__)
+        _follow_schedule(optimizer, scheduler)
         log("info", f"resumed from {found.name}: step {position.step}, epoch {position.epoch}")
     elif resume:
         log("info", "no complete checkpoint to resume from: starting at step 0")
@@ -179,6 +180,15 @@ def _optimizer(params, lr: float, t):
     fused = all(p.device.type in ("cuda", "cpu") for p in params)
     return torch.optim.AdamW(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
                              eps=t.adam_epsilon, fused=fused or None)
+
+
+def _follow_schedule(optimizer, scheduler) -> None:
+    """Set the restored step's learning rates from this run's schedule. The checkpoint holds those of the
+    schedule it was saved under, which ended earlier if max_steps has since been raised (a finished run
+    trained on): the rest of the run then follows the schedule stretched to the new max_steps."""
+    inner = scheduler.scheduler  # diffusers' schedules are LambdaLR; lambdas are never saved, so these are new
+    for group, base, factor in zip(optimizer.param_groups, inner.base_lrs, inner.lr_lambdas, strict=True):
+        group["lr"] = base * factor(inner.last_epoch)
 
 
 def step_seed(seed: int, step: int, micro: int, rank: int) -> int:

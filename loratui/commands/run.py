@@ -1,4 +1,4 @@
-"""`loratui run --spec FILE [--detach] [--resume RUN_ID]`: train headless, with a progress display."""
+"""`loratui run --spec FILE [--detach] | --resume RUN_ID [--max-steps N]`: train headless, with a progress display."""
 
 import sys
 
@@ -10,6 +10,9 @@ def register(sub) -> None:
     parser.add_argument("--spec", help="the run spec (TOML); `loratui spec new` writes one")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped or crashed run from its newest "
                                                             "complete checkpoint, in the same run folder")
+    parser.add_argument("--max-steps", type=int, metavar="N",
+                        help="with --resume: train on to step N (above the step reached); how a finished run "
+                             "trains further")
     parser.add_argument("--detach", action="store_true",
                         help="run in the background, outliving the terminal; prints the run id and returns")
     parser.set_defaults(func=_run)
@@ -18,18 +21,18 @@ def register(sub) -> None:
 def _run(args) -> int:
     from engine.errors import LoratuiError
     from loratui.library.db import open_db
+    from loratui.runs.ingest import catch_up
     from loratui.runs.launch import plan_run, prepare, start_detached_supervisor
-    from loratui.runs.liveness import is_alive
 
     if bool(args.spec) == bool(args.resume):
         raise LoratuiError("pass either --spec FILE or --resume RUN_ID",
                            hint="--resume continues a run with the spec it was started with")
+    if args.max_steps is not None and not args.resume:
+        raise LoratuiError("--max-steps goes with --resume RUN_ID", hint="a new run takes train.max_steps from its spec")
     db = open_db()
     if args.resume:
-        rows = list(db.query("SELECT status, pid, pid_start FROM runs WHERE id = ?", [args.resume]))
-        if rows and rows[0]["status"] == "running" and is_alive(rows[0]["pid"], rows[0]["pid_start"]):
-            raise LoratuiError(f"run '{args.resume}' is still running", hint=f"`loratui runs stop {args.resume}` first")
-    plan = plan_run(db, args.spec, resume_id=args.resume)
+        catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
+    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     prepare(db, plan)

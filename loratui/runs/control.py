@@ -14,7 +14,9 @@ def stop_run(db, run_id: str, sig: int = signal.SIGTERM) -> int:
         raise LoratuiError(f"unknown run '{run_id}'", hint="`loratui runs ls` lists the runs")
     row = rows[0]
     if row["status"] != "running" or not is_alive(row["pid"], row["pid_start"]):
-        raise LoratuiError(f"run '{run_id}' is not running (status: {row['status']})",
-                           hint="only a running run can be stopped; `loratui run --resume ID` continues one")
+        status = "crashed" if row["status"] == "running" else row["status"]  # its process is gone
+        hint = (f"it finished; `loratui runs show {run_id}` shows its adapter" if status == "finished" else
+                f"only a running run can be stopped; `loratui run --resume {run_id}` continues this one")
+        raise LoratuiError(f"run '{run_id}' is not running (status: {status})", hint=hint)
     os.kill(row["pid"], sig)
     return row["pid"]

@@ -15,41 +15,75 @@ from pathlib import Path
 
 from engine import preflight
 from engine.errors import LoratuiError
-from engine.rundir import RunDir, new_run_dir, write_atomic
-from engine.spec import Spec, load_spec
+from engine.rundir import RunDir, claim_run_dir, planned_run_dir, write_atomic
+from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
-from loratui.runs.liveness import process_start_time
+from loratui.runs.liveness import is_alive, process_start_time
+from loratui.runs.txn import immediate
 
 
 @dataclass
 class Plan:
     spec: Spec
-    run: RunDir
+    run: RunDir  # for a new run, where it is planned to go until prepare() claims its folder
     resume: str | None = None  # "latest", a checkpoint folder, or None for a fresh start
+    run_id: str | None = None  # None for a new run until prepare() assigns it
     skip_rows: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def run_id(self) -> str:
-        return self.run.run_id
 
-
-def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, spec: Spec | None = None) -> Plan:
+def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, spec: Spec | None = None,
+             max_steps: int | None = None) -> Plan:
     """Everything checked, nothing created yet: a bad spec or dataset fails here, in seconds."""
     if resume_id:
-        row = _run_row(db, resume_id)
+        row = check_resumable(db, resume_id, max_steps)
         run = RunDir(row["dir"])
         if not run.spec.is_file():
             raise LoratuiError(f"run '{resume_id}' has no spec.toml in {run.path}", hint="the run folder was removed")
-        plan = Plan(load_spec(run.spec), run, "latest")
+        spec = load_spec(run.spec)
+        if max_steps is not None:
+            spec = _train_to(spec, max_steps)
+        plan = Plan(spec, run, "latest", resume_id)
     else:
         spec = spec or preflight.load_checked(spec_path)
-        run, resume = _run_folder(db, spec)
-        plan = Plan(spec, run, resume)
+        plan = _plan_from_spec(db, spec)
     report = preflight.check(plan.spec, plan.run.path)
     report.raise_if_failed()
     plan.skip_rows, plan.notes = report.skip_rows, report.notes
     return plan
+
+
+def check_resumable(db, run_id: str, max_steps: int | None = None) -> dict:
+    """The run's row, if `loratui run --resume` may continue it (to `max_steps`); cheap, no torch."""
+    row = _run_row(db, run_id)
+    if max_steps is not None and max_steps <= row["step"]:
+        raise LoratuiError(f"--max-steps {max_steps} is not above step {row['step']}, which run '{run_id}' reached",
+                           hint=f"pass a --max-steps above {row['step']}")
+    _refuse_to_continue(row, max_steps, f"`loratui run --resume {run_id} --max-steps N` trains it on to step N "
+                                        f"(N above {row['step']})")
+    return row
+
+
+def _refuse_to_continue(row: dict, max_steps: int | None, finished_hint: str) -> None:
+    """A running run is not started twice. A finished run trains on only to a larger max_steps, from its last
+    checkpoint: resuming it as it is would redo nothing but register its adapter again."""
+    if row["status"] == "running" and is_alive(row["pid"], row["pid_start"]):
+        raise LoratuiError(f"run '{row['id']}' is still running", hint=f"`loratui runs stop {row['id']}` first")
+    if row["status"] != "finished":
+        return
+    if not max_steps or max_steps <= row["step"]:
+        raise LoratuiError(f"run '{row['id']}' finished at step {row['step']}: there is nothing to resume",
+                           hint=finished_hint)
+    if RunDir(row["dir"]).latest_checkpoint() is None:
+        raise LoratuiError(f"run '{row['id']}' has no checkpoint to train on from",
+                           hint="it ran with train.checkpointing_steps = 0; start a new run with a larger "
+                                "train.max_steps")
+
+
+def _train_to(spec: Spec, max_steps: int) -> Spec:
+    data = spec.model_dump()
+    data["train"].update(max_steps=max_steps, num_epochs=0)
+    return parse_spec(data)
 
 
 def _run_row(db, run_id: str) -> dict:
@@ -59,44 +93,70 @@ def _run_row(db, run_id: str) -> dict:
     return rows[0]
 
 
-def _run_folder(db, spec: Spec) -> tuple[RunDir, str | None]:
-    """Where the run goes: a fresh folder, or, to resume, the folder of the run it continues."""
+def _plan_from_spec(db, spec: Spec) -> Plan:
+    """A new run, or, to resume, the folder (and id) of the run it continues."""
     value = spec.train.resume_from_checkpoint
+    if not value:
+        return Plan(spec, planned_run_dir(spec.name, spec.output.dir))
     if value == "latest":
-        if spec.output.dir and (Path(spec.output.dir).expanduser() / "spec.toml").is_file():
-            return RunDir(Path(spec.output.dir).expanduser().resolve()), value
-        previous = list(db.query("SELECT dir FROM runs WHERE name = ? ORDER BY created DESC, rowid DESC LIMIT 1",
-                                 [spec.name]))
-        if previous and (Path(previous[0]["dir"]) / "spec.toml").is_file():
-            return RunDir(previous[0]["dir"]), value
-    elif value:
+        folder = Path(spec.output.dir).expanduser().resolve() if spec.output.dir else None
+        if folder is None:
+            previous = list(db.query("SELECT dir FROM runs WHERE name = ? ORDER BY created DESC, rowid DESC LIMIT 1",
+                                     [spec.name]))
+            folder = Path(previous[0]["dir"]) if previous else None
+        if folder is None or not (folder / "spec.toml").is_file():
+            return Plan(spec, planned_run_dir(spec.name, spec.output.dir))
+    else:
         checkpoint = Path(value).expanduser().resolve()
-        run = RunDir(checkpoint.parent.parent)
-        if not run.spec.is_file():
+        folder = checkpoint.parent.parent
+        if not (folder / "spec.toml").is_file():
             raise LoratuiError(f"train.resume_from_checkpoint: {checkpoint} is not inside a loratui run folder",
                                hint="name a runs/<id>/checkpoints/checkpoint-NNNNNN folder, or use \"latest\"")
-        return run, str(checkpoint)
-    run = new_run_dir(spec.name, spec.output.dir)
-    clash = list(db.query("SELECT dir FROM runs WHERE id = ?", [run.run_id]))
-    if clash and Path(clash[0]["dir"]) != run.path:
-        raise LoratuiError(f"a run named '{run.run_id}' already exists in {clash[0]['dir']}",
-                           hint="choose another output.dir, or leave it empty")
-    return run, None
+        value = str(checkpoint)
+    run = RunDir(folder)
+    for row in db.query("SELECT * FROM runs WHERE id = ?", [run.run_id]):
+        _refuse_to_continue(row, spec.train.max_steps, f"set train.max_steps above {row['step']} to train it on, "
+                                                       "or remove train.resume_from_checkpoint to start a new run")
+    return Plan(spec, run, value, run.run_id)
 
 
 def prepare(db, plan: Plan) -> None:
-    """Create (or reuse) the run folder and record the run as running."""
+    """Record the run as running: a new run gets its id and claims its folder in one transaction, so two
+    runs never share either; a resumed one takes its folder over again."""
+    values = {"name": plan.spec.name, "task": plan.spec.task, "spec": plan.spec.to_toml(),
+              "spec_hash": plan.spec.hash(), "base_model": plan.spec.model.pretrained, "status": "running",
+              "ended": None, "error": None, "pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
+    with immediate(db):
+        if plan.run_id is None:
+            plan.run = claim_run_dir(plan.spec.name, plan.spec.output.dir, lambda candidate: _taken(db, candidate))
+            plan.run_id = plan.run.run_id
+            try:
+                _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
+            except BaseException:
+                plan.run.release()
+                raise
+        elif not _update(db, plan.run_id, values):  # a folder library.db does not know (the library was replaced)
+            _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
     plan.run.create(plan.spec.to_toml())
     write_atomic(plan.run.preflight, json.dumps({"skip_rows": plan.skip_rows, "notes": plan.notes}))
     plan.run.clear_pids()
-    values = {"name": plan.spec.name, "task": plan.spec.task, "dir": str(plan.run.path), "spec": plan.spec.to_toml(),
-              "spec_hash": plan.spec.hash(), "base_model": plan.spec.model.pretrained, "status": "running",
-              "ended": None, "error": None, "pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
-    with db.conn:
-        if list(db.query("SELECT id FROM runs WHERE id = ?", [plan.run_id])):
-            db["runs"].update(plan.run_id, values)
-        else:
-            db["runs"].insert({"id": plan.run_id, **values})
+
+
+def _taken(db, run_id: str) -> bool:
+    return db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is not None
+
+
+def _insert(db, run_id: str, values: dict) -> None:
+    columns = ["id", *values]
+    db.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+               [run_id, *values.values()])
+
+
+def _update(db, run_id: str, values: dict) -> bool:
+    """Update the row; False when there is none."""
+    cursor = db.execute(f"UPDATE runs SET {', '.join(f'{key} = ?' for key in values)} WHERE id = ?",
+                        [*values.values(), run_id])
+    return cursor.rowcount == 1
 
 
 def record_supervisor(db, run_id: str, pid: int) -> None:

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     db = open_db()
     row = next(db.query("SELECT dir FROM runs WHERE id = ?", [args.run_id]))
     run = RunDir(row["dir"])
-    final = supervise(db, Plan(load_spec(run.spec), run, args.resume))
+    final = supervise(db, Plan(load_spec(run.spec), run, args.resume, args.run_id))
     print(f"{final['id']}: {final['status']} at step {final['step']}", flush=True)
     return 0 if final["status"] in ("finished", "stopped") else 1
 
