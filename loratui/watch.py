@@ -1,7 +1,7 @@
 """What the dashboard reads: runs from library.db, each run's events.jsonl and run.log, tailed.
 
 Called from worker threads only (sqlite and file reads never block the UI). The dashboard writes nothing
-here but what liveness.mark_crashed records: a run whose process is gone is crashed.
+here but what ingest.catch_up records: a run whose process is gone is crashed, with the steps it recorded.
 """
 
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.errors import LoratuiError
 from engine.events import EventTail
 from loratui.history import RunHistory, RunView
-from loratui.runs.liveness import mark_crashed
+from loratui.runs.ingest import catch_up
 
 RUN_COLUMNS = (
     "id, name, task, dir, base_model, status, pid, pid_start, created, started, ended, step, total_steps, "
@@ -45,7 +45,7 @@ def library():
 def list_runs(db) -> list[dict]:
     """Every run, newest first, with a fresher step and loss peeked from the events of running ones
     (the supervisor ingests them into the library, but the file is never behind it)."""
-    mark_crashed(db)
+    catch_up(db)
     rows = list(db.query(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC, id DESC"))
     for row in rows:
         if row["status"] == "running":
@@ -142,7 +142,7 @@ class RunWatcher:
     def poll(self, check_alive: bool = False) -> bool:
         """Read what is new; True when anything changed."""
         if check_alive:
-            mark_crashed(self.db)
+            catch_up(self.db)
         events = self.events.poll()
         for event in events:
             self.history.add(event)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from engine.events import EventTail, read_events
 from engine.rundir import RunDir
-from loratui.runs.liveness import is_alive, mark_crashed
+from loratui.runs.liveness import is_alive
+from loratui.runs.txn import immediate
 
 STEP_METRICS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time")
+_TAIL_BYTES = 64 * 1024  # far more than one event line
 
 
 def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail | None = None) -> list[dict]:
@@ -21,15 +23,26 @@ def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail |
     A caller polling one run passes the same EventTail each time, so only new bytes are read."""
     run = RunDir(run_dir)
     run_id = run_id or run.run_id
-    rows = list(db.query("SELECT last_seq, summary FROM runs WHERE id = ?", [run_id]))
+    rows = list(db.query("SELECT last_seq FROM runs WHERE id = ?", [run_id]))
     if not rows:
         return []
     last_seq = rows[0]["last_seq"]
     events = [e for e in tail.poll() if e["seq"] > last_seq] if tail else read_events(run.events, after_seq=last_seq)
+    if events:
+        with immediate(db):
+            _apply(db, run_id, events)
+    return events
+
+
+def _apply(db, run_id: str, events: list[dict]) -> None:
+    """Apply events to the runs row, metrics and samples, inside the caller's write transaction; those at or
+    below the row's last_seq (applied by someone else meanwhile) are skipped."""
+    row = db.execute("SELECT last_seq, summary FROM runs WHERE id = ?", [run_id]).fetchone()
+    events = [e for e in events if row and e["seq"] > row[0]]
     if not events:
-        return []
+        return
     update: dict = {}
-    summary = json.loads(rows[0]["summary"] or "{}")
+    summary = json.loads(row[1] or "{}")
     metrics, samples = [], []
     for event in events:
         kind, when = event["type"], _iso(event["time"])
@@ -56,39 +69,56 @@ def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail |
             update.update(status="failed", ended=when, error=event["reason"])
             summary.update(hint=event.get("hint"), traceback_path=event.get("traceback_path"))
     update.update(summary=json.dumps(summary), last_seq=events[-1]["seq"])
-    with db.conn:
-        if metrics:
-            db.conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)", metrics)
-        if samples:
-            db.conn.executemany("INSERT OR IGNORE INTO samples (run_id, step, prompt, path) VALUES (?, ?, ?, ?)",
-                                samples)
-        columns = ", ".join(f"{key} = ?" for key in update)
-        # The seq guard keeps two ingesters racing on one run from applying an event twice.
-        db.conn.execute(f"UPDATE runs SET {columns} WHERE id = ? AND last_seq < ?",
-                        [*update.values(), run_id, events[-1]["seq"]])
-    return events
+    if metrics:
+        db.conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)", metrics)
+    if samples:
+        db.conn.executemany("INSERT OR IGNORE INTO samples (run_id, step, prompt, path) VALUES (?, ?, ?, ?)", samples)
+    db.conn.execute(f"UPDATE runs SET {', '.join(f'{key} = ?' for key in update)} WHERE id = ?",
+                    [*update.values(), run_id])
 
 
 def catch_up(db) -> list[str]:
-    """Runs whose supervisor is gone: apply what their events say, then mark those still running crashed.
+    """Runs whose supervisor is gone: the events they recorded applied and, unless those ended the run, the
+    run marked crashed, in one transaction each, so no reader sees a dead run as running, or as crashed
+    without its last steps. Returns the ids marked crashed.
 
-    A crashed run is read again if its events changed since: training orphaned by a killed supervisor stops
-    and records it later."""
-    rows = db.query("SELECT id, dir, pid, pid_start, status, ended FROM runs WHERE status IN ('running', 'crashed')")
+    A crashed run is read again if its events grew since: training orphaned by a killed supervisor stops and
+    records it later."""
+    crashed = []
+    rows = db.query("SELECT id, dir, pid, pid_start, status, last_seq FROM runs WHERE status IN ('running', 'crashed')")
     for row in list(rows):
-        if row["status"] == "crashed" and not _written_since(Path(row["dir"]) / "events.jsonl", row["ended"]):
+        path = Path(row["dir"]) / "events.jsonl"
+        if is_alive(row["pid"], row["pid_start"]) or (row["status"] == "crashed" and _newest_seq(path) <= row["last_seq"]):
             continue
-        if not is_alive(row["pid"], row["pid_start"]):
-            ingest(db, row["dir"], row["id"])
-    return mark_crashed(db)
+        events = read_events(path, after_seq=row["last_seq"])  # read before taking the write lock
+        with immediate(db):
+            now = db.execute("SELECT status, pid, pid_start FROM runs WHERE id = ?", [row["id"]]).fetchone()
+            if not now or now[0] not in ("running", "crashed") or is_alive(now[1], now[2]):
+                continue  # resumed, or caught up by someone else, meanwhile
+            _apply(db, row["id"], events)
+            cursor = db.execute(
+                "UPDATE runs SET status = 'crashed', ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), "
+                "error = coalesce(error, 'the run process died without recording an end') "
+                "WHERE id = ? AND status = 'running'", [row["id"]])
+            if cursor.rowcount:
+                crashed.append(row["id"])
+    return crashed
 
 
-def _written_since(path: Path, when: str | None) -> bool:
+def _newest_seq(path: Path) -> int:
+    """The seq of the last complete event, reading only the end of the file."""
     try:
-        modified = path.stat().st_mtime
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - _TAIL_BYTES))
+            lines = handle.read().split(b"\n")[:-1]  # what follows the last newline is torn or empty
     except FileNotFoundError:
-        return False
-    return when is None or modified >= datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() - 1
+        return 0
+    for line in reversed(lines):
+        try:
+            return json.loads(line)["seq"]
+        except (ValueError, KeyError, TypeError):
+            continue  # the window's first line, cut short
+    return 0
 
 
 def _memory(memory: dict) -> list[tuple[str, float]]:

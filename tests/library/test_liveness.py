@@ -9,7 +9,8 @@ import pytest
 from engine.errors import LoratuiError
 from loratui.library.db import open_db
 from loratui.runs.control import stop_run
-from loratui.runs.liveness import is_alive, mark_crashed, process_start_time
+from loratui.runs.ingest import catch_up
+from loratui.runs.liveness import is_alive, process_start_time
 
 
 def _add_run(db, run_id, pid, pid_start, status="running"):
@@ -28,7 +29,7 @@ def test_dead_and_reused_pids_become_crashed():
     _add_run(db, "dead", dead.pid, 1.0)
     try:
         assert is_alive(proc.pid, start)
-        assert sorted(mark_crashed(db)) == ["dead", "reused"]
+        assert sorted(catch_up(db)) == ["dead", "reused"]
         assert db["runs"].get("live")["status"] == "running"
         assert db["runs"].get("dead")["status"] == "crashed"
     finally:
