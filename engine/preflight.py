@@ -105,13 +105,13 @@ def _check_model(model, resolution: int | None, report: Report, offline_ok: bool
 
 
 def _check_packages(spec, report: Report) -> None:
-    wanted = [("train.use_8bit_adam", "bitsandbytes", spec.train.use_8bit_adam)]
     tracker = spec.output.report_to
-    wanted.append(("output.report_to", tracker, tracker != "none"))
-    for where, package, needed in wanted:
+    wanted = [("train.use_8bit_adam", "bitsandbytes", spec.train.use_8bit_adam, "bitsandbytes"),
+              ("output.report_to", tracker, tracker != "none", f"'loratui[{tracker}]'")]
+    for where, package, needed, install in wanted:
         if needed and importlib.util.find_spec(package) is None:
             report.errors.append(f"{where}: needs the {package} package, which is not installed "
-                                 f"(pip install {package})")
+                                 f"(pip install {install})")
 
 
 def _check_output(spec, output: Path, report: Report, disk: bool) -> None:

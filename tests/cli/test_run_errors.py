@@ -168,5 +168,5 @@ def test_preflight_refuses_when_the_disk_cannot_hold_the_checkpoints(tmp_path, b
 
 def test_packages_the_spec_asks_for_are_checked_first(home, tmp_path):
     out = run_cli(home, tmp_path, spec_text(output__report_to='"wandb"', train__use_8bit_adam="true"), "run", "--spec")
-    assert_refused(out, home, "output.report_to: needs the wandb package, which is not installed (pip install wandb)",
+    assert_refused(out, home, "output.report_to: needs the wandb package, which is not installed (pip install 'loratui[wandb]')",
                    "train.use_8bit_adam: needs the bitsandbytes package")
