@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine import preflight
 from engine.errors import LoratuiError
+from engine.reach import offline_env
 from engine.rundir import RunDir, claim_run_dir, planned_run_dir, write_atomic
 from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
@@ -195,7 +196,7 @@ def default_accelerate_config() -> Path:
 
 
 def start_training(plan: Plan) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", SUPERVISOR_PID: str(os.getpid()),
+    env = {**os.environ, **offline_env(), "PYTHONUNBUFFERED": "1", SUPERVISOR_PID: str(os.getpid()),
            SUPERVISOR_START: repr(process_start_time(os.getpid()))}
     with open(plan.run.log, "ab") as log:
         return subprocess.Popen(accelerate_command(plan), stdin=subprocess.DEVNULL, stdout=log,
@@ -209,7 +210,7 @@ def start_detached_supervisor(db, plan: Plan) -> int:
         cmd += ["--resume", plan.resume]
     with open(plan.run.path / "supervisor.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                env={**os.environ, **offline_env()}, start_new_session=True)
     record_supervisor(db, plan.run_id, proc.pid)
     return proc.pid
 

@@ -120,3 +120,13 @@ def test_offline_mode_opens_no_connection(monkeypatch, tmp_path):
     with pytest.raises(LoratuiError, match="not in the local Hub cache and HF_HUB_OFFLINE is set"):
         fetch_adapter("acme/lora")
     assert attempts == []
+
+
+def test_runs_started_after_an_unreachable_probe_read_the_cache_at_once(unreachable, monkeypatch):
+    monkeypatch.setattr(reach, "_decided", {})
+    assert reach.offline_env() == {}  # nothing decided yet, and nothing is probed to find out
+    monkeypatch.setattr(reach, "probe", lambda url: False)
+    assert not reach.hub().reachable
+    assert reach.offline_env() == {"HF_HUB_OFFLINE": "1"}  # handed to the supervisor and the training processes
+    monkeypatch.setattr(reach, "probe", lambda url: True)
+    assert reach.hub(fresh=True).reachable and reach.offline_env() == {}
