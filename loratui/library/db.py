@@ -31,7 +31,10 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 
 def migrate(db: sqlite_utils.Database, target: int | None = None) -> int:
-    """Apply every migration above the recorded version (up to `target`), each in one transaction."""
+    """Apply every migration above the recorded version (up to `target`), each in one transaction.
+
+    The version is read again under the write lock, so processes opening a new library at once apply each
+    migration once."""
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
@@ -40,20 +43,36 @@ def migrate(db: sqlite_utils.Database, target: int | None = None) -> int:
     for version, name, path in migrations():
         if version <= current or (target is not None and version > target):
             continue
-        record = (
-            "INSERT INTO schema_migrations VALUES "
-            f"({version}, '{name}', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));"
-        )
+        conn = db.conn
         try:
-            db.conn.executescript(f"BEGIN IMMEDIATE;\n{path.read_text()}\n{record}\nCOMMIT;")
+            conn.execute("BEGIN IMMEDIATE")
+            if schema_version(db) < version:
+                for statement in _statements(path.read_text()):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+                             [version, name])
+            conn.commit()
         except sqlite3.Error as exc:
-            db.conn.rollback()
+            conn.rollback()
             raise LoratuiError(
                 f"library migration {path.name} failed: {exc}",
                 hint="the library was left at the previous version; report this with the file name",
             ) from exc
         current = version
     return current
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, split where SQLite says one is complete (trigger bodies hold semicolons)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(part.strip().startswith("--") for part in pending.splitlines() if part.strip()):
+        raise sqlite3.OperationalError(f"incomplete statement at the end: {pending.strip()[:60]}")
+    return statements
 
 
 def connect(path: Path | str) -> sqlite_utils.Database:

@@ -57,3 +57,22 @@ def test_search_index_follows_inserts_updates_and_deletes(db):
     adapters.remove(db, "ink-2")
     assert adapters.search(db, "brush") == []
     assert db.execute("SELECT count(*) FROM adapters_fts").fetchone()[0] == 0
+
+
+def test_processes_opening_a_new_library_at_once_apply_each_migration_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "library.db"
+    # Every process imports first, then waits for the same moment, so they open the library together.
+    script = ("import sys, time\nfrom loratui.library.db import open_db\n"
+              "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\nopen_db(sys.argv[1])\n")
+    start = str(time.time() + 3)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), start], stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 6, errors
+    db = open_db(path)
+    assert [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == \
+        [version for version, _, _ in migrations()]
