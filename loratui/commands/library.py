@@ -231,5 +231,5 @@ def _check_files(db, args) -> int:
         for entry in bad:
             print(f"#{entry['id']} {entry['name']}: {entry['status']} ({entry['path']})")
         verdict = f"{len(bad)} missing or changed" if bad else "every file is as registered"
-        print(f"{len(found)} adapters checked: {verdict}")
+        print(f"{len(found)} adapter{'' if len(found) == 1 else 's'} checked: {verdict}")
     return 1 if bad else 0

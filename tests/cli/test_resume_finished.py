@@ -95,3 +95,18 @@ def test_a_finished_run_trains_on_only_to_a_larger_max_steps(tmp_path, builtin_h
     with sqlite3.connect(home / "library.db") as db:
         assert db.execute("SELECT count(*) FROM adapters WHERE source_run = ?", [run_id]).fetchone() == (2,)
     refused(cli(home, "run", "--resume", run_id), f"run '{run_id}' finished at step 8: there is nothing to resume")
+
+    # Both adapters are library entries of their own, stored by content: the step-8 weights written over the
+    # run folder's file did not change the step-4 entry, and removing one entry's files spares the other's.
+    entries = json.loads(cli(home, "library", "ls", "--json").stdout)
+    assert [(e["name"], e["status"], e["storage"]) for e in entries] == [
+        (f"{run_id}-step8", "ok", "store"), (run_id, "ok", "store")]
+    assert all(Path(e["path"]).is_relative_to(home / "adapters") for e in entries)
+    from engine.adapters.inspect import content_hash
+
+    assert content_hash(folder / "pytorch_lora_weights.safetensors") == entries[0]["sha256"]  # the run's own copy
+    assert cli(home, "library", "check").returncode == 0
+    removed = cli(home, "library", "rm", run_id, "--delete-files")
+    assert removed.returncode == 0 and "deleted" in removed.stdout
+    check = cli(home, "library", "check")
+    assert check.returncode == 0 and check.stdout.strip() == "1 adapter checked: every file is as registered"
