@@ -44,6 +44,12 @@ _BUILTINS = {
         "model", "llm", "causal-lm",
         "2-layer Llama (hidden 64) with a byte-level BPE tokenizer, random weights", "llama:build_llama",
     ),
+    # "text" is what basemodel.family_from_configs calls an encoder folder, so both ways of asking agree.
+    "tiny-bert": _Builtin(
+        "model", "text", "sequence-classification",
+        "2-layer BERT encoder (hidden 64) with a WordPiece vocabulary of the reviews, random weights",
+        "bert:build_bert",
+    ),
     "shapes": _Builtin(
         "dataset", None, "text-to-image",
         "48 captioned 64 px images of coloured shapes (imagefolder: image, text)", "data:build_shapes",
@@ -51,6 +57,10 @@ _BUILTINS = {
     "tiny-text": _Builtin(
         "dataset", None, "causal-lm",
         "200 short generated sentences (train.jsonl: text)", "data:build_text",
+    ),
+    "tiny-reviews": _Builtin(
+        "dataset", None, "sequence-classification",
+        "400 generated reviews, positive or negative (train.jsonl, test.jsonl: text, label)", "reviews:build_reviews",
     ),
 }
 

@@ -52,7 +52,9 @@ def test_import_is_cheap():
 
 
 def test_refs():
-    assert builtin.names() == ["shapes", "tiny-llama", "tiny-sd", "tiny-sdxl", "tiny-text"]
+    assert builtin.names() == [
+        "shapes", "tiny-bert", "tiny-llama", "tiny-reviews", "tiny-sd", "tiny-sdxl", "tiny-text",
+    ]
     assert builtin.is_builtin("builtin:tiny-sd") and not builtin.is_builtin("tiny-sd")
     assert builtin.strip("builtin:tiny-sd") == builtin.strip("tiny-sd") == "tiny-sd"  # noqa: B005
     assert builtin.resolve("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
