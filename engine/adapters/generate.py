@@ -1,16 +1,20 @@
 """Test generations on a Session: images from diffusion pipelines, text completions from causal LMs.
 
 The same settings and seed give the same output: the noise comes from a CPU generator seeded per call.
+An `on_step(k, n)` callback hears of each denoising step (or new token); returning True stops early.
 """
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adapters.load import CAUSAL_LM, DIFFUSION
 from engine.errors import LoratuiError
+
+OnStep = Callable[[int, int], bool]  # (step done, steps in all) -> stop now?
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,21 @@ def check_image_settings(session, settings: ImageSettings) -> tuple[int, int]:
     return width, height
 
 
-def generate_image(session, settings: ImageSettings):
-    """One PIL image from the session's base with its currently active adapters."""
+def generate_image(session, settings: ImageSettings, on_step: OnStep | None = None):
+    """One PIL image from the session's base with its currently active adapters (unfinished if stopped)."""
     import torch
 
     width, height = check_image_settings(session, settings)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
+    extra = {}
+    if on_step is not None:
+
+        def step_end(pipe, index, timestep, tensors):
+            if on_step(index + 1, pipe.num_timesteps):
+                pipe._interrupt = True  # diffusers' documented way to stop: the remaining steps are skipped
+            return tensors
+
+        extra["callback_on_step_end"] = step_end
     with torch.inference_mode():
         result = session.pipe(
             prompt=settings.prompt,
@@ -80,11 +93,12 @@ def generate_image(session, settings: ImageSettings):
             width=width,
             height=height,
             generator=generator,
+            **extra,
         )
     return result.images[0]
 
 
-def generate_text(session, settings: TextSettings) -> str:
+def generate_text(session, settings: TextSettings, on_step: OnStep | None = None) -> str:
     """The completion of `settings.prompt` (new text only) from the session's model and active adapters."""
     import torch
 
@@ -98,9 +112,12 @@ def generate_text(session, settings: TextSettings) -> str:
     inputs = tokenizer(settings.prompt, return_tensors="pt").to(session.device)
     sample = settings.temperature > 0
     torch.manual_seed(settings.seed)
+    prompt_length = inputs["input_ids"].shape[1]
+    watch = None if on_step is None else _token_watch(on_step, prompt_length, settings.max_new_tokens)
     with torch.inference_mode():
         output = model.generate(
             **inputs,
+            stopping_criteria=watch,
             max_new_tokens=settings.max_new_tokens,
             do_sample=sample,
             temperature=settings.temperature if sample else None,
@@ -110,7 +127,20 @@ def generate_text(session, settings: TextSettings) -> str:
             if tokenizer.pad_token_id is not None
             else tokenizer.eos_token_id,
         )
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+
+
+def _token_watch(on_step: OnStep, prompt_length: int, total: int):
+    """A stopping criterion that reports each new token to `on_step` and stops when it says so."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Watch(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            stop = bool(on_step(input_ids.shape[1] - prompt_length, total))
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Watch()])
 
 
 def save_png(image, path: Path, info: dict | None = None) -> Path:

@@ -30,20 +30,21 @@ def weight_label(weight: float) -> str:
     return f"{weight:g}"
 
 
-def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]]) -> Image.Image:
+def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]], on_step=None) -> Image.Image:
     """Generate every cell on a loaded Session and lay them out: rows are (adapter label, its weights).
 
-    Columns are every weight any row asks for, ascending. Each adapter is applied alone.
+    Columns are every weight any row asks for, ascending. Each adapter is applied alone. `on_step` goes to
+    every cell's generate_image.
     """
     with session.base_only():
-        base = generate_image(session, settings)
+        base = generate_image(session, settings, on_step)
     columns = sorted({weight for _, weights in rows for weight in weights})
     cells = []
     for label, weights in rows:
         images = {}
         for weight in weights:
             session.activate({label: weight})
-            images[weight] = generate_image(session, settings)
+            images[weight] = generate_image(session, settings, on_step)
         cells.append((label, images))
     return contact_sheet(base, cells, columns)
 

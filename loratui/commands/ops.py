@@ -6,9 +6,6 @@ Weights: `--adapter NAME:0.8` (default: the adapter's preferred weight); per-blo
 
 import json
 import math
-import secrets
-
-DEFAULT_GRID_WEIGHTS = [0.25, 0.5, 0.75, 1.0]
 
 
 def register(sub) -> None:
@@ -88,223 +85,64 @@ def _db():
 
 
 def _combine(args) -> int:
-    import shutil
-    import tempfile
-    from pathlib import Path
+    from loratui.library.combine import combine
+    from loratui.library.requests import CombineRequest
 
-    from engine.adapters.combine import check_options, combine
-    from engine.adapters.load import quiet
-    from engine.adapters.safeload import safe_name
-    from engine.errors import LoratuiError
-    from engine.home import home
-    from loratui.library import adapters
-    from loratui.library.transfer import check_fit
-
-    db = _db()
-    name = safe_name(args.name)
-    if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():
-        raise LoratuiError(f"an adapter named '{name}' already exists", "choose another --name")
-    rows = [adapters.usable(db, ref) for ref in args.adapters]
-    check_fit(rows)
-    weights = args.weights or [row["preferred_weight"] for row in rows]
-    check_options(args.method, weights, len(rows), args.density, args.rank)
-    quiet()
-    params = {k: v for k, v in (("density", args.density), ("rank", args.rank)) if v is not None}
-    if args.method.startswith("dare"):
-        params["seed"] = args.seed
-    work = Path(tempfile.mkdtemp(prefix="combine-", dir=home()))
-    try:
-        written = combine(
-            [row["path"] for row in rows],
-            weights,
-            work / name,
-            method=args.method,
-            density=args.density,
-            rank=args.rank,
-            seed=args.seed,
-            names=[row["name"] for row in rows],
-        )
-        bases = {row["base_model"] for row in rows}
-        row = adapters.register(
-            db,
-            written,
-            name=name,
-            mode="copy",
-            base_model=bases.pop() if len(bases) == 1 else None,
-            source=f"combine:{args.method}",
-            lineage=[
-                {
-                    "parent": p["id"],
-                    "parent_name": p["name"],
-                    "weight": w,
-                    "method": args.method,
-                    "params": params,
-                }
-                for p, w in zip(rows, weights, strict=True)
-            ],
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    request = CombineRequest(adapters=args.adapters, name=args.name, weights=args.weights, method=args.method,
+                             density=args.density, rank=args.rank, seed=args.seed)
+    result = combine(_db(), request)
+    entry = result.entry
     if args.json:
-        print(json.dumps(row, indent=2, default=str))
-    elif row["name"] != name:
-        print(f"the result is identical to #{row['id']} {row['name']}, already in the library")
+        print(json.dumps(entry, indent=2, default=str))
+    elif result.existed:
+        print(f"the result is identical to #{entry['id']} {entry['name']}, already in the library")
     else:
-        recipe = " + ".join(f"{p['name']}×{w:g}" for p, w in zip(rows, weights, strict=True))
-        print(f"#{row['id']} {row['name']}: {args.method} of {recipe}, rank {row['rank']} -> {row['path']}")
+        recipe = " + ".join(f"{name}×{w:g}" for name, w in zip(result.parents, result.weights, strict=True))
+        print(f"#{entry['id']} {entry['name']}: {args.method} of {recipe}, rank {entry['rank']} -> {entry['path']}")
     return 0
 
 
 def _merge(args) -> int:
-    from engine.adapters.load import quiet
-    from engine.adapters.merge import check_out, merge
-    from loratui.library.transfer import check_fit
+    from loratui.library.merge import merge
+    from loratui.library.requests import MergeRequest
 
-    check_out(args.out)
-    db = _db()
-    chosen = _chosen(db, args, grid=False)
-    check_fit([row for row, _ in chosen], args.base)
-    quiet()
-    out = merge(args.base, [(row["name"], row["path"], weight) for row, weight in chosen], args.out)
-    recipe = " + ".join(f"{row['name']}×{_weight_text(w)}" for row, w in chosen)
-    print(f"merged {recipe} into {args.base} -> {out}")
+    request = MergeRequest(base=args.base, adapters=_picks(args, grid=False), out=args.out,
+                           scales=_all_scales(args))
+    result = merge(_db(), request)
+    recipe = " + ".join(f"{a['name']}×{_weight_text(a)}" for a in result.adapters)
+    print(f"merged {recipe} into {args.base} -> {result.out}")
     return 0
 
 
 def _gen(args) -> int:
-    from engine.adapters.load import CAUSAL_LM, Session, quiet
-    from loratui.library.transfer import check_fit
+    from loratui.library.generate import generate
+    from loratui.library.requests import GenerateRequest
 
-    db = _db()
-    chosen = _chosen(db, args, grid=args.grid)
-    base = args.base or _recorded_base(chosen)
-    check_fit([row for row, _ in chosen], base)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    quiet()
-    session = Session(base, device=args.device)
-    for row, _ in chosen:
-        session.add(row["name"], row["path"])
-    if session.kind == CAUSAL_LM:
-        record = _gen_text(db, args, session, chosen, seed)
-    else:
-        record = _gen_image(db, args, session, chosen, seed)
+    width, height = _size(args.size)
+    request = GenerateRequest(
+        prompt=args.prompt, adapters=_picks(args, grid=args.grid), scales=_all_scales(args), base=args.base,
+        negative=args.negative, seed=args.seed, steps=args.steps, guidance=args.guidance, width=width,
+        height=height, out=args.out, grid=args.grid, grid_weights=args.weights,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, device=args.device,
+    )
+    result = generate(_db(), request)
     if args.json:
-        print(json.dumps(record, indent=2, default=str))
+        print(json.dumps(result.record, indent=2, default=str))
+    elif result.text is not None:
+        print(result.text)
+    else:
+        print(f"{args.out or result.path}  (seed {result.seed}, generation #{result.record['id']})")
     return 0
 
 
-def _gen_text(db, args, session, chosen, seed) -> dict:
-    from engine.adapters.generate import TextSettings, generate_text
-    from engine.errors import LoratuiError
-    from loratui.library import generations
+def _picks(args, *, grid: bool) -> list:
+    from loratui.library.requests import Pick
 
-    if args.grid:
-        raise LoratuiError("--grid makes images; the base is a language model", "drop --grid")
-    settings = TextSettings(
-        args.prompt, seed=seed, max_new_tokens=args.max_new_tokens, temperature=args.temperature
-    )
-    session.activate({row["name"]: weight for row, weight in chosen})
-    text = generate_text(session, settings)
-    if not args.json:
-        print(text)
-    return generations.record(
-        db,
-        base_model=session.base,
-        adapters=_used(chosen),
-        prompt=args.prompt,
-        seed=seed,
-        output_text=text,
-        settings={
-            "max_new_tokens": args.max_new_tokens,
-            "temperature": args.temperature,
-            "device": session.device,
-        },
-    )
+    return [Pick(*_split(spec, grid)) for spec in args.adapter]
 
 
-def _gen_image(db, args, session, chosen, seed) -> dict:
-    from datetime import UTC, datetime
-    from pathlib import Path
-
-    from engine.adapters import grid
-    from engine.adapters.generate import ImageSettings, check_image_settings, generate_image, save_png
-    from engine.home import home
-    from loratui.library import generations
-
-    width, height = _size(args.size)
-    settings = ImageSettings(
-        args.prompt,
-        negative=args.negative,
-        seed=seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        width=width,
-        height=height,
-    )
-    width, height = check_image_settings(session, settings)
-    if args.grid:
-        image = grid.render(session, settings, [(row["name"], weights) for row, weights in chosen])
-    else:
-        if chosen:
-            session.activate({row["name"]: weight for row, weight in chosen})
-        image = generate_image(session, settings)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    out = (
-        Path(args.out)
-        if args.out
-        else home() / "generations" / f"{'grid' if args.grid else 'gen'}-{stamp}.png"
-    )
-    used = _used(chosen, grid=args.grid)
-    info = {"base": session.base, "adapters": used, "settings": vars(settings)}
-    save_png(image, out, info)
-    record = generations.record(
-        db,
-        base_model=session.base,
-        adapters=used,
-        prompt=args.prompt,
-        negative_prompt=args.negative,
-        seed=seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        width=width,
-        height=height,
-        path=str(out.resolve()),
-        settings={"grid": args.grid, "device": session.device},
-    )
-    if not args.json:
-        print(f"{out}  (seed {seed}, generation #{record['id']})")
-    return record
-
-
-def _chosen(db, args, *, grid: bool) -> list[tuple[dict, object]]:
-    """(library row, weight | per-block scales | list of grid weights) per --adapter, in order."""
-    from engine.errors import LoratuiError
-    from loratui.library import adapters
-
-    chosen, explicit = [], {}
-    for spec in args.adapter:
-        ref, weights = _split(spec, grid)
-        row = adapters.usable(db, ref)
-        if row["name"] in explicit:
-            raise LoratuiError(f"adapter '{row['name']}' is given twice", "give each adapter once")
-        explicit[row["name"]] = weights is not None
-        if weights is None:
-            weights = (args.weights or DEFAULT_GRID_WEIGHTS) if grid else row["preferred_weight"]
-        chosen.append((row, weights))
-    for spec in args.scales:
-        if grid:
-            raise LoratuiError(
-                "--scales cannot be combined with --grid", "a grid varies one weight per adapter"
-            )
-        name, scales = _scales(spec)
-        matches = [i for i, (row, _) in enumerate(chosen) if name in (row["name"], str(row["id"]))]
-        if not matches:
-            raise LoratuiError(f"--scales names '{name}', which is not among the --adapter options", "add it")
-        row = chosen[matches[0]][0]
-        if explicit[row["name"]]:
-            raise LoratuiError(f"'{name}' has both a weight and --scales", "give one or the other")
-        chosen[matches[0]] = (row, scales)
-    return chosen
+def _all_scales(args) -> dict:
+    return dict(_scales(spec) for spec in args.scales)
 
 
 def _split(spec: str, grid: bool) -> tuple[str, object]:
@@ -359,31 +197,5 @@ def _size(text: str | None) -> tuple[int | None, int | None]:
     return int(width), int(height)
 
 
-def _recorded_base(chosen) -> str:
-    from engine.errors import LoratuiError
-
-    bases = {row["base_model"] for row, _ in chosen}
-    if len(bases) == 1 and None not in bases:
-        return bases.pop()
-    names = (
-        ", ".join(f"{row['name']}: {row['base_model'] or 'unknown'}" for row, _ in chosen) or "no adapters"
-    )
-    raise LoratuiError(f"cannot tell which base model to use ({names})", "give --base MODEL")
-
-
-def _used(chosen, *, grid: bool = False) -> list[dict]:
-    used = []
-    for row, weight in chosen:
-        entry = {"id": row["id"], "name": row["name"], "weight": None}
-        if grid:
-            entry["weights"] = weight
-        elif isinstance(weight, dict):
-            entry["scales"] = weight
-        else:
-            entry["weight"] = weight
-        used.append(entry)
-    return used
-
-
-def _weight_text(weight) -> str:
-    return f"{weight:g}" if isinstance(weight, int | float) else "scales"
+def _weight_text(adapter: dict) -> str:
+    return f"{adapter['weight']:g}" if adapter.get("scales") is None else "scales"

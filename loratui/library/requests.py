@@ -1,0 +1,192 @@
+"""What the library operations take and give back: typed requests, results and progress, and their JSON forms.
+
+The CLI builds these from its arguments and calls loratui.library's operations in its own process; the
+dashboard sends them to the worker process (loratui.library.worker) as JSON. No torch here: the dashboard
+imports this module.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from engine.errors import LoratuiError
+
+PROTOCOL = 1  # of the worker's JSON lines (loratui.library.worker); bumped when a message changes
+Weight = float | dict  # a weight, or per-block scales (engine.adapters.blocks)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One library adapter chosen for an operation, by id (12, #12) or name."""
+
+    ref: str
+    weight: float | list[float] | None = None  # None: its preferred weight; a list: a contact sheet's columns
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A stage of an operation; for steps (denoising, tokens) also how far along it is."""
+
+    stage: str  # "loading base", "loading adapters", "denoising", "generating", "combining", "saving"...
+    step: int | None = None
+    total: int | None = None
+
+    def __str__(self) -> str:
+        return self.stage if self.step is None else f"{self.stage} step {self.step}/{self.total}"
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A test image, a contact sheet (grid) or a text completion."""
+
+    op: ClassVar[str] = "generate"
+    prompt: str
+    adapters: list[Pick] = field(default_factory=list)
+    scales: dict[str, Weight] = field(default_factory=dict)  # adapter id or name -> per-block scales
+    base: str | None = None  # None: the base model the adapters record
+    negative: str | None = None
+    seed: int | None = None  # None: random, recorded
+    steps: int = 25
+    guidance: float = 7.5
+    width: int | None = None  # None: the model's native size
+    height: int | None = None
+    out: str | None = None  # PNG path; None: LORATUI_HOME/generations/...
+    grid: bool = False
+    grid_weights: list[float] | None = None  # columns for adapters picked without a list
+    max_new_tokens: int = 40
+    temperature: float = 0.0
+    device: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GenerateRequest":
+        return _build(cls, {**data, "adapters": [_build(Pick, p) for p in data.get("adapters", [])]})
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    record: dict  # the generations row, JSON decoded
+    path: str | None  # the PNG (images)
+    text: str | None  # the completion (language models)
+    seed: int
+    base_loads: int  # base models the session holder has loaded so far: 1 while the base stays warm
+
+
+@dataclass(frozen=True)
+class CombineRequest:
+    """A new library adapter made of two or more others."""
+
+    op: ClassVar[str] = "combine"
+    adapters: list[str]
+    name: str
+    weights: list[float] | None = None  # None: each adapter's preferred weight
+    method: str = "cat"
+    density: float | None = None
+    rank: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CombineResult:
+    entry: dict  # the library row of the result
+    parents: list[str]
+    weights: list[float]
+    existed: bool  # the same bytes were already in the library, under entry["name"]
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """A full model folder: weighted adapters baked into a base."""
+
+    op: ClassVar[str] = "merge"
+    base: str
+    adapters: list[Pick]
+    out: str
+    scales: dict[str, Weight] = field(default_factory=dict)
+    device: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "MergeRequest":
+        return _build(cls, {**data, "adapters": [_build(Pick, p) for p in data.get("adapters", [])]})
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    out: str
+    adapters: list[dict]  # {"id", "name", "weight"} with "scales" for per-block scales
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """Does an adapter fit a base model (default: the one it records)? Headers only."""
+
+    op: ClassVar[str] = "check"
+    adapter: str
+    base: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    adapter: str
+    base: str
+    fits: bool
+    base_family: str | None
+    adapter_family: str | None
+    checked: int
+    matched: int
+    missing: list[str]
+    mismatched: list[str]
+
+
+@dataclass(frozen=True)
+class LayoutRequest:
+    """The blocks per-block scales can address for an adapter on a base (loaded in the worker)."""
+
+    op: ClassVar[str] = "layout"
+    adapter: str
+    base: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class LayoutResult:
+    adapter: str
+    base: str
+    parts: list[str]  # components the adapter has weights for
+    components: list[str]  # LoRA-loadable components of the pipeline
+    down: dict[int, int]  # block index -> transformers, only blocks that have some
+    mid: int
+    up: dict[int, int]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LayoutResult":
+        ints = {side: {int(k): v for k, v in data.get(side, {}).items()} for side in ("down", "up")}
+        return _build(cls, {**data, **ints})
+
+
+REQUESTS = {cls.op: cls for cls in (GenerateRequest, CombineRequest, MergeRequest, CheckRequest, LayoutRequest)}
+RESULTS = {"generate": GenerateResult, "combine": CombineResult, "merge": MergeResult, "check": CheckResult,
+           "layout": LayoutResult}
+
+
+def to_json(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def from_json(cls, data: dict):
+    """A request or result from its JSON form; unknown or missing fields are one-line errors."""
+    loader = getattr(cls, "from_json", None)
+    return loader(data) if loader else _build(cls, data)
+
+
+def _build(cls, data: dict):
+    if not isinstance(data, dict):
+        raise LoratuiError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise LoratuiError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}",
+                           f"allowed: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise LoratuiError(f"{cls.__name__}: {exc}") from None
