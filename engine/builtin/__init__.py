@@ -50,6 +50,11 @@ _BUILTINS = {
         "2-layer BERT encoder (hidden 64) with a WordPiece vocabulary of the reviews, random weights",
         "bert:build_bert",
     ),
+    "tiny-segformer": _Builtin(
+        "model", "segformer", "semantic-segmentation",
+        "2-stage SegFormer (hidden 16/32) for the shapes-masks classes, 64 px, random weights",
+        "segformer:build_segformer",
+    ),
     "shapes": _Builtin(
         "dataset", None, "text-to-image",
         "48 captioned 64 px images of coloured shapes (imagefolder: image, text)", "data:build_shapes",
@@ -61,6 +66,10 @@ _BUILTINS = {
     "tiny-reviews": _Builtin(
         "dataset", None, "sequence-classification",
         "400 generated reviews, positive or negative (train.jsonl, test.jsonl: text, label)", "reviews:build_reviews",
+    ),
+    "shapes-masks": _Builtin(
+        "dataset", None, "semantic-segmentation",
+        "288 64 px shape images with class masks (imagefolder: image, mask; train, test)", "data:build_shapes_masks",
     ),
 }
 

@@ -23,7 +23,7 @@ def _ls(args) -> int:
         return 0
     for row in rows:
         state = "built" if row["built"] else "not built"
-        print(f"builtin:{row['name']:<12} {row['kind']:<8} {row['summary']}  ({state})")
+        print(f"builtin:{row['name']:<14} {row['kind']:<8} {row['summary']}  ({state})")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""The built-ins for sequence classification: reproducible, and loadable offline by the stock Auto* classes
-and datasets.load_dataset, as engine/data.py loads a built-in folder."""
+"""The built-ins for sequence classification and semantic segmentation: reproducible, and loadable offline by
+the stock Auto* classes and datasets.load_dataset, as engine/data.py loads a built-in folder."""
 
 import json
 import os
@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import engine.builtin as builtin
 from engine.adapters.basemodel import family_from_configs
+from engine.builtin.data import BACKGROUND
 from loratui.cli import main as loratui_main
 
-NAMES = ("tiny-bert", "tiny-reviews")
+NAMES = ("tiny-bert", "tiny-reviews", "tiny-segformer", "shapes-masks")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,8 @@ def test_registered_with_their_task(capsys):
     assert {name: (entries[name]["kind"], entries[name]["family"], entries[name]["task"]) for name in NAMES} == {
         "tiny-bert": ("model", "text", "sequence-classification"),
         "tiny-reviews": ("dataset", None, "sequence-classification"),
+        "tiny-segformer": ("model", "segformer", "semantic-segmentation"),
+        "shapes-masks": ("dataset", None, "semantic-segmentation"),
     }
     assert loratui_main(["builtin", "ls"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
@@ -88,3 +92,44 @@ def test_tiny_reviews_splits(built, tmp_path):
         assert list(rows["label"]).count("positive") == rows.num_rows // 2
     assert not set(data["test"]["text"]) & set(data["train"]["text"])
 
+
+def test_tiny_segformer_segments_shapes(built):
+    import torch
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    folder, masks = built["tiny-segformer"], built["shapes-masks"]
+    id2label = json.loads((masks / "id2label.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    assert config["id2label"] == id2label and config["architectures"] == ["SegformerForSemanticSegmentation"]
+    processor = AutoImageProcessor.from_pretrained(folder)
+    model, info = AutoModelForSemanticSegmentation.from_pretrained(folder, output_loading_info=True)
+    assert not any(info.values())
+    assert {"q_proj", "v_proj"} <= {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    name = "000_red_circle.png"
+    image, mask = Image.open(masks / "train" / "images" / name), Image.open(masks / "train" / "masks" / name)
+    batch = processor(images=[image], segmentation_maps=[mask], return_tensors="pt")
+    assert batch["pixel_values"].shape == (1, 3, 64, 64)
+    assert np.array_equal(batch["labels"][0].numpy(), np.array(mask))  # class ids kept, background included
+    out = model(**batch)
+    assert out.logits.shape == (1, len(id2label), 16, 16) and torch.isfinite(out.loss)
+
+
+def test_shapes_masks_label_every_shape_pixel(built, tmp_path):
+    import datasets
+    from PIL import Image
+
+    folder = built["shapes-masks"]
+    labels = list(json.loads((folder / "id2label.json").read_text()).values())
+    assert labels == ["background", "circle", "square", "triangle"]
+    data = _load(datasets, folder, tmp_path)
+    assert {split: rows.num_rows for split, rows in data.items()} == {"train": 240, "test": 48}
+    row = data["test"][0]
+    assert list(row) == ["image", "mask"] and row["image"].mode == "RGB" and row["mask"].mode == "L"
+    for split in ("train", "test"):
+        for path in sorted((folder / split / "images").iterdir())[:24]:
+            image = np.array(Image.open(path))
+            mask = np.array(Image.open(folder / split / "masks" / path.name))
+            shape = path.stem.rsplit("_", 1)[1]
+            assert set(np.unique(mask)) == {0, labels.index(shape)}, path.name
+            assert np.array_equal(mask > 0, (image != BACKGROUND).any(axis=-1)), path.name
