@@ -40,7 +40,8 @@ def load_rows(data, seed: int):
                 raise LoratuiError(f"data.source: {path.name} is not a csv, jsonl, json or parquet file",
                                    hint="point data.source at a data file, an image folder or a Hub dataset id")
             rows = datasets.load_dataset(builder, data_files={"train": str(path)}, split=data.split)
-            rows = _paths_to_images(rows, data.image_column, path.parent)
+            for column in data.image_columns():
+                rows = _paths_to_images(rows, column, path.parent)
         elif path.is_dir():
             rows = datasets.load_dataset(str(path), name=data.config or None, split=data.split)
         elif source.startswith((".", "/", "~")):
@@ -54,13 +55,11 @@ def load_rows(data, seed: int):
             f"data.source: cannot load '{data.source}' (split '{data.split}'): {_first_line(exc)}",
             hint="check the dataset id, config and split, your network, and HF_TOKEN for private datasets",
         ) from None
-    missing = [
-        f"data.{field}: no column '{name}' in {data.source} (columns: {', '.join(rows.column_names)})"
-        for field, name in (("image_column", data.image_column), ("caption_column", data.caption_column))
-        if name not in rows.column_names
-    ]
+    columns = data.columns()
+    missing = [f"data.{field}: no column '{name}' in {data.source} (columns: {', '.join(rows.column_names)})"
+               for field, name in columns.items() if name not in rows.column_names]
     if missing:
-        raise LoratuiError("\n".join(missing), hint="set data.image_column and data.caption_column to existing columns")
+        raise LoratuiError("\n".join(missing), hint=f"set {' and '.join('data.' + f for f in columns)} to existing columns")
     if data.max_samples and data.max_samples < len(rows):
         rows = rows.shuffle(seed=seed).select(range(data.max_samples))
     return rows

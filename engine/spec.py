@@ -9,14 +9,14 @@ import json
 import tomllib
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import LoratuiError
+from engine.tasks import DEFAULT_TASK, TASKS, spec_model
 
-TASKS = ("text-to-image",)
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 
 
@@ -43,12 +43,17 @@ class DataSection(_Section):
     )
     config: str = Field("", description="Dataset configuration name; empty when the dataset has only one")
     split: str = Field("train", min_length=1, description="Split to train on, such as train or train[:500]")
-    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)")
-    caption_column: str = Field("text", min_length=1, description="Column holding the captions (a string or a list)")
     max_samples: int = Field(0, ge=0, description="Train on at most this many rows, chosen with the seed; 0 uses all")
-    bad_images: Literal["refuse", "skip"] = Field(
-        "refuse", description="An image that does not decode: refuse the run (naming the file) or skip that row"
-    )
+
+    # The task's `*_column` fields whose columns hold images: a csv/jsonl names those files by path.
+    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def columns(self) -> dict[str, str]:
+        """{field: column} for every `*_column` field a task's [data] declares; an empty one is unused."""
+        return {name: value for name, value in self.model_dump().items() if name.endswith("_column") and value}
+
+    def image_columns(self) -> list[str]:
+        return [getattr(self, name) for name in self.IMAGE_FIELDS if getattr(self, name)]
 
 
 class LoraSection(_Section):
@@ -58,23 +63,11 @@ class LoraSection(_Section):
     init: Literal["gaussian", "default"] = Field(
         "gaussian", description="Initialisation of the A matrix: gaussian (as diffusers) or default (Kaiming)"
     )
-    target_modules: list[str] = Field(
-        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet modules that get a LoRA"
-    )
-    train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder(s), both for SDXL")
-    text_encoder_target_modules: list[str] = Field(
-        ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1, description="Text encoder modules that get a LoRA"
-    )
+    target_modules: list[str] = Field(min_length=1, description="Modules of the model that get a LoRA")
 
 
 class TrainSection(_Section):
-    resolution: int = Field(512, gt=0, description="Images are resized and cropped to this square size, in pixels")
-    center_crop: bool = Field(False, description="Crop the centre of each image; otherwise a random crop")
-    random_flip: bool = Field(False, description="Flip images horizontally at random")
-    interpolation: Literal["bilinear", "bicubic", "lanczos", "nearest"] = Field(
-        "bilinear", description="Resampling filter used to resize images"
-    )
-    batch_size: int = Field(1, gt=0, description="Images per device per micro-step")
+    batch_size: int = Field(1, gt=0, description="Examples per device per micro-step")
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-steps accumulated into one optimizer step")
     max_steps: int = Field(0, ge=0, description="Optimizer steps to train; 0 uses num_epochs instead")
     num_epochs: int = Field(0, ge=0, description="Passes over the data, used when max_steps is 0")
@@ -95,16 +88,7 @@ class TrainSection(_Section):
     )
     allow_tf32: bool = Field(False, description="Allow TF32 matmuls on Ampere and newer GPUs (faster, less exact)")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, slower")
-    snr_gamma: float = Field(0.0, ge=0, description="Min-SNR loss weighting gamma (5.0 is typical); 0 turns it off")
-    noise_offset: float = Field(0.0, ge=0, description="Scale of the per-channel noise offset; 0 turns it off")
-    prediction_type: Literal["", "epsilon", "v_prediction"] = Field(
-        "", description="Training target; empty uses the model scheduler's own prediction type"
-    )
     dataloader_num_workers: int = Field(0, ge=0, description="Data-loading worker processes; 0 loads in the trainer")
-    cache: bool = Field(
-        True,
-        description="Cache VAE latents (when crops are fixed) and text embeddings (when the text encoder is frozen)",
-    )
     seed: int = Field(1337, ge=0, description="Seed for LoRA init, data order, augmentation and noise")
     log_every_steps: int = Field(10, gt=0, description="Emit a step event (loss, lr, speed, memory) every N steps")
     checkpointing_steps: int = Field(500, ge=0, description="Save a resumable checkpoint every N steps; 0 never")
@@ -134,16 +118,6 @@ def _length_problem(max_steps: int, num_epochs: int) -> str | None:
     return None
 
 
-class ValidationSection(_Section):
-    prompt: str = Field("", description="Prompt sampled during training; empty turns sampling off")
-    negative_prompt: str = Field("", description="Negative prompt for the samples")
-    every_steps: int = Field(0, ge=0, description="Sample every N steps; 0 never (a last sample is made at the end)")
-    every_epochs: int = Field(0, ge=0, description="Sample every N epochs; 0 never")
-    num_images: int = Field(1, gt=0, description="Images per sampling")
-    num_inference_steps: int = Field(25, gt=0, description="Denoising steps per sample")
-    guidance_scale: float = Field(7.5, ge=0, description="Classifier-free guidance scale for samples")
-
-
 class OutputSection(_Section):
     dir: str = Field("", description="Run folder; empty uses LORATUI_HOME/runs/<name>-<timestamp>")
     push_to_hub: bool = Field(False, description="Upload the adapter to the Hub at the end (token from HF_TOKEN)")
@@ -162,17 +136,19 @@ class LaunchSection(_Section):
 
 
 class Spec(_Section):
+    """The sections every task shares; each task's spec (engine/tasks/<task>/spec.py) subclasses it, narrowing
+    `task` and giving [data], [lora] and [train] the fields of its own, and adding sections it needs."""
+
     name: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="Run name (letters, digits, . _ -); the run folder is named after it",
         json_schema_extra={"example": "shapes-demo"},
     )
-    task: Literal[TASKS] = Field("text-to-image", description="What to train")
+    task: Literal[TASKS] = Field(DEFAULT_TASK, description="What to train")
     model: ModelSection = Field(description="The base model")
     data: DataSection = Field(description="The training data")
-    lora: LoraSection = Field(default_factory=LoraSection, description="The adapter")
-    train: TrainSection = Field(description="Optimisation, augmentation, checkpoints")
-    validation: ValidationSection = Field(default_factory=ValidationSection, description="Samples during training")
+    lora: LoraSection = Field(description="The adapter")
+    train: TrainSection = Field(description="Optimisation, checkpoints")
     output: OutputSection = Field(default_factory=OutputSection, description="Where the run goes")
     launch: LaunchSection = Field(default_factory=LaunchSection, description="How accelerate launches the run")
 
@@ -197,13 +173,24 @@ class SpecError(LoratuiError):
 
 
 def spec_errors(data: dict) -> list[str]:
-    """Every problem in a spec given as a dict (the parsed TOML); empty when it is valid. Pure and cheap."""
+    """Every problem in a spec given as a dict (the parsed TOML); empty when it is valid. Pure and cheap.
+    The spec is judged as a spec of its `task` (text-to-image when it names none)."""
+    task = data.get("task", DEFAULT_TASK) if isinstance(data, dict) else DEFAULT_TASK
+    if task not in TASKS:  # which sections and fields exist depends on the task
+        return [f"task: {task!r} is not allowed (allowed: {', '.join(TASKS)})"]
+    model = spec_model(task)
     try:
-        Spec.model_validate(data)
+        model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        return [_describe(err) for err in errors] + _cross_field_errors(data, errors)
+        return [_describe(err, model) for err in errors] + _cross_field_errors(data, errors, model)
     return []
+
+
+def validate(data: dict) -> "Spec":
+    """The spec of its task's class (pydantic's ValidationError on a problem; spec_errors says them all)."""
+    task = data.get("task", DEFAULT_TASK) if isinstance(data, dict) else DEFAULT_TASK
+    return spec_model(task if task in TASKS else DEFAULT_TASK).model_validate(data)
 
 
 def field_is_valid(errors: list[str], name: str) -> bool:
@@ -220,7 +207,7 @@ def field_is_valid(errors: list[str], name: str) -> bool:
 _CROSS_FIELD = {"train": (("max_steps", "num_epochs"), _length_problem)}
 
 
-def _cross_field_errors(data, errors: list[dict]) -> list[str]:
+def _cross_field_errors(data, errors: list[dict], model: type["Spec"]) -> list[str]:
     bad = {tuple(str(part) for part in err["loc"]) for err in errors}
     found = []
     for section, (names, check) in _CROSS_FIELD.items():
@@ -231,7 +218,7 @@ def _cross_field_errors(data, errors: list[dict]) -> list[str]:
             continue
         if any((name,) in section_bad for name in names):
             continue
-        fields = Spec.model_fields[section].annotation.model_fields
+        fields = model.model_fields[section].annotation.model_fields
         values = [raw.get(name, fields[name].get_default(call_default_factory=True)) for name in names]
         problem = check(*values)
         if problem:
@@ -243,7 +230,7 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
     errors = spec_errors(data)
     if errors:
         raise SpecError(errors, source)
-    return Spec.model_validate(data)
+    return validate(data)
 
 
 def load_spec(path: Path | str) -> Spec:
@@ -273,9 +260,8 @@ def _toml(text: str, source: str) -> dict:
         raise LoratuiError(f"{source} is not valid TOML: {exc}", hint="check the line named above") from None
 
 
-def _allowed(loc: tuple) -> list[str]:
+def _allowed(loc: tuple, model: type[BaseModel]) -> list[str]:
     """Field names at `loc` (a path of section names), for 'unknown field' messages."""
-    model: type[BaseModel] = Spec
     for part in loc:
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
@@ -293,14 +279,14 @@ _TYPES = {
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
-def _describe(err: dict) -> str:
+def _describe(err: dict, model: type[BaseModel]) -> str:
     loc = tuple(str(part) for part in err["loc"])
     kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
     where = ".".join(loc) if loc else "spec"
     if kind == "missing":
         return f"{where}: required"
     if kind == "extra_forbidden":
-        allowed = _allowed(loc[:-1])
+        allowed = _allowed(loc[:-1], model)
         return f"{where}: unknown field (allowed: {', '.join(allowed)})"
     if kind == "literal_error":
         expected = ctx.get("expected", "").replace("'", "")
@@ -319,8 +305,10 @@ def _describe(err: dict) -> str:
     return f"{where}: {err['msg']}"
 
 
-def field_docs(model: type[BaseModel] = Spec) -> dict[str, dict]:
-    """Description, default and allowed values of every field, by section: what forms and templates show."""
+def field_docs(model: type[BaseModel] | None = None) -> dict[str, dict]:
+    """Description, default and allowed values of every field, by section, of a task's spec (default:
+    text-to-image's): what forms and templates show."""
+    model = model or spec_model(DEFAULT_TASK)
     docs: dict[str, dict] = {}
     for name, field in model.model_fields.items():
         annotation = field.annotation

@@ -134,15 +134,13 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                 _emit_step(emit, accelerator, window, position, total, scheduler, grad_norm, t, n)
             if t.checkpointing_steps and position.step % t.checkpointing_steps == 0:
                 _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
-            if spec.validation.prompt and spec.validation.every_steps and \
-                    position.step % spec.validation.every_steps == 0:
+            if task.sample_schedule and _due(task.sample_schedule[0], position.step):
                 _sample(task, run, position.step, accelerator, emit)
             if stopping or position.step >= total:
                 break
         else:
             position.epoch, position.batches = position.epoch + 1, 0
-            every = spec.validation.every_epochs
-            if spec.validation.prompt and every and position.epoch % every == 0:
+            if task.sample_schedule and _due(task.sample_schedule[1], position.epoch):
                 _sample(task, run, position.step, accelerator, emit)
 
     # Stopped or finished: a checkpoint (unless this step has one; always on a stop, to resume from) and the adapter.
@@ -157,8 +155,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         emit("run_stopped", sync=True, step=position.step, reason=reason, adapter_path=adapter and str(adapter),
              checkpoint=latest and str(latest))
         return
-    every = spec.validation.every_steps
-    if spec.validation.prompt and not (every and position.step % every == 0):
+    if task.sample_schedule and not _due(task.sample_schedule[0], position.step):
         _sample(task, run, position.step, accelerator, emit)
     if spec.output.push_to_hub and accelerator.is_main_process:
         _push(run, spec, log)
@@ -250,6 +247,10 @@ def _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, em
     emit("checkpoint_saved", step=position.step, path=str(path), sync=True)
 
 
+def _due(every: int, count: int) -> bool:
+    return bool(every) and count % every == 0
+
+
 def _sample(task, run, step, accelerator, emit) -> None:
     if accelerator.is_main_process:
         for path, prompt in task.sample(step, run.samples):
@@ -258,20 +259,17 @@ def _sample(task, run, step, accelerator, emit) -> None:
 
 
 def _save_adapter(task, run, position, spec, accelerator):
+    path = None
     if accelerator.is_main_process:
-        lora = spec.lora
         metadata = {
-            "loratui.base_model": spec.model.pretrained, "loratui.family": task.family,
-            "loratui.rank": str(lora.rank), "loratui.alpha": str(lora.alpha),
-            "loratui.target_modules": ",".join(lora.target_modules),
-            "loratui.text_encoder_target_modules": ",".join(lora.text_encoder_target_modules)
-            if lora.train_text_encoder else "",
-            "loratui.steps": str(position.step), "loratui.spec_hash": spec.hash(), "loratui.run_id": run.run_id,
-            "loratui.task": spec.task, "loratui.dataset": spec.data.source,
+            "loratui.base_model": spec.model.pretrained, "loratui.rank": str(spec.lora.rank),
+            "loratui.alpha": str(spec.lora.alpha), "loratui.steps": str(position.step),
+            "loratui.spec_hash": spec.hash(), "loratui.run_id": run.run_id, "loratui.task": spec.task,
+            "loratui.dataset": spec.data.source, **task.adapter_metadata(),
         }
-        task.save_adapter(run.path, metadata)
+        path = task.save_adapter(run.path, metadata)
     accelerator.wait_for_everyone()
-    return run.adapter
+    return path
 
 
 def _push(run, spec, log) -> None:

@@ -1,20 +1,47 @@
-"""Tasks: what differs between kinds of LoRA training, behind one small protocol.
+"""Tasks: what differs between kinds of LoRA training. A task is one package, engine/tasks/<task>/:
 
-The loop in engine/train.py only talks to a Task. Adding causal-LM training means adding
-engine/tasks/causal_lm.py with the same methods and one line in TASKS, not threading `if task ==` through
-the loop.
+  spec.py       SPEC, the task's spec class: its [data] columns, its [lora] and [train] fields, its own
+                sections. No torch: `loratui spec`, preflight and the dashboard read it.
+  preflight.py  check(spec, report, ...): what can be checked before any model loads. No torch.
+  trainer.py    Trainer(spec, accelerator, rows, log): models, LoRA, examples, loss, evaluation, saving,
+                samples; the Task protocol below, all the training loop talks to.
+
+Adding a task is adding its package and one line in TASKS; nothing else keeps a list of tasks.
 """
 
 from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
-TASKS = {"text-to-image": "engine.tasks.text_to_image:TextToImage"}
+TASKS = (
+    "text-to-image",
+)
+DEFAULT_TASK = "text-to-image"
+
+
+def _part(task: str, part: str):
+    return import_module(f"{__name__}.{task.replace('-', '_')}.{part}")
+
+
+def spec_module(task: str):
+    """The task's spec module: SPEC, its spec class (a subclass of engine.spec.Spec); FAMILIES, the model
+    families it trains; template(family, model, data), the values `loratui spec new` starts from."""
+    return _part(task, "spec")
+
+
+def spec_model(task: str):
+    return spec_module(task).SPEC
+
+
+def preflight(task: str):
+    """The module whose check(spec, report, *, images, offline_ok) adds the task's problems to a Report."""
+    return _part(task, "preflight")
 
 
 class Task(Protocol):
     family: str
     dataset: object  # a torch Dataset indexed by the (epoch, row) keys of engine.data.EpochOrder
+    sample_schedule: tuple[int, int] | None  # sample every (steps, epochs), 0 for never; None: no samples
 
     def trainable_modules(self) -> list:
         """The modules holding LoRA weights, to pass through accelerator.prepare."""
@@ -36,13 +63,15 @@ class Task(Protocol):
     def load_lora_state(self, state: dict) -> None:
         """Put checkpointed LoRA tensors back; raises if any is missing or unexpected."""
 
+    def adapter_metadata(self) -> dict[str, str]:
+        """What the task adds to the adapter's header (the loop adds base model, steps, run id...)."""
+
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
-        """Write the adapter in the format stock loaders read; returns the file."""
+        """Write the adapter in the format stock loaders read; returns its path (a file or a folder)."""
 
     def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
-        """Validation outputs saved under `folder`: (file, prompt) pairs."""
+        """Validation outputs saved under `folder`: (file, prompt) pairs; none when the spec asks for none."""
 
 
 def load_task(spec, accelerator, rows, log) -> Task:
-    module, name = TASKS[spec.task].split(":")
-    return getattr(import_module(module), name)(spec, accelerator, rows, log)
+    return _part(spec.task, "trainer").Trainer(spec, accelerator, rows, log)

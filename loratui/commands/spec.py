@@ -4,6 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.tasks import DEFAULT_TASK, TASKS
+
 
 def register(sub) -> None:
     parser = sub.add_parser("spec", help="validate, create or convert run specs")
@@ -12,8 +14,8 @@ def register(sub) -> None:
     validate.add_argument("files", nargs="+", metavar="FILE", help="spec TOML files; each is checked and reported")
     validate.set_defaults(func=_validate)
     new = commands.add_parser("new", help="print a commented spec template")
-    new.add_argument("--task", default="text-to-image", help="what to train (default: text-to-image)")
-    new.add_argument("--family", choices=["sd1", "sd2", "sdxl"], help="defaults suited to this model family")
+    new.add_argument("--task", default=DEFAULT_TASK, choices=TASKS, help=f"what to train (default: {DEFAULT_TASK})")
+    new.add_argument("--family", help="defaults suited to this model family (text-to-image: sd1, sd2, sdxl)")
     new.add_argument("--model", default="", help="base model: Hub id, local folder or builtin:NAME")
     new.add_argument("--data", default="", help="dataset: Hub id, folder, file or builtin:NAME")
     new.set_defaults(func=_new)

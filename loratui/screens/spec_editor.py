@@ -50,12 +50,14 @@ class SpecEditorScreen(LoratuiScreen):
     @classmethod
     def for_choice(cls, model_entry, model_detail, data_entry, dataset, mapping: dict) -> "SpecEditorScreen":
         """Start from the template for the model's family and the chosen data, with the chosen columns."""
-        from engine.spec_template import FAMILIES, template_values
+        from engine.spec_template import template_values
+        from engine.tasks import DEFAULT_TASK, spec_module
 
         judged = model_detail.trainability
+        task = judged.task or DEFAULT_TASK
         values = template_values(
-            task=judged.task or "text-to-image",
-            family=judged.family if judged.family in FAMILIES else None,
+            task=task,
+            family=judged.family if judged.family in spec_module(task).FAMILIES else None,
             model=model_entry.ref,
             data=data_entry.ref if data_entry else "",
         )
@@ -149,10 +151,10 @@ class SpecEditorScreen(LoratuiScreen):
         if self._estimate_timer is not None:
             self._estimate_timer.stop()
         if not message.errors:
-            from engine.spec import Spec
+            from engine.spec import validate
 
             values = message.values
-            self.current_hash = Spec.model_validate(values).hash()
+            self.current_hash = validate(values).hash()
             self._estimate_timer = self.set_timer(ESTIMATE_DELAY_S, lambda: self.run_estimate(values))
 
     @on(EstimateReady)

@@ -1,4 +1,4 @@
-"""A run-settings form generated from the spec's own pydantic schema (engine.spec.Spec).
+"""A run-settings form generated from the pydantic schema of the spec's task (engine.tasks.spec_model).
 
 One group per section, one row per field with its description, allowed values and default; every change is
 validated with engine.spec.spec_errors, so the messages are those `loratui spec validate` prints, shown
@@ -15,13 +15,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Collapsible, Input, Label, Select, Static, Switch
 
-from engine.spec import Spec, spec_errors
+from engine.spec import spec_errors
+from engine.tasks import DEFAULT_TASK, spec_model
 
 OPEN_SECTIONS = ("model", "data", "lora", "train")
 TOP = "run"  # the group holding the spec's top-level fields (name, task)
 
 
-def schema_fields(model: type[BaseModel] = Spec, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+def schema_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
     """(path, pydantic FieldInfo) for every leaf field, sections in schema order."""
     found = []
     for name, field in model.model_fields.items():
@@ -137,16 +138,17 @@ class SpecForm(VerticalScroll):
     def __init__(self, values: dict, *, extra_errors=None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.initial = values
+        self.model = spec_model(values.get("task", DEFAULT_TASK))
         self.extra_errors = extra_errors or (lambda values: [])
         self.rows: dict[tuple[str, ...], FieldRow] = {}
         self.external: list[str] = []  # problems found by a deeper check of the current values
 
     def compose(self) -> ComposeResult:
         groups: dict[str, list[tuple[tuple[str, ...], object]]] = {}
-        for path, field in schema_fields():
+        for path, field in schema_fields(self.model):
             groups.setdefault(path[0] if len(path) > 1 else TOP, []).append((path, field))
         for group, fields in groups.items():
-            title = group if group == TOP else f"{group}: {Spec.model_fields[group].description}"
+            title = group if group == TOP else f"{group}: {self.model.model_fields[group].description}"
             with Collapsible(title=title, collapsed=group not in (TOP, *OPEN_SECTIONS), id=f"group-{group}"):
                 for path, field in fields:
                     row = FieldRow(path, field, _get(self.initial, path, default_of(field)))

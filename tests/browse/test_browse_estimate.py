@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec import Spec
+from engine.spec import validate
 from engine.spec_template import template_values
 from loratui.browse import estimate
 
@@ -39,7 +39,7 @@ def test_split_expressions():
 def _spec(**train):
     values = template_values(model="builtin:tiny-sd", data="builtin:shapes")
     values["train"].update(train)
-    return Spec.model_validate(values)
+    return validate(values)
 
 
 def test_parameters_are_counted_from_configs_alone_and_match_the_real_model(tmp_path):
@@ -67,10 +67,10 @@ def test_rank_and_text_encoder_change_the_count(tmp_path):
     low = estimate.count_parameters(CONFIGS, _spec())["trainable"]
     values = _spec().model_dump()
     values["lora"]["rank"] = 8
-    doubled = estimate.count_parameters(CONFIGS, Spec.model_validate(values))["trainable"]
+    doubled = estimate.count_parameters(CONFIGS, validate(values))["trainable"]
     assert doubled == 2 * low
     values["lora"]["train_text_encoder"] = True
-    assert estimate.count_parameters(CONFIGS, Spec.model_validate(values))["trainable"] > doubled
+    assert estimate.count_parameters(CONFIGS, validate(values))["trainable"] > doubled
 
 
 def test_memory_grows_with_batch_and_shrinks_with_fp16_and_checkpointing():

@@ -8,8 +8,9 @@ import tomllib
 from textual.widgets import Input, Select, Static, Switch
 from tuihelp import open_editor, text_of, until
 
-from engine.spec import Spec, spec_errors
+from engine.spec import spec_errors, validate
 from engine.spec_template import template_values
+from engine.tasks import DEFAULT_TASK, spec_model
 from loratui.app import LoratuiApp
 from loratui.widgets.spec_form import SpecForm, schema_fields
 
@@ -25,7 +26,7 @@ async def test_every_schema_field_gets_an_editor_with_its_help(offline, built, n
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         form = editor.query_one(SpecForm)
-        assert set(form.rows) == {path for path, _ in schema_fields()}
+        assert set(form.rows) == {path for path, _ in schema_fields(spec_model(DEFAULT_TASK))}
         assert isinstance(editor.query_one("#edit-lora-train_text_encoder"), Switch)
         assert isinstance(editor.query_one("#edit-train-mixed_precision"), Select)
         help_text = text_of(editor.query_one("#field-lora-rank .field-help", Static))
@@ -118,7 +119,7 @@ async def test_save_and_load_toml(offline, built, no_estimate, tmp_path):
         await pilot.pause()
         saved = tomllib.loads(path.read_text())
         assert saved["lora"]["rank"] == 16
-        assert Spec.model_validate(saved).lora.rank == 16
+        assert validate(saved).lora.rank == 16
 
         other = tmp_path / "other.toml"
         values = template_values(model="builtin:tiny-sd", data="builtin:shapes")

@@ -81,7 +81,7 @@ def test_invalid_fields_are_all_reported_within_seconds(home, tmp_path):
     assert time.monotonic() - started < 10
     assert_refused(out, home, "(3 problems)", "lora.rank: must be > 0 (got 0)",
                    "train.mixed_precision: 'fp8' is not allowed (allowed: no, fp16, bf16)",
-                   "train.stpes: unknown field (allowed: resolution,")
+                   "train.stpes: unknown field (allowed: batch_size,")
 
 
 def test_model_and_data_problems_are_reported_together(home, tmp_path):
@@ -155,7 +155,10 @@ def test_preflight_refuses_when_the_disk_cannot_hold_the_checkpoints(tmp_path, b
 
     monkeypatch.setenv("LORATUI_HOME", str(built))
     spec = parse_toml(spec_text(train__checkpointing_steps="1", train__checkpoints_total_limit="3"))
-    need = preflight._estimated_bytes(spec, preflight.model_info("builtin:tiny-sd"))
+    from engine.model_index import model_info
+    from engine.tasks.text_to_image.preflight import adapter_bytes
+
+    need = preflight._estimated_bytes(spec.train, adapter_bytes(spec, model_info("builtin:tiny-sd")))
     assert need > 4 * (1 << 20)  # four checkpoints (three kept, one being written) of at least 1 MiB each
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 * need, 9 * need, need // 2))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from engine.data import EpochOrder, ResizedImages, augment, flip_and_crop, load_rows, pick_caption, row_rng
 from engine.errors import LoratuiError
-from engine.spec import DataSection
+from engine.tasks.text_to_image.spec import Data as DataSection
 
 
 def _images(folder, count=4, size=(40, 24)):

@@ -18,16 +18,16 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from engine import data
-from engine.cache import build_caches
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.model_index import model_info
+from engine.tasks.text_to_image.cache import build_caches
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 RESIZED_IMAGES_BYTES = 1 << 30  # decoded, resized training images kept in memory when latents are not cached
 
 
-class TextToImage:
+class Trainer:
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec, self.accelerator = spec, accelerator
         info = model_info(spec.model.pretrained, spec.model.revision)
@@ -39,6 +39,8 @@ class TextToImage:
         self._attach_lora()
         self.caches = build_caches(self, rows, log)
         self.dataset = Examples(self, rows)
+        validation = spec.validation
+        self.sample_schedule = (validation.every_steps, validation.every_epochs) if validation.prompt else None
 
     # -- models ------------------------------------------------------------------------------------------
     def _load_models(self) -> None:
@@ -201,6 +203,12 @@ class TextToImage:
                                    f"{len(missing)} missing, {len(result.unexpected_keys)} unexpected",
                                    hint="resume with the spec the checkpoint was made with (same model and [lora])")
 
+    def adapter_metadata(self) -> dict[str, str]:
+        lora = self.spec.lora
+        return {"loratui.family": self.family, "loratui.target_modules": ",".join(lora.target_modules),
+                "loratui.text_encoder_target_modules": ",".join(lora.text_encoder_target_modules)
+                if lora.train_text_encoder else ""}
+
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
         from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
@@ -260,7 +268,7 @@ class TextToImage:
 class Examples:
     """Rows -> examples. Keys are (epoch, row); each random choice uses its own (seed, epoch, row) generator."""
 
-    def __init__(self, task: TextToImage, rows) -> None:
+    def __init__(self, task: Trainer, rows) -> None:
         self.task = task
         self.spec = task.spec
         self.captions = list(rows[self.spec.data.caption_column])  # a list, not an Arrow read per example

@@ -1,0 +1,111 @@
+"""The text-to-image spec: images and captions in [data], UNet (and text encoder) targets in [lora], image size,
+augmentation and the diffusion loss's options in [train], sample images in [validation]. No torch."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from engine.errors import LoratuiError
+from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section
+
+FAMILIES = ("sd1", "sd2", "sdxl")
+_BASE_MODELS = {
+    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sd2": "stabilityai/stable-diffusion-2-1",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+}
+_RESOLUTIONS = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+# The built-ins train in seconds on a CPU: small images, and enough steps to see the loss fall.
+_TINY = {"tiny-sd": "sd1", "tiny-sdxl": "sdxl"}
+
+
+class Data(DataSection):
+    IMAGE_FIELDS = ("image_column",)
+
+    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)")
+    caption_column: str = Field("text", min_length=1, description="Column holding the captions (a string or a list)")
+    bad_images: Literal["refuse", "skip"] = Field(
+        "refuse", description="An image that does not decode: refuse the run (naming the file) or skip that row"
+    )
+
+
+class Lora(LoraSection):
+    target_modules: list[str] = Field(
+        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet modules that get a LoRA"
+    )
+    train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder(s), both for SDXL")
+    text_encoder_target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1, description="Text encoder modules that get a LoRA"
+    )
+
+
+class Train(TrainSection):
+    resolution: int = Field(512, gt=0, description="Images are resized and cropped to this square size, in pixels")
+    center_crop: bool = Field(False, description="Crop the centre of each image; otherwise a random crop")
+    random_flip: bool = Field(False, description="Flip images horizontally at random")
+    interpolation: Literal["bilinear", "bicubic", "lanczos", "nearest"] = Field(
+        "bilinear", description="Resampling filter used to resize images"
+    )
+    snr_gamma: float = Field(0.0, ge=0, description="Min-SNR loss weighting gamma (5.0 is typical); 0 turns it off")
+    noise_offset: float = Field(0.0, ge=0, description="Scale of the per-channel noise offset; 0 turns it off")
+    prediction_type: Literal["", "epsilon", "v_prediction"] = Field(
+        "", description="Training target; empty uses the model scheduler's own prediction type"
+    )
+    cache: bool = Field(
+        True,
+        description="Cache VAE latents (when crops are fixed) and text embeddings (when the text encoder is frozen)",
+    )
+
+
+class Validation(_Section):
+    prompt: str = Field("", description="Prompt sampled during training; empty turns sampling off")
+    negative_prompt: str = Field("", description="Negative prompt for the samples")
+    every_steps: int = Field(0, ge=0, description="Sample every N steps; 0 never (a last sample is made at the end)")
+    every_epochs: int = Field(0, ge=0, description="Sample every N epochs; 0 never")
+    num_images: int = Field(1, gt=0, description="Images per sampling")
+    num_inference_steps: int = Field(25, gt=0, description="Denoising steps per sample")
+    guidance_scale: float = Field(7.5, ge=0, description="Classifier-free guidance scale for samples")
+
+
+class TextToImageSpec(Spec):
+    task: Literal["text-to-image"] = Field("text-to-image", description="What to train")
+    data: Data = Field(description="The training data: images and their captions")
+    lora: Lora = Field(default_factory=Lora, description="The adapter")
+    train: Train = Field(description="Optimisation, image size and augmentation, checkpoints")
+    validation: Validation = Field(default_factory=Validation, description="Samples during training")
+
+
+SPEC = TextToImageSpec
+
+
+def template(family: str | None, model: str, data: str) -> dict:
+    """Values suited to the family (sd1, sd2, sdxl); with no family and no model, builtin:tiny-sd on
+    builtin:shapes, which trains offline in seconds."""
+    if family is not None and family not in FAMILIES:
+        raise LoratuiError(f"unknown model family '{family}' for text-to-image", hint="families: " + ", ".join(FAMILIES))
+    if not model:
+        model = _BASE_MODELS[family] if family else "builtin:tiny-sd"
+    tiny = model.removeprefix("builtin:") if model.startswith("builtin:") else ""
+    family = family or _TINY.get(tiny, "sd1")
+    small = bool(tiny)
+    train = {
+        "resolution": 64 if small else _RESOLUTIONS[family],
+        "center_crop": True,
+        "random_flip": True,
+        "batch_size": 4 if small else 1,
+        "gradient_accumulation_steps": 1 if small else 4,
+        "max_steps": 200 if small else 2000,
+        "learning_rate": 1e-4,
+        "lr_scheduler": "cosine",
+        "checkpointing_steps": 50 if small else 500,
+        "gradient_checkpointing": family == "sdxl" and not small,
+    }
+    return {
+        "name": "shapes-demo" if small else f"{family}-lora",
+        "task": "text-to-image",
+        "model": {"pretrained": model},
+        "data": {"source": data or ("builtin:shapes" if small else "path/to/imagefolder")},
+        "lora": {"train_text_encoder": False},
+        "train": train,
+        "validation": {"prompt": "a red circle" if small else "", "every_steps": 100 if small else 500},
+    }
