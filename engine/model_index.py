@@ -87,16 +87,16 @@ def lora_parameter_count(folder: Path, subfolder: str, targets: list[str], rank:
         return None
     total = 0
     for file in files:
-        for name, shape in _header_shapes(file).items():
+        for name, shape in header_shapes(file).items():
             module = name.removesuffix(".weight")
-            if name.endswith(".weight") and len(shape) == 2 and any(
+            if name.endswith(".weight") and len(shape) == 2 and (targets == "all-linear" or any(
                 module == t or module.endswith("." + t) for t in targets
-            ):
+            )):
                 total += rank * (shape[0] + shape[1])
     return total
 
 
-def _header_shapes(path: Path) -> dict[str, list[int]]:
+def header_shapes(path: Path) -> dict[str, list[int]]:
     with open(path, "rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         if length > 100_000_000:

@@ -45,7 +45,8 @@ def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline
     Hub model or dataset that cannot be reached is a note (not checked), not an error."""
     report = Report()
     task = tasks.preflight(spec.task)
-    task.check_model(spec.model, spec.train.model_dump(), report, offline_ok)
+    task.check_model(spec.model, {"train": spec.train.model_dump(), "lora": spec.lora.model_dump()}, report,
+                     offline_ok)
     _check_packages(spec, report)
     _check_output(spec, output, report, disk, task.adapter_bytes(spec, report.info))
     rows = _check_data(spec.data, spec.train.seed, report, offline_ok)
@@ -62,11 +63,12 @@ def check_parts(values: dict, errors: list[str], *, offline_ok: bool = False) ->
         return report
     model = spec_model(values.get("task", tasks.DEFAULT_TASK))
     sections = {name: model.model_fields[name].annotation for name in ("model", "data", "train")}
-    raw = values.get("train") if isinstance(values.get("train"), dict) else {}
-    train = {k: v for k, v in raw.items() if field_is_valid(errors, f"train.{k}")}
+    valid = {name: {k: v for k, v in values[name].items() if field_is_valid(errors, f"{name}.{k}")}
+             if isinstance(values.get(name), dict) else {} for name in ("train", "lora")}
+    train = valid["train"]
     task = tasks.preflight(model.model_fields["task"].default)
     if field_is_valid(errors, "model"):
-        task.check_model(sections["model"].model_validate(values["model"]), train, report, offline_ok)
+        task.check_model(sections["model"].model_validate(values["model"]), valid, report, offline_ok)
     if field_is_valid(errors, "data") and field_is_valid(errors, "train.seed"):
         seed = train.get("seed", sections["train"].model_fields["seed"].default)
         rows = _check_data(sections["data"].model_validate(values["data"]), seed, report, offline_ok)
@@ -89,6 +91,7 @@ def load_checked(path, *, offline_ok: bool = False):
 def _check_packages(spec, report: Report) -> None:
     tracker = spec.output.report_to
     wanted = [("train.use_8bit_adam", "bitsandbytes", spec.train.use_8bit_adam, "bitsandbytes"),
+              ("lora.init", "scipy", spec.lora.init == "loftq", "scipy"),  # peft's LoftQ needs it
               ("output.report_to", tracker, tracker != "none", f"'loratui[{tracker}]'")]
     for where, package, needed, install in wanted:
         if needed and importlib.util.find_spec(package) is None:

@@ -6,6 +6,7 @@ Every problem is reported at once, each as `section.field: what is wrong (allowe
 
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from pathlib import Path
@@ -56,14 +57,37 @@ class DataSection(_Section):
         return [getattr(self, name) for name in self.IMAGE_FIELDS if getattr(self, name)]
 
 
+class LoftqSection(_Section):
+    bits: int = Field(4, ge=2, le=8, description="LoftQ: bits of the quantised base weights the LoRA starts from")
+    iter: int = Field(1, gt=0, description="LoftQ: alternating steps between quantising and the LoRA fit")
+
+
 class LoraSection(_Section):
+    """peft's LoraConfig, field for field (engine/lora_config.py turns it into one)."""
+
     rank: int = Field(4, gt=0, description="Inner dimension of the LoRA matrices; higher trains more parameters")
     alpha: float = Field(4.0, gt=0, description="LoRA scaling numerator: the update is scaled by alpha / rank")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input during training")
-    init: Literal["gaussian", "default"] = Field(
-        "gaussian", description="Initialisation of the A matrix: gaussian (as diffusers) or default (Kaiming)"
+    init: Literal["default", "gaussian", "pissa", "olora", "loftq"] = Field(
+        "default", description="Initialisation: default (Kaiming A, zero B), gaussian, pissa or olora (from the "
+        "weights' own decomposition), loftq (fitted to a quantised base, see [lora.loftq])"
     )
-    target_modules: list[str] = Field(min_length=1, description="Modules of the model that get a LoRA")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        min_length=1, description='Modules that get a LoRA: names (matched as suffixes) or "all-linear"'
+    )
+    bias: Literal["none", "all", "lora_only"] = Field(
+        "none", description="Biases that train too: none, all of them, or those of the LoRA-wrapped layers"
+    )
+    use_rslora: bool = Field(False, description="Rank-stabilised scaling: alpha / sqrt(rank) instead of alpha / rank")
+    use_dora: bool = Field(False, description="DoRA: also learn each weight's magnitude (Linear and Conv2d layers)")
+    modules_to_save: list[str] = Field(
+        [], description="Modules trained in full and saved with the adapter, such as a new classification head"
+    )
+    layers_to_transform: list[int] = Field([], description="Only these layer indices get a LoRA; empty: all layers")
+    layers_pattern: str = Field("", description="Name of the layer list that layers_to_transform indexes, e.g. layers")
+    rank_pattern: dict[str, int] = Field({}, description="Rank per module, by regex: {\"^.*q_proj\" = 16}")
+    alpha_pattern: dict[str, float] = Field({}, description="Alpha per module, by regex, like rank_pattern")
+    loftq: LoftqSection = Field(default_factory=LoftqSection, description='LoftQ settings, used with init = "loftq"')
 
 
 class TrainSection(_Section):
@@ -183,8 +207,31 @@ def spec_errors(data: dict) -> list[str]:
         model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        return [_describe(err, model) for err in errors] + _cross_field_errors(data, errors, model)
+        return _describe_all(errors, model) + _cross_field_errors(data, errors, model)
     return []
+
+
+_UNION_MEMBER = re.compile(r"^(\w+)\[(.*)\]$")  # pydantic names a union's member in the loc: list[str]
+
+
+def _describe_all(errors: list[dict], model) -> list[str]:
+    """One line per error; a value that fits no member of a union (a list, or "all-linear") is one line."""
+    lines, unions = [], {}
+    for err in errors:
+        loc = tuple(str(part) for part in err["loc"])
+        member = next((i for i, part in enumerate(loc) if _UNION_MEMBER.match(part)), None)
+        if member is None:
+            lines.append(_describe(err, model))
+            continue
+        where = ".".join(loc[:member])
+        kind, args = _UNION_MEMBER.match(loc[member]).groups()
+        if where not in unions:
+            unions[where] = (len(lines), err.get("input"), [])
+            lines.append("")
+        unions[where][2].append(args if kind == "literal" else f"a {kind}")
+    for where, (index, got, members) in unions.items():
+        lines[index] = f"{where}: {got!r} is not allowed (allowed: {' or '.join(members)})"
+    return lines
 
 
 def validate(data: dict) -> "Spec":

@@ -122,7 +122,8 @@ def count_parameters(folder: Path, spec) -> dict:
 
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from peft import LoraConfig
+
+    from engine.lora_config import peft_config
 
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     base, trainable = {}, 0
@@ -131,7 +132,7 @@ def count_parameters(folder: Path, spec) -> dict:
         unet_config = UNet2DConditionModel.load_config(folder / "unet")
         unet = UNet2DConditionModel.from_config(unet_config)
         base["unet"] = _numel(unet)
-        unet.add_adapter(_lora_config(LoraConfig, lora, lora.target_modules))
+        unet.add_adapter(peft_config(lora))
         trainable += _numel(unet, lora_only=True)
         vae_config = AutoencoderKL.load_config(folder / "vae")
         base["vae"] = _numel(AutoencoderKL.from_config(vae_config))
@@ -140,7 +141,7 @@ def count_parameters(folder: Path, spec) -> dict:
                 encoder = _text_encoder(folder / name, index[name][1])
                 base[name] = _numel(encoder)
                 if lora.train_text_encoder:
-                    encoder.add_adapter(_lora_config(LoraConfig, lora, lora.text_encoder_target_modules))
+                    encoder.add_adapter(peft_config(lora, target_modules=lora.text_encoder_target_modules))
                     trainable += _numel(encoder, lora_only=True)
     vae_scale = 2 ** (len(vae_config.get("block_out_channels", [0])) - 1)
     return {"trainable": trainable, "base": base, "unet": dict(unet_config), "vae_scale": vae_scale}
@@ -160,16 +161,6 @@ def memory_bytes(spec, counts: dict) -> int:
     if t.gradient_checkpointing:
         activations *= CHECKPOINTING_SHARE
     return int(weights + state_bytes + activations)
-
-
-def _lora_config(cls, lora, targets: list[str]):
-    return cls(
-        r=lora.rank,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(targets),
-        init_lora_weights="gaussian" if lora.init == "gaussian" else True,
-    )
 
 
 def _text_encoder(folder: Path, class_name: str):

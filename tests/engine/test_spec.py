@@ -32,7 +32,7 @@ BAD = [
     ({"lora": {"rank": 0}}, "lora.rank", "must be > 0"),
     ({"lora": {"alpha": -1}}, "lora.alpha", "must be > 0"),
     ({"lora": {"dropout": 1.5}}, "lora.dropout", "must be < 1"),
-    ({"lora": {"init": "zeros"}}, "lora.init", "allowed: gaussian, default"),
+    ({"lora": {"init": "zeros"}}, "lora.init", "allowed: default, gaussian, pissa, olora, loftq"),
     ({"lora": {"target_modules": []}}, "lora.target_modules", "must not be empty"),
     ({"train": {"max_steps": 10, "resolution": 0}}, "train.resolution", "must be > 0"),
     ({"train": {"max_steps": 10, "batch_size": "4"}}, "train.batch_size", "expected an integer"),

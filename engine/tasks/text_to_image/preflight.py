@@ -6,22 +6,33 @@ from pathlib import Path
 
 from engine import data
 from engine.errors import LoratuiError
+from engine.lora_targets import linear_layers, unmatched_problem
 from engine.model_index import ModelInfo, lora_parameter_count, model_info
 
 SHOWN_BAD_IMAGES = 5
 
 
-def check_model(model, train: dict, report, offline_ok: bool) -> None:
-    """`train` holds the valid [train] values given (defaults are the task's)."""
-    from engine.tasks.text_to_image.spec import Train
+def check_model(model, given: dict[str, dict], report, offline_ok: bool) -> None:
+    """`given` holds the valid [train] and [lora] values of the spec (missing ones take the task's defaults)."""
+    from engine.tasks.text_to_image.spec import Lora, Train
 
     try:
         report.info = model_info(model.pretrained, model.revision)
     except LoratuiError as exc:
         report.unreachable(exc, f"model.pretrained: {model.pretrained}", offline_ok)
         return
+    lora = given["lora"]
+    wrapped = {"unet": "target_modules"}
+    if lora.get("train_text_encoder"):
+        wrapped["text_encoder"] = "text_encoder_target_modules"
+    for component, field in wrapped.items():
+        targets = lora.get(field, Lora.model_fields[field].default)
+        problem = unmatched_problem(f"lora.{field}", targets, linear_layers(report.info.folder / component),
+                                    f"{model.pretrained} ({component})")
+        if problem:
+            report.errors.append(problem)
     factor = report.info.vae_scale_factor
-    resolution = train.get("resolution", Train.model_fields["resolution"].default)
+    resolution = given["train"].get("resolution", Train.model_fields["resolution"].default)
     if resolution % factor:
         below = resolution - resolution % factor
         report.errors.append(f"train.resolution: {resolution} is not a multiple of the VAE scale factor {factor} "

@@ -3,7 +3,7 @@ augmentation and the diffusion loss's options in [train], sample images in [vali
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
 from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section
@@ -30,13 +30,36 @@ class Data(DataSection):
 
 
 class Lora(LoraSection):
-    target_modules: list[str] = Field(
+    init: Literal["default", "gaussian", "pissa", "olora", "loftq"] = Field(
+        "gaussian", description="Initialisation of the A matrix: gaussian (as diffusers), default (Kaiming), or "
+        "pissa, olora, loftq (see peft)"
+    )
+    target_modules: list[str] | Literal["all-linear"] = Field(
         ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet modules that get a LoRA"
     )
     train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder(s), both for SDXL")
     text_encoder_target_modules: list[str] = Field(
         ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1, description="Text encoder modules that get a LoRA"
     )
+
+    @model_validator(mode="after")
+    def _diffusers_file(self):
+        # The adapter is a diffusers LoRA file: LoRA layers only, applied to the base as it ships.
+        problem = _diffusers_problem(self.bias, self.modules_to_save, self.init)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _diffusers_problem(bias: str, modules_to_save: list[str], init: str) -> str | None:
+    if bias != "none":
+        return f"bias: {bias!r} is not allowed for text-to-image (allowed: none): a diffusers LoRA file holds no biases"
+    if modules_to_save:
+        return "modules_to_save: not allowed for text-to-image: a diffusers LoRA file holds LoRA layers only"
+    if init not in ("default", "gaussian"):
+        return (f"init: {init!r} is not allowed for text-to-image (allowed: gaussian, default): it changes the base "
+                "weights, which stock loaders of a diffusers LoRA file do not")
+    return None
 
 
 class Train(TrainSection):

@@ -13,13 +13,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import cast_training_params, compute_snr
 from diffusers.utils import convert_state_dict_to_diffusers
 from diffusers.utils.torch_utils import randn_tensor
-from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from engine import data
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
+from engine.lora_config import peft_config
 from engine.model_index import model_info
 from engine.tasks.text_to_image.cache import build_caches
 
@@ -70,17 +70,12 @@ class Trainer:
 
     def _attach_lora(self) -> None:
         lora = self.spec.lora
-        init = "gaussian" if lora.init == "gaussian" else True
-
-        def config(targets):
-            return LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                              init_lora_weights=init, target_modules=targets)
-
         self.modules = {"unet": self.unet}
-        _add_adapter(self.unet, config(lora.target_modules), "target_modules")
+        _add_adapter(self.unet, peft_config(lora), "target_modules")
         if lora.train_text_encoder:
             for name, encoder in self.encoders.items():
-                _add_adapter(encoder, config(lora.text_encoder_target_modules), "text_encoder_target_modules")
+                _add_adapter(encoder, peft_config(lora, target_modules=lora.text_encoder_target_modules),
+                             "text_encoder_target_modules")
                 self.modules[name] = encoder
         self.prepared = dict(self.modules)
         if self.weight_dtype != torch.float32:
@@ -205,7 +200,8 @@ class Trainer:
 
     def adapter_metadata(self) -> dict[str, str]:
         lora = self.spec.lora
-        return {"loratui.family": self.family, "loratui.target_modules": ",".join(lora.target_modules),
+        targets = lora.target_modules if isinstance(lora.target_modules, str) else ",".join(lora.target_modules)
+        return {"loratui.family": self.family, "loratui.target_modules": targets,
                 "loratui.text_encoder_target_modules": ",".join(lora.text_encoder_target_modules)
                 if lora.train_text_encoder else ""}
 
