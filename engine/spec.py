@@ -142,6 +142,32 @@ def _length_problem(max_steps: int, num_epochs: int) -> str | None:
     return None
 
 
+class EvalSection(_Section):
+    split: str = Field("", description="Split of data.source to evaluate on, such as test; empty: see split_ratio")
+    split_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Share of the training rows held out for evaluation (chosen with the seed); "
+        "used when split is empty; 0 with an empty split: no evaluation"
+    )
+    every_steps: int = Field(0, ge=0, description="Evaluate every N steps; 0 never (always before and after training)")
+    every_epochs: int = Field(0, ge=0, description="Evaluate every N epochs; 0 never")
+    batch_size: int = Field(0, ge=0, description="Examples per device per evaluation batch; 0 uses train.batch_size")
+    max_samples: int = Field(0, ge=0, description="Evaluate on at most this many rows, chosen with the seed; 0: all")
+    keep_best: str = Field(
+        "", description="Also keep the adapter of the best evaluation by this metric (e.g. accuracy; a *loss is "
+        "best when lowest) in the run folder's best/; empty keeps none"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.split and self.split_ratio:
+            raise ValueError("split_ratio: set split or split_ratio, not both (split is also set)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.split or self.split_ratio)
+
+
 class OutputSection(_Section):
     dir: str = Field("", description="Run folder; empty uses LORATUI_HOME/runs/<name>-<timestamp>")
     push_to_hub: bool = Field(False, description="Upload the adapter to the Hub at the end (token from HF_TOKEN)")
@@ -173,6 +199,7 @@ class Spec(_Section):
     data: DataSection = Field(description="The training data")
     lora: LoraSection = Field(description="The adapter")
     train: TrainSection = Field(description="Optimisation, checkpoints")
+    eval: EvalSection = Field(default_factory=EvalSection, description="Evaluation during training")
     output: OutputSection = Field(default_factory=OutputSection, description="Where the run goes")
     launch: LaunchSection = Field(default_factory=LaunchSection, description="How accelerate launches the run")
 

@@ -72,6 +72,17 @@ class Task(Protocol):
     def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
         """Validation outputs saved under `folder`: (file, prompt) pairs; none when the spec asks for none."""
 
+    # Evaluation ([eval]): the loop runs eval_step on every process over its share of the eval rows, gathers
+    # the outputs with accelerator.gather_for_metrics and hands the whole set to metrics().
+    def eval_examples(self, rows) -> object:
+        """A Dataset of the eval rows, indexed by (0, row) keys as the training examples are."""
+
+    def eval_step(self, batch: dict) -> dict:
+        """Per-example tensors of one batch, first dimension the batch: e.g. {"loss", "pred", "label"}."""
+
+    def metrics(self, outputs: dict) -> dict[str, float]:
+        """The metrics of the whole eval set from the gathered (concatenated) eval_step outputs."""
+
 
 def load_task(spec, accelerator, rows, log) -> Task:
     return _part(spec.task, "trainer").Trainer(spec, accelerator, rows, log)
