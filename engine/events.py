@@ -9,8 +9,9 @@ Every event carries `v` (schema version), `seq` (1, 2, ... over the run's whole 
   memory: {"kind": "cuda", "devices": [{"index", "allocated", "reserved", "peak"}]} | {"kind": "rss", "rss"}
 - checkpoint_saved: step, path
 - sample_saved: step, path, prompt
+- eval: step, epoch, metrics {name: value}, best (the adapter was kept as the best so far)
 - log: level, message
-- run_finished: step, adapter_path, final_loss
+- run_finished: step, adapter_path, final_loss, metrics (the last eval's, or null), base_metrics (at step 0)
 - run_stopped: step, reason, adapter_path, checkpoint
 - run_failed: step, reason, hint, traceback_path
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")
-EVENT_TYPES = ("run_started", "step", "checkpoint_saved", "sample_saved", "log", *TERMINAL_TYPES)
+EVENT_TYPES = ("run_started", "step", "checkpoint_saved", "sample_saved", "eval", "log", *TERMINAL_TYPES)
 
 
 class EventWriter:

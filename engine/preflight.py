@@ -8,6 +8,7 @@ run beside them. No torch: it runs in the supervisor, in a few seconds.
 
 import importlib.util
 import math
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -52,7 +53,22 @@ def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline
     rows = _check_data(spec.data, spec.train.seed, report, offline_ok)
     if rows is not None:
         task.check_rows(spec.data, rows, report, images=images)
+    if spec.eval.split:
+        _check_eval_split(spec, report, images, offline_ok)
     return report
+
+
+def _check_eval_split(spec, report: Report, images: bool, offline_ok: bool) -> None:
+    section = spec.data.model_copy(update={"split": spec.eval.split, "max_samples": spec.eval.max_samples})
+    found = Report()
+    rows = _check_data(section, spec.train.seed, found, offline_ok)
+    if rows is not None:
+        tasks.preflight(spec.task).check_rows(section, rows, found, images=images)
+    report.notes += found.notes
+    report.errors += [re.sub(r"^data\.(split|source):", "eval.split:", error) for error in found.errors]
+    if found.skip_rows:
+        report.errors.append(f"eval.split: {len(found.skip_rows)} images of '{spec.eval.split}' do not decode "
+                             "(the eval split is never skipped: fix or remove them)")
 
 
 def check_parts(values: dict, errors: list[str], *, offline_ok: bool = False) -> Report:

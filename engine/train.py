@@ -23,6 +23,7 @@ from engine import checkpoint, faults, memory
 from engine.checkpoint import Position
 from engine.data import EpochOrder, load_rows
 from engine.errors import LoratuiError
+from engine.evaluation import Evaluation, eval_split
 from engine.events import EventWriter
 from engine.rundir import COMPLETE, RunDir
 from engine.spec import load_spec
@@ -47,8 +48,12 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     skip = set(run.skip_rows())
     if skip:
         rows = rows.select([i for i in range(len(rows)) if i not in skip])
+    rows, eval_rows = eval_split(spec, rows)
     task = load_task(spec, accelerator, rows, log)
     params = task.parameters()
+    evaluation = None if eval_rows is None else Evaluation(
+        spec, task, eval_rows, accelerator, emit, run.path / "best",
+        lambda folder, step: task.save_adapter(folder, adapter_metadata(spec, task, run, step)))
 
     scale = t.gradient_accumulation_steps * t.batch_size * n if t.scale_lr else 1
     optimizer = _optimizer(params, t.learning_rate * scale, t)
@@ -80,6 +85,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         accelerator.init_trackers(spec.name, config={k: v for k, v in t.model_dump().items()
                                                      if isinstance(v, int | float | str | bool)})
 
+    if evaluation and position.step == 0:
+        evaluation.run(position)  # the base model's figures, for the final ones to be compared with
     generator = torch.Generator(accelerator.device)
     window = _Window()
     update_loss = torch.zeros((), device=accelerator.device)
@@ -136,12 +143,16 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                 _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
             if task.sample_schedule and _due(task.sample_schedule[0], position.step):
                 _sample(task, run, position.step, accelerator, emit)
+            if evaluation and _due(spec.eval.every_steps, position.step) and position.step < total:
+                evaluation.run(position)
             if stopping or position.step >= total:
                 break
         else:
             position.epoch, position.batches = position.epoch + 1, 0
             if task.sample_schedule and _due(task.sample_schedule[1], position.epoch):
                 _sample(task, run, position.step, accelerator, emit)
+            if evaluation and _due(spec.eval.every_epochs, position.epoch) and position.step < total:
+                evaluation.run(position)
 
     # Stopped or finished: a checkpoint (unless this step has one; always on a stop, to resume from) and the adapter.
     adapter = None
@@ -157,11 +168,13 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         return
     if task.sample_schedule and not _due(task.sample_schedule[0], position.step):
         _sample(task, run, position.step, accelerator, emit)
+    metrics = evaluation.run(position) if evaluation else None
     if spec.output.push_to_hub and accelerator.is_main_process:
         _push(run, spec, log)
     if spec.output.report_to != "none":
         accelerator.end_training()
-    emit("run_finished", sync=True, step=position.step, adapter_path=str(adapter), final_loss=window.last)
+    emit("run_finished", sync=True, step=position.step, adapter_path=str(adapter), final_loss=window.last,
+         metrics=metrics, base_metrics=evaluation.base if evaluation else None)
 
 
 def _optimizer(params, lr: float, t):
@@ -261,15 +274,16 @@ def _sample(task, run, step, accelerator, emit) -> None:
 def _save_adapter(task, run, position, spec, accelerator):
     path = None
     if accelerator.is_main_process:
-        metadata = {
-            "loratui.base_model": spec.model.pretrained, "loratui.rank": str(spec.lora.rank),
-            "loratui.alpha": str(spec.lora.alpha), "loratui.steps": str(position.step),
-            "loratui.spec_hash": spec.hash(), "loratui.run_id": run.run_id, "loratui.task": spec.task,
-            "loratui.dataset": spec.data.source, **task.adapter_metadata(),
-        }
-        path = task.save_adapter(run.path, metadata)
+        path = task.save_adapter(run.path, adapter_metadata(spec, task, run, position.step))
     accelerator.wait_for_everyone()
     return path
+
+
+def adapter_metadata(spec, task, run, step: int) -> dict[str, str]:
+    return {"loratui.base_model": spec.model.pretrained, "loratui.rank": str(spec.lora.rank),
+            "loratui.alpha": str(spec.lora.alpha), "loratui.steps": str(step), "loratui.spec_hash": spec.hash(),
+            "loratui.run_id": run.run_id, "loratui.task": spec.task, "loratui.dataset": spec.data.source,
+            **task.adapter_metadata()}
 
 
 def _push(run, spec, log) -> None:

@@ -59,9 +59,13 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
             summary["checkpoint"] = event["path"]
         elif kind == "sample_saved":
             samples.append((run_id, event["step"], event.get("prompt"), event["path"]))
+        elif kind == "eval":
+            metrics += [(run_id, event["step"], f"eval/{key}", value) for key, value in event["metrics"].items()]
+            summary["base_metrics" if event["step"] == 0 else "metrics"] = event["metrics"]
         elif kind == "run_finished":
             update.update(status="finished", ended=when, step=event["step"])
             summary.update(adapter_path=event["adapter_path"], final_loss=event["final_loss"])
+            summary.update({key: event[key] for key in ("metrics", "base_metrics") if event.get(key)})
         elif kind == "run_stopped":
             update.update(status="stopped", ended=when, step=event["step"])
             summary.update(adapter_path=event["adapter_path"], checkpoint=event["checkpoint"], reason=event["reason"])

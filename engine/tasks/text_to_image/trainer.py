@@ -21,7 +21,7 @@ from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
 from engine.model_index import model_info
-from engine.tasks.text_to_image.cache import build_caches
+from engine.tasks.text_to_image.cache import Caches, build_caches
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 RESIZED_IMAGES_BYTES = 1 << 30  # decoded, resized training images kept in memory when latents are not cached
@@ -38,7 +38,7 @@ class Trainer:
         self._load_models()
         self._attach_lora()
         self.caches = build_caches(self, rows, log)
-        self.dataset = Examples(self, rows)
+        self.dataset = Examples(self, rows, self.caches)
         validation = spec.validation
         self.sample_schedule = (validation.every_steps, validation.every_epochs) if validation.prompt else None
 
@@ -139,6 +139,10 @@ class Trainer:
 
     # -- loss --------------------------------------------------------------------------------------------
     def loss(self, batch: dict, generator) -> torch.Tensor:
+        return self._losses(batch, generator).mean()
+
+    def _losses(self, batch: dict, generator) -> torch.Tensor:
+        """The loss of each example of the batch."""
         train, device = self.spec.train, self.accelerator.device
         if "latent_mean" in batch:
             mean, std = batch["latent_mean"], batch["latent_std"]
@@ -171,14 +175,25 @@ class Trainer:
             raise LoratuiError(f"the model's scheduler predicts '{prediction}'",
                                hint='set train.prediction_type = "epsilon" or "v_prediction"')
         pred = self.prepared["unet"](noisy, timesteps, hidden, return_dict=False, **extra)[0]
+        loss = F.mse_loss(pred.float(), target.float(), reduction="none")
+        loss = loss.mean(dim=list(range(1, loss.ndim)))
         if not train.snr_gamma:
-            return F.mse_loss(pred.float(), target.float(), reduction="mean")
+            return loss
         # Min-SNR weighting (arXiv 2303.09556), as the seed script computes it.
         snr = compute_snr(self.noise_scheduler, timesteps)
         weights = torch.stack([snr, train.snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
-        weights = weights / (snr if prediction == "epsilon" else snr + 1)
-        loss = F.mse_loss(pred.float(), target.float(), reduction="none")
-        return (loss.mean(dim=list(range(1, loss.ndim))) * weights).mean()
+        return loss * weights / (snr if prediction == "epsilon" else snr + 1)
+
+    # -- evaluation: the same loss on held-out rows, with the same noise at every evaluation -------------
+    def eval_examples(self, rows) -> "Examples":
+        return Examples(self, rows, Caches())
+
+    def eval_step(self, batch: dict) -> dict:
+        generator = torch.Generator(self.accelerator.device).manual_seed(self.spec.train.seed)
+        return {"loss": self._losses(batch, generator)}
+
+    def metrics(self, outputs: dict) -> dict[str, float]:
+        return {"eval_loss": outputs["loss"].mean().item()}
 
     # -- state -------------------------------------------------------------------------------------------
     def _unwrapped(self) -> dict:
@@ -264,8 +279,8 @@ class Trainer:
 class Examples:
     """Rows -> examples. Keys are (epoch, row); each random choice uses its own (seed, epoch, row) generator."""
 
-    def __init__(self, task: Trainer, rows) -> None:
-        self.task = task
+    def __init__(self, task: Trainer, rows, caches: Caches) -> None:
+        self.task, self.caches = task, caches
         self.spec = task.spec
         self.captions = list(rows[self.spec.data.caption_column])  # a list, not an Arrow read per example
         train, column = self.spec.train, self.spec.data.image_column
@@ -279,7 +294,7 @@ class Examples:
 
     def __getitem__(self, key) -> dict:
         epoch, row = key
-        train, seed, caches = self.spec.train, self.spec.train.seed, self.task.caches
+        train, seed, caches = self.spec.train, self.spec.train.seed, self.caches
         caption = data.pick_caption(self.captions[row], data.row_rng(seed, epoch, row, "caption"),
                                     self.spec.data.caption_column)
         flipped = train.random_flip and data.row_rng(seed, epoch, row, "flip").random() < 0.5
