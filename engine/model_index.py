@@ -9,7 +9,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import builtin, reach
+from engine import builtin, model_kind, reach
 from engine.errors import HubUnreachable, LoratuiError, is_unreachable
 
 MODEL_INDEX = "model_index.json"
@@ -67,17 +67,14 @@ def model_info(pretrained: str, revision: str = "main") -> ModelInfo:
     folder = locate(pretrained, revision)
     index = json.loads((folder / MODEL_INDEX).read_text())
     pipeline = index.get("_class_name", "")
-    if "text_encoder_2" in index or "XL" in pipeline:
-        family = "sdxl"
-    elif "unet" in index and "text_encoder" in index:
-        unet = _config(folder, "unet", pretrained, revision)
-        family = "sd2" if unet.get("cross_attention_dim") == 1024 else "sd1"
-    else:
-        raise LoratuiError(f"model.pretrained: {pretrained} is a {pipeline or 'pipeline'} without a UNet and "
-                           "text encoder", hint="text-to-image LoRA supports Stable Diffusion 1.x/2.x and SDXL")
+    unet = _config(folder, "unet", pretrained, revision) if "unet" in index else None
+    kind = model_kind.from_configs(model_index=index, unet_config=unet)
+    if kind.task != "text-to-image" or "text_encoder" not in index:
+        raise LoratuiError(f"model.pretrained: {pretrained}: {kind.reason or 'a pipeline without a text encoder'}",
+                           hint="text-to-image LoRA supports Stable Diffusion 1.x/2.x and SDXL")
     vae = _config(folder, "vae", pretrained, revision)
     factor = 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
-    return ModelInfo(folder, pipeline, family, factor)
+    return ModelInfo(folder, pipeline, kind.family, factor)
 
 
 def lora_parameter_count(folder: Path, subfolder: str, targets: list[str], rank: int) -> int | None:

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import model_kind
 from engine.adapters import formats
 from engine.adapters.hub import remote_json, remote_shapes
 from engine.adapters.inspect import inspect_file
@@ -67,20 +68,6 @@ def _components(index: Path) -> list[str]:
     return [k for k, v in json.loads(index.read_text()).items() if not k.startswith("_") and isinstance(v, list)]
 
 
-def family_from_configs(model_index: dict | None, config: dict | None, unet_config: dict | None) -> str | None:
-    if model_index:
-        name = model_index.get("_class_name", "")
-        if "XL" in name:
-            return "sdxl"
-        if name.startswith("StableDiffusion"):
-            return "sd2" if (unet_config or {}).get("cross_attention_dim") == 1024 else "sd1"
-        return None
-    archs = (config or {}).get("architectures") or []
-    if any(a.endswith(("ForCausalLM", "ForConditionalGeneration")) for a in archs):
-        return "llm"
-    return "text" if archs else None
-
-
 def base_family(ref: str) -> str | None:
     """sd1/sd2/sdxl/llm/text for a base reference; None when unknown (e.g. an unreachable Hub)."""
     from engine import builtin
@@ -92,7 +79,7 @@ def base_family(ref: str) -> str | None:
         read = lambda name: remote_json(ref, name)  # noqa: E731
     else:
         read = lambda name: _json(folder / name)  # noqa: E731
-    return family_from_configs(read("model_index.json"), read("config.json"), read("unet/config.json"))
+    return model_kind.from_configs(read("model_index.json"), read("config.json"), read("unet/config.json")).family
 
 
 def _json(path: Path) -> dict | None:

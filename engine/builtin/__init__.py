@@ -25,7 +25,7 @@ RECIPE_VERSION = 2
 @dataclass(frozen=True)
 class _Builtin:
     kind: str
-    family: str | None
+    family: str | None  # a model's is what engine.model_kind reads from it once built (a test holds them equal)
     task: str | None
     summary: str
     builder: str  # "module:function" in this package
@@ -44,14 +44,13 @@ _BUILTINS = {
         "model", "llm", "causal-lm",
         "2-layer Llama (hidden 64) with a byte-level BPE tokenizer, random weights", "llama:build_llama",
     ),
-    # "text" is what basemodel.family_from_configs calls an encoder folder, so both ways of asking agree.
     "tiny-bert": _Builtin(
         "model", "text", "sequence-classification",
         "2-layer BERT encoder (hidden 64) with a WordPiece vocabulary of the reviews, random weights",
         "bert:build_bert",
     ),
     "tiny-segformer": _Builtin(
-        "model", "segformer", "semantic-segmentation",
+        "model", "vision", "semantic-segmentation",
         "2-stage SegFormer (hidden 16/32) for the shapes-masks classes, 64 px, random weights",
         "segformer:build_segformer",
     ),

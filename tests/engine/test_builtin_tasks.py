@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import engine.builtin as builtin
-from engine.adapters.basemodel import family_from_configs
+from engine import model_kind
 from engine.builtin.data import BACKGROUND
 from loratui.cli import main as loratui_main
 
@@ -38,7 +38,7 @@ def test_registered_with_their_task(capsys):
     assert {name: (entries[name]["kind"], entries[name]["family"], entries[name]["task"]) for name in NAMES} == {
         "tiny-bert": ("model", "text", "sequence-classification"),
         "tiny-reviews": ("dataset", None, "sequence-classification"),
-        "tiny-segformer": ("model", "segformer", "semantic-segmentation"),
+        "tiny-segformer": ("model", "vision", "semantic-segmentation"),
         "shapes-masks": ("dataset", None, "semantic-segmentation"),
     }
     assert loratui_main(["builtin", "ls"]) == 0
@@ -64,7 +64,7 @@ def test_tiny_bert_classifies_reviews(built):
     folder = built["tiny-bert"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["BertModel"] and config["model_type"] == "bert"
-    assert family_from_configs(None, config, None) == "text"  # as registered
+    assert model_kind.from_configs(config=config).family == "text"  # as registered
     tokenizer = AutoTokenizer.from_pretrained(folder)
     texts = [json.loads(line)["text"] for line in (built["tiny-reviews"] / "train.jsonl").read_text().splitlines()]
     ids = tokenizer(texts).input_ids
@@ -133,3 +133,10 @@ def test_shapes_masks_label_every_shape_pixel(built, tmp_path):
             shape = path.stem.rsplit("_", 1)[1]
             assert set(np.unique(mask)) == {0, labels.index(shape)}, path.name
             assert np.array_equal(mask > 0, (image != BACKGROUND).any(axis=-1)), path.name
+
+
+def test_each_built_model_is_what_its_registry_entry_says(built):
+    for entry in builtin.describe():
+        if entry["kind"] == "model" and entry["name"] in built:
+            kind = model_kind.from_folder(built[entry["name"]])
+            assert (kind.family, kind.task) == (entry["family"], entry["task"]), entry["name"]
