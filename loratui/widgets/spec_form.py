@@ -5,9 +5,12 @@ validated with engine.spec.spec_errors, so the messages are those `loratui spec 
 under the field they name. Rows that differ from the schema's defaults are marked.
 """
 
+import tomllib
+import types
 import typing
 from typing import Literal
 
+import tomli_w
 from pydantic import BaseModel
 from textual import on
 from textual.app import ComposeResult
@@ -55,12 +58,16 @@ class FieldRow(Vertical):
 
     @property
     def kind(self) -> str:
+        origin = typing.get_origin(self.annotation)
         if self.annotation is bool:
             return "bool"
-        if typing.get_origin(self.annotation) is Literal:
+        if origin is Literal:
             return "choice"
-        if typing.get_origin(self.annotation) is list:
-            return "list"
+        if origin is list or (origin in (typing.Union, types.UnionType)
+                              and any(typing.get_origin(a) is list for a in typing.get_args(self.annotation))):
+            return "list"  # target_modules: names, or the one word "all-linear"
+        if origin is dict:
+            return "table"
         return {int: "int", float: "float"}.get(self.annotation, "text")
 
     def compose(self) -> ComposeResult:
@@ -91,6 +98,8 @@ class FieldRow(Vertical):
     def text_of(self, value) -> str:
         if isinstance(value, list):
             return ", ".join(str(v) for v in value)
+        if isinstance(value, dict):  # a TOML inline table, as the spec file writes it
+            return ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
         return "" if value is None else str(value)
 
     def read(self, widget) -> object:
@@ -100,7 +109,13 @@ class FieldRow(Vertical):
             return widget.value
         text = widget.value.strip()
         if self.kind == "list":
-            return [part.strip() for part in text.split(",") if part.strip()]
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            return parts[0] if parts == ["all-linear"] else parts
+        if self.kind == "table":
+            try:
+                return tomllib.loads(f"value = {{{text}}}")["value"]
+            except tomllib.TOMLDecodeError:
+                return text
         for kind, parse in (("int", int), ("float", float)):
             if self.kind == kind:
                 try:
