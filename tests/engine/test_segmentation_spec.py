@@ -148,3 +148,28 @@ def test_bad_specs_are_refused_one_line_each_before_any_model_loads(tmp_path, bu
         "(decode_head.attn) (allowed: Linear, Embedding and Conv layers, or use_dora = false)",
     ], out.stderr
     assert "4 of 5 specs are not valid" in out.stderr
+
+
+def test_a_model_that_segments_nothing_or_lacks_its_processor_is_refused(tmp_path):
+    from engine.preflight import Report
+    from engine.spec import ModelSection
+    from engine.tasks.semantic_segmentation.preflight import check_model
+
+    def problems(config: dict) -> Report:
+        folder = tmp_path / config["model_type"]
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        report = Report()
+        check_model(ModelSection(pretrained=str(folder)), {"train": {}, "lora": {}}, report, offline_ok=False)
+        return report
+
+    bert = problems({"model_type": "bert", "architectures": ["BertForMaskedLM"]})
+    assert bert.errors == [f"model.pretrained: {tmp_path / 'bert'} (bert encoder, a classification head is added) is "
+                           "trained by the sequence-classification task, not semantic-segmentation (allowed: a "
+                           "segmentation model, such as beit, data2vec-vision, dpt, mobilenet_v2, mobilevit, "
+                           "mobilevitv2, segformer, upernet)"]
+    bare = problems({"model_type": "segformer", "architectures": ["SegformerForSemanticSegmentation"]})
+    assert bare.errors == [f"model.pretrained: {tmp_path / 'segformer'} has no preprocessor_config.json (its image "
+                           "processor, which training and stock inference both use)"]
+    assert bare.notes == [f"lora.target_modules not checked before loading: the layer names of {tmp_path / 'segformer'} "
+                          "are known once transformers loads it"]

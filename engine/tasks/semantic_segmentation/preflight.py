@@ -11,12 +11,13 @@ import numpy as np
 
 from engine.errors import LoratuiError
 from engine.lora_targets import matches, unmatched_problem
+from engine.model_kind import SEGMENTERS
 from engine.tasks.semantic_segmentation.source import (
-    SEGMENTATION_TYPES,
     ModelFiles,
     class_names,
     layers,
     model_files,
+    processor_problem,
     weight_shapes,
 )
 
@@ -27,30 +28,42 @@ SINGLE_CHANNEL = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")
 
 def check_model(model, given: dict[str, dict], report, offline_ok: bool) -> None:
     """`given` holds the valid [train] and [lora] values of the spec (missing ones take the task's defaults)."""
-    from engine.tasks.semantic_segmentation.spec import Lora
-
     try:
         info = model_files(model)
     except LoratuiError as exc:
         report.unreachable(exc, f"model.pretrained: {model.pretrained}", offline_ok)
         return
     report.info = info
-    if info.model_type not in SEGMENTATION_TYPES:
-        report.errors.append(f"model.pretrained: {model.pretrained} is a '{info.model_type or 'unknown'}' model, which "
-                             f"AutoModelForSemanticSegmentation does not load (allowed: {', '.join(SEGMENTATION_TYPES)})")
+    kind = info.kind
+    if kind.task != "semantic-segmentation":
+        what = f"({kind.what}) is trained by the {kind.task} task" if kind.task else f"is {kind.reason}"
+        report.errors.append(f"model.pretrained: {model.pretrained} {what}, not semantic-segmentation (allowed: "
+                             f"a segmentation model, such as {', '.join(sorted(SEGMENTERS))})")
         return
-    lora = given["lora"]
+    try:
+        problem = processor_problem(info)
+    except LoratuiError as exc:
+        report.unreachable(exc, f"model.pretrained: {model.pretrained} (image processor)", offline_ok)
+    else:
+        if problem:
+            report.errors.append(problem)
+    _check_targets(info, given["lora"], report)
+
+
+def _check_targets(info: ModelFiles, lora: dict, report) -> None:
+    from engine.tasks.semantic_segmentation.spec import Lora
+
     targets = lora.get("target_modules", Lora.model_fields["target_modules"].default)
     found = layers(info)
     if found is None:
-        report.notes.append(f"lora.target_modules not checked before loading: the layer names of {model.pretrained} "
+        report.notes.append(f"lora.target_modules not checked before loading: the layer names of {info.pretrained} "
                             "are known once transformers loads it")
         return
-    problem = unmatched_problem("lora.target_modules", targets, sorted(found), model.pretrained)
+    problem = unmatched_problem("lora.target_modules", targets, sorted(found), info.pretrained)
     if problem:
         report.errors.append(problem)
     # peft's DoRA covers Linear, Embedding and Conv layers, not torch's MultiheadAttention.
-    refused = [name for name, kind in sorted(found.items()) if kind == "attention" and _targeted(targets, name)]
+    refused = [name for name, layer in sorted(found.items()) if layer == "attention" and _targeted(targets, name)]
     if lora.get("use_dora") and refused:
         report.errors.append(f"lora.use_dora: DoRA does not support the MultiheadAttention layers lora.target_modules "
                              f"names ({', '.join(refused[:SHOWN])}) (allowed: Linear, Embedding and Conv layers, "

@@ -6,14 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import builtin, reach
+from engine import builtin, model_kind, reach
 from engine.errors import LoratuiError
 from engine.model_index import _fetch, header_shapes
-from engine.tasks.semantic_segmentation.spec import FAMILIES
 
-# The model types AutoModelForSemanticSegmentation loads (transformers 5.23).
-SEGMENTATION_TYPES = ("beit", "data2vec-vision", "dpt", "mobilenet_v2", "mobilevit", "mobilevitv2", "sapiens2",
-                      "segformer", "tipsv2_dpt", "upernet")
 # transformers 5 renames a SegFormer's checkpoint keys as it loads them (its conversion_mapping.py: query ->
 # q_proj...) and LoRA targets name modules as loaded. Other types' headers are not judged (see layers()).
 _RENAMES = {
@@ -35,40 +31,60 @@ _RENAMES = {
     ),
 }
 LABELS_FILE = "id2label.json"
+PROCESSOR_FILE = "preprocessor_config.json"
+SEGMENTER_HINT = "name a segmentation model: a transformers folder, a Hub id (nvidia/mit-b0) or builtin:tiny-segformer"
 
 
 @dataclass(frozen=True)
 class ModelFiles:
     pretrained: str
+    revision: str
     folder: Path  # holds config.json (for a Hub model: its snapshot in the HF cache)
     config: dict
+    hub: bool
 
     @property
     def model_type(self) -> str:
         return self.config.get("model_type", "")
 
     @property
-    def family(self) -> str:
-        return FAMILIES[0]
+    def kind(self) -> model_kind.ModelKind:
+        return model_kind.from_configs(config=self.config)
+
+    @property
+    def family(self) -> str | None:
+        return self.kind.family
 
 
 def model_files(model) -> ModelFiles:
-    """The [model] section's config.json and preprocessor_config.json, read or fetched; LoratuiError if absent."""
-    ref = model.pretrained
+    """The [model] section's config.json, read or fetched; LoratuiError if there is none."""
+    ref, path = model.pretrained, Path(model.pretrained).expanduser()
     if builtin.is_builtin(ref):
         folder = builtin.path(ref)
-    elif Path(ref).expanduser().is_dir():
-        folder = Path(ref).expanduser()
+    elif path.is_dir():
+        folder = path
     elif ref.startswith((".", "/", "~")):
         raise LoratuiError(f"model.pretrained: {ref} does not exist", hint="check the path")
     else:
         folder = _fetch(ref, "config.json", model.revision).parent
-        _fetch(ref, "preprocessor_config.json", model.revision)
-    for name, what in (("config.json", "the model's config"), ("preprocessor_config.json", "its image processor")):
-        if not (folder / name).is_file():
-            raise LoratuiError(f"model.pretrained: {ref} has no {name} ({what})",
-                               hint="point it at a transformers model folder (save_pretrained output with its processor)")
-    return ModelFiles(ref, folder, json.loads((folder / "config.json").read_text()))
+    if not (folder / "config.json").is_file():
+        kind = model_kind.from_folder(folder)
+        what = f"({kind.what}) is trained by the {kind.task} task" if kind.task else "has no config.json"
+        raise LoratuiError(f"model.pretrained: {ref} {what}, not semantic-segmentation", hint=SEGMENTER_HINT)
+    hub = not builtin.is_builtin(ref) and not path.is_dir()
+    return ModelFiles(ref, model.revision, folder, json.loads((folder / "config.json").read_text()), hub)
+
+
+def processor_problem(info: ModelFiles) -> str | None:
+    """Why the model's image processor (preprocessor_config.json) cannot be had, if it cannot; fetched for a Hub
+    model (LoratuiError when out of reach)."""
+    if (info.folder / PROCESSOR_FILE).is_file():
+        return None
+    if info.hub:
+        _fetch(info.pretrained, PROCESSOR_FILE, info.revision)
+        return None
+    return (f"model.pretrained: {info.pretrained} has no {PROCESSOR_FILE} (its image processor, which training "
+            "and stock inference both use)")
 
 
 def pretrained_ref(ref: str) -> str:
