@@ -19,9 +19,11 @@ JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings"
 # Everything but the metadata blob, which lists and searches do not need.
 LIST_COLUMNS = ("id", "name", "path", "sha256", "size", "format", "family", "base_model", "rank", "alpha",
                 "target_modules", "created", "tags", "trigger_words", "preferred_weight", "notes", "source_run",
-                "source", "warnings", "storage", "mtime_ns")
+                "source", "warnings", "storage", "mtime_ns", "task")
 _SELECT = f"SELECT {', '.join('a.' + c for c in LIST_COLUMNS)} FROM adapters a"
 _WORD = re.compile(r"\w+", re.UNICODE)
+# The task of an adapter whose file does not say (one from elsewhere), by its family.
+FAMILY_TASKS = {"sd1": "text-to-image", "sd2": "text-to-image", "sdxl": "text-to-image", "llm": "causal-lm"}
 
 
 def decode(row: dict) -> dict:
@@ -71,12 +73,14 @@ def register(db, path, *, name: str | None = None, source_run: str | None = None
     if source_run and not db.execute("SELECT 1 FROM runs WHERE id = ?", [source_run]).fetchone():
         raise LoratuiError(f"unknown run '{source_run}'", "register a run's adapter after the run is recorded")
     family = info.family or _base_family(base_model)
+    task = info.metadata.get("loratui.task") or FAMILY_TASKS.get(family)
     row = {
         "name": name, "sha256": info.sha256, "size": info.size, "format": info.format, "family": family,
         "base_model": base_model or info.base_model, "rank": info.rank, "alpha": info.alpha,
         "target_modules": json.dumps(info.target_modules), "tags": json.dumps(_clean_tags(tags or [])),
         "trigger_words": json.dumps(info.trigger_words), "metadata": json.dumps(info.metadata, default=str),
         "source_run": source_run, "source": source or str(info.path), "warnings": json.dumps(info.warnings),
+        "task": task,
     }
     location, created = store.place(info, mode)
     row.update(path=str(location), storage="link" if mode == "link" else "store", mtime_ns=store.stamp(location))

@@ -47,7 +47,8 @@ def details(row: dict) -> str:
     alpha = _cell(row["alpha"]) if row["alpha"] is not None else "not recorded (loaders use alpha = rank)"
     entries = [(2, key, value) for key, value in (
         ("path", row["path"]), ("source", row.get("source") or "-"), ("format", row["format"]),
-        ("family", row["family"] or "unknown"), ("base model", row["base_model"] or "-"),
+        ("task", row.get("task") or "unknown"), ("family", row["family"] or "unknown"),
+        ("base model", row["base_model"] or "-"),
         ("rank / alpha", f"{_cell(row['rank'])} / {alpha}"), ("targets", _cell(row["target_modules"])),
         ("size", _size(row["size"])), ("sha256", row["sha256"]), ("created", row["created"]),
         ("tags", _cell(row["tags"])), ("trigger words", _cell(row["trigger_words"])),
@@ -91,10 +92,14 @@ def _run_facts(run: dict, name: str) -> list[tuple[str, str]]:
     facts = _spec_summary(run["spec"], name) if run.get("spec") else []
     if run["status"] == "finished" and summary.get("final_loss") is not None:
         facts.append(("final loss", f"{summary['final_loss']:g}"))
+    base = summary.get("base_metrics") or {}
+    facts += [(f"eval {key}", f"{value:.4g}" + (f" (base model {base[key]:.4g})" if key in base else ""))
+              for key, value in (summary.get("metrics") or {}).items()]
     facts += [(key.replace("_", " "), str(summary[key])) for key in _ENDING.get(run["status"], ()) if summary.get(key)]
     if summary.get("checkpoint"):
         facts.append(("last checkpoint", summary["checkpoint"]))
-    facts += [(f"last {key}", f"{value:g}") for key, value in sorted(run.get("final_metrics", {}).items())]
+    facts += [(f"last {key}", f"{value:g}") for key, value in sorted(run.get("final_metrics", {}).items())
+              if not key.startswith("eval/")]  # the eval figures are above, beside the base model's
     facts += [(f"sample step {s['step']}", s["path"]) for s in run.get("samples", [])]
     return facts
 

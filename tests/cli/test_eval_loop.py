@@ -54,6 +54,11 @@ def test_held_out_rows_are_evaluated_before_on_schedule_and_at_the_end(tmp_path,
                                       env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True,
                                       text=True, timeout=60).stdout)
     assert shown["summary"]["metrics"] == evals[-1]["metrics"] and shown["summary"]["base_metrics"] == evals[0]["metrics"]
+    entry = subprocess.run([sys.executable, "-m", "loratui", "library", "show", run_id],
+                           env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=60)
+    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in entry.stdout.splitlines()
+             if ":" in line}
+    assert lines["eval eval_loss"] == f"{final:.4g} (base model {base:.4g})" and lines["task"] == "text-to-image"
     best_step = max(e["step"] for e in evals if e["best"])
     from safetensors import safe_open
 

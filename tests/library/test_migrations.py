@@ -76,3 +76,19 @@ def test_processes_opening_a_new_library_at_once_apply_each_migration_once(tmp_p
     db = open_db(path)
     assert [row[0] for row in db.execute("SELECT version FROM schema_migrations ORDER BY version")] == \
         [version for version, _, _ in migrations()]
+
+
+def test_entries_from_before_tasks_get_theirs_from_their_file_or_family(tmp_path):
+    path = tmp_path / "library.db"
+    old = connect(path)
+    task_version = next(v for v, name, _ in migrations() if name == "adapter_task")
+    migrate(old, target=task_version - 1)
+    with old.conn:
+        for name, family, metadata in (("cls", "text", '{"loratui.task": "sequence-classification"}'),
+                                       ("xl", "sdxl", "{}"), ("chat", "llm", "{}"), ("odd", None, "{}")):
+            old.conn.execute("INSERT INTO adapters (name, path, sha256, size, format, family, metadata, storage) "
+                             "VALUES (?, '/x', ?, 1, 'peft', ?, ?, 'link')", [name, name, family, metadata])
+    old.conn.close()
+    db = open_db(path)
+    assert {r["name"]: r["task"] for r in adapters.list_adapters(db)} == {
+        "cls": "sequence-classification", "xl": "text-to-image", "chat": "causal-lm", "odd": None}
