@@ -42,6 +42,15 @@ class Trainer:
         self.processor = AutoImageProcessor.from_pretrained(ref, **kw)
         if hasattr(self.processor, "do_reduce_labels"):
             self.processor.do_reduce_labels = False  # collate() reduces, to the spec's ignore_index
+        model = self._load_model(ref, kw)
+        self.heads = head_modules(model)
+        self.model = _attach_lora(model, spec.lora, self.heads).to(accelerator.device)
+        self.model.train()
+        self.prepared = self.model
+        self.dataset = Examples(spec, rows, augment=True)
+
+    def _load_model(self, ref: str, kw: dict):
+        spec = self.spec
         model = AutoModelForSemanticSegmentation.from_pretrained(
             ref, **kw, variant=spec.model.variant or None, id2label=dict(enumerate(self.labels)),
             label2id={name: i for i, name in enumerate(self.labels)}, ignore_mismatched_sizes=True,
@@ -52,11 +61,7 @@ class Trainer:
                                    hint="set train.gradient_checkpointing = false")
             # Non-reentrant: the frozen pixels need no gradient for the LoRA weights inside to get theirs.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.heads = head_modules(model)
-        self.model = _attach_lora(model, spec.lora, self.heads).to(accelerator.device)
-        self.model.train()
-        self.prepared = self.model
-        self.dataset = Examples(spec, rows, augment=True)
+        return model
 
     def trainable_modules(self) -> list:
         return [self.model]
