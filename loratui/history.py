@@ -32,6 +32,7 @@ class RunView:
     lr: tuple[float, ...] = ()
     memory_kind: str | None = None  # "cuda" (per-GPU VRAM) or "rss" (process memory)
     memory: tuple[Series, ...] = ()
+    eval: tuple[Series, ...] = ()  # one per eval metric
     step: int = 0
     total_steps: int | None = None
     epoch: float | None = None
@@ -54,6 +55,7 @@ class RunHistory:
     lr: list[float] = field(default_factory=list)
     memory_kind: str | None = None
     memory: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    eval: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     last_step: dict | None = None
     started: dict | None = None
     sample: dict | None = None
@@ -66,6 +68,9 @@ class RunHistory:
             self._start(event)
         elif kind == "step":
             self._step(event)
+        elif kind == "eval":
+            for name, value in event["metrics"].items():
+                self._point(self.eval, name, int(event["step"]), _number(value))
         elif kind == "sample_saved":
             path = Path(event["path"])
             self.sample = {**event, "path": str(path if path.is_absolute() else self.run_dir / path)}
@@ -81,7 +86,7 @@ class RunHistory:
         if resume and self.steps and self.steps[-1] > resume:
             keep = sum(1 for s in self.steps if s <= resume)
             del self.steps[keep:], self.loss[keep:], self.lr[keep:]
-            for steps, values in self.memory.values():
+            for steps, values in [*self.memory.values(), *self.eval.values()]:
                 cut = sum(1 for s in steps if s <= resume)
                 del steps[cut:], values[cut:]
 
@@ -102,11 +107,14 @@ class RunHistory:
             self._memory_point("rss", step, memory.get("rss"))
 
     def _memory_point(self, label: str, step: int, value) -> None:
-        if value is None:
-            return
-        steps, values = self.memory.setdefault(label, ([], []))
+        if value is not None:
+            self._point(self.memory, label, step, float(value) / GIB)
+
+    @staticmethod
+    def _point(series: dict, label: str, step: int, value: float) -> None:
+        steps, values = series.setdefault(label, ([], []))
         steps.append(step)
-        values.append(float(value) / GIB)
+        values.append(value)
 
     def steps_per_s(self) -> float | None:
         if len(self._recent) < 2:
@@ -135,6 +143,7 @@ class RunHistory:
             lr=tuple(self.lr),
             memory_kind=self.memory_kind,
             memory=tuple(Series(label, tuple(s), tuple(v)) for label, (s, v) in self.memory.items()),
+            eval=tuple(Series(label, tuple(s), tuple(v)) for label, (s, v) in self.eval.items()),
             step=step,
             total_steps=total,
             epoch=last.get("epoch"),

@@ -76,6 +76,7 @@ class RunDetailScreen(LoratuiScreen):
                 with Horizontal(id="small-charts"):
                     yield StepChart("learning rate", id="lr-chart")
                     yield StepChart("memory", id="memory-chart")
+                    yield StepChart("eval", id="eval-chart")
             with Vertical(id="side"):
                 yield SamplePanel(id="samples")
                 yield Log(id="log", max_lines=LOG_LINES)
@@ -153,6 +154,9 @@ class RunDetailScreen(LoratuiScreen):
             self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
             memory = [(series.label, series.steps, series.values) for series in view.memory]
             self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
+            evaluated = self.query_one("#eval-chart", StepChart)
+            evaluated.display = bool(view.eval)  # a run without [eval] keeps the room for the others
+            evaluated.show("eval", [(s.label, s.steps, s.values) for s in view.eval])
         low, high = self.CHART_S
         self.set_timer(min(high, max(low, cost / self.CHART_CPU_SHARE)), self.redraw_charts)
 

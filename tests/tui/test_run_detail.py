@@ -104,3 +104,27 @@ async def test_bursts_of_updates_are_coalesced_into_a_few_redraws(db, monkeypatc
             screen.post_message(RunProgressed(history.view("burst", row)))
         await until(pilot, lambda: draws and draws[-1] == 500)
         assert len(draws) <= 4
+
+
+async def test_eval_metrics_get_a_chart_only_when_the_run_evaluates(db):
+    import json
+
+    run_dir = _live_run(db)
+    seq = script_events(run_dir, 20)
+    app = LoratuiApp()
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.open_run("live")
+        await pilot.pause()
+        screen = app.screen
+        chart = screen.query_one("#eval-chart", StepChart)
+        await until(pilot, lambda: screen.query_one(LossChart).points == 20)
+        assert not chart.display  # no [eval]: the room stays with the other charts
+        with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
+            for step, accuracy in ((0, 0.5), (10, 0.8), (20, 0.95)):
+                seq += 1
+                handle.write(json.dumps({"v": 1, "seq": seq, "time": 1.0, "type": "eval", "step": step, "epoch": 0,
+                                         "metrics": {"accuracy": accuracy, "eval_loss": 1 - accuracy},
+                                         "best": step > 0}) + "\n")
+        await until(pilot, lambda: chart.points == 3)
+        assert chart.display and [label for label, _, _ in chart._lines] == ["accuracy", "eval_loss"]
+        assert list(chart._lines[0][2]) == [0.5, 0.8, 0.95]
