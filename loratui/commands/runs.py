@@ -3,6 +3,7 @@
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 
 FOLLOW_POLL_S = 0.5
 
@@ -76,7 +77,8 @@ def _show(args) -> int:
     row["incomplete_checkpoints"] = [str(path) for path in incomplete]
     row["samples"] = list(db.query("SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step, path",
                                    [args.run_id]))
-    row["adapter"] = str(run.adapter) if run.adapter.exists() else None
+    adapter = row["summary"].get("adapter_path")  # a file (diffusers) or a folder (PEFT), as the task saved it
+    row["adapter"] = adapter if adapter and Path(adapter).exists() else None
     spec = row.pop("spec")
     if args.json:
         print(json.dumps({**row, "spec": spec}, indent=2))
@@ -86,6 +88,10 @@ def _show(args) -> int:
           f"{': ' + row['error'] if row['error'] else ''}\nstep     {row['step']}/{row['total_steps'] or '?'}"
           f"   loss {loss}\nmodel    {row['base_model']}\nfolder   {row['dir']}\nstarted  {row['started'] or '-'}"
           f"   ended {row['ended'] or '-'}\nadapter  {row['adapter'] or '-'}")
+    if row["summary"].get("metrics"):
+        from loratui.runs.progress import metrics_text
+
+        print(f"eval     {metrics_text(row['summary']['metrics'], row['summary'].get('base_metrics'))}")
     for path in row["checkpoints"]:
         print(f"checkpoint  {path}")
     for sample in row["samples"]:

@@ -54,6 +54,9 @@ def test_held_out_rows_are_evaluated_before_on_schedule_and_at_the_end(tmp_path,
                                       env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True,
                                       text=True, timeout=60).stdout)
     assert shown["summary"]["metrics"] == evals[-1]["metrics"] and shown["summary"]["base_metrics"] == evals[0]["metrics"]
+    text = subprocess.run([sys.executable, "-m", "loratui", "runs", "show", run_id], capture_output=True, text=True,
+                          env={**os.environ, "LORATUI_HOME": str(home)}, timeout=60).stdout
+    assert f"eval     eval_loss {final:.4f} (base {base:.4f})" in text
     entry = subprocess.run([sys.executable, "-m", "loratui", "library", "show", run_id],
                            env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=60)
     lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in entry.stdout.splitlines()
