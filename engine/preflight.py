@@ -65,7 +65,12 @@ def _check_eval_split(spec, report: Report, images: bool, offline_ok: bool) -> N
     if rows is not None:
         tasks.preflight(spec.task).check_rows(section, rows, found, images=images)
     report.notes += found.notes
-    report.errors += [re.sub(r"^data\.(split|source):", "eval.split:", error) for error in found.errors]
+    for error in found.errors:  # each named as the eval split's; one the training split shares is said once
+        named = re.sub(r"^data\.(split|source):", "eval.split:", error)
+        if named == error and error not in report.errors:
+            named = f"eval.split: in '{spec.eval.split}', {error}"
+        if named not in report.errors and error not in report.errors:
+            report.errors.append(named)
     if found.skip_rows:
         report.errors.append(f"eval.split: {len(found.skip_rows)} images of '{spec.eval.split}' do not decode "
                              "(the eval split is never skipped: fix or remove them)")

@@ -85,3 +85,15 @@ def test_an_eval_split_the_data_lacks_is_refused_at_preflight(tmp_path, builtin_
                          env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.splitlines()[1].strip().startswith("eval.split: cannot load 'builtin:shapes' (split 'validation')")
+
+
+def test_a_problem_both_splits_share_is_said_once(tmp_path, builtin_home):
+    home = share_builtins(tmp_path / "home", builtin_home)
+    spec = SPEC.replace('source = "builtin:shapes"', 'source = "builtin:shapes-masks"').replace(
+        "split_ratio = 0.25", 'split = "test"')
+    (tmp_path / "run.toml").write_text(spec)  # shapes-masks has no captions, in either split
+    out = subprocess.run([sys.executable, "-m", "loratui", "spec", "validate", str(tmp_path / "run.toml")],
+                         env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=120)
+    problems = [line.strip() for line in out.stderr.splitlines()[1:-1]]
+    assert out.returncode == 2 and problems == [
+        "data.caption_column: no column 'text' in builtin:shapes-masks (columns: image, mask)"], out.stderr
