@@ -7,7 +7,8 @@ runs/<run_id>/
   preflight.json                     rows to skip, found by preflight
   checkpoints/checkpoint-000050/     complete once it holds COMPLETE
   samples/step-000100-0.png          validation images
-  pytorch_lora_weights.safetensors   the adapter
+  pytorch_lora_weights.safetensors   the adapter (a diffusers file, or peft's adapter_model.safetensors
+                                     and adapter_config.json), as its task saves it
   run.log                            output of accelerate launch and the training processes
   pids/rank-0                        training process ids, for a clean stop
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from engine.errors import LoratuiError
 from engine.home import runs_dir
 
-ADAPTER_FILE = "pytorch_lora_weights.safetensors"
 COMPLETE = "COMPLETE"
 ID_FILE = "run_id"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -45,7 +45,6 @@ class RunDir:
     events = property(lambda self: self.path / "events.jsonl")
     checkpoints = property(lambda self: self.path / "checkpoints")
     samples = property(lambda self: self.path / "samples")
-    adapter = property(lambda self: self.path / ADAPTER_FILE)
     log = property(lambda self: self.path / "run.log")
     preflight = property(lambda self: self.path / "preflight.json")
     pids = property(lambda self: self.path / "pids")

@@ -170,7 +170,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         _sample(task, run, position.step, accelerator, emit)
     metrics = evaluation.run(position) if evaluation else None
     if spec.output.push_to_hub and accelerator.is_main_process:
-        _push(run, spec, log)
+        _push(run, spec, adapter, log)
     if spec.output.report_to != "none":
         accelerator.end_training()
     emit("run_finished", sync=True, step=position.step, adapter_path=str(adapter), final_loss=window.last,
@@ -286,11 +286,11 @@ def adapter_metadata(spec, task, run, step: int) -> dict[str, str]:
             **task.adapter_metadata()}
 
 
-def _push(run, spec, log) -> None:
+def _push(run, spec, adapter, log) -> None:
     from engine.hub import push_adapter
 
     try:
-        log("info", f"pushed to the Hub: {push_adapter(run, spec)}")
+        log("info", f"pushed to the Hub: {push_adapter(run, spec, adapter)}")
     except Exception as exc:  # the adapter is safe on disk; a failed upload must not fail the run
         log("error", f"push_to_hub failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
