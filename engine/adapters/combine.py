@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.adapters import extras
 from engine.adapters.load import (
     CAUSAL_LM,
     DIFFUSERS_WEIGHTS,
@@ -43,7 +44,6 @@ USES_DENSITY = tuple(m for m in (*EQUAL_RANK, *SVD) if m not in ("linear", "svd"
 DIFFUSION_PARTS = ("unet", "text_encoder", "text_encoder_2")
 LLM_PART = "model"
 PEFT_PREFIX = "base_model.model."
-_LORA_SUFFIXES = (".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B")
 
 
 @dataclass
@@ -165,6 +165,12 @@ def combine(
         )
     adapters = [read_parts(Path(p)) for p in parents]
     labels = names or [_label(Path(p)) for p in parents]
+    kept = {}
+    if LLM_PART in adapters[0]:  # heads and biases trained in full go in unchanged, when all parents agree
+        states = [extras.split(a[LLM_PART].state) for a in adapters]
+        kept = extras.agreed(labels, [full for _, full in states])
+        for a, (lora, _) in zip(adapters, states, strict=True):
+            a[LLM_PART] = Part(lora, a[LLM_PART].config)
     combined = {}
     for name in (*DIFFUSION_PARTS, LLM_PART):
         members = [(i, a[name]) for i, a in enumerate(adapters) if name in a]
@@ -187,6 +193,7 @@ def combine(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if LLM_PART in combined:
+            combined[LLM_PART].state.update(kept)
             _write_peft(tmp, combined[LLM_PART], adapters[0][LLM_PART].config)
         else:
             _write_diffusers(tmp, combined)
@@ -251,7 +258,7 @@ def _check_keys(name: str, labels: list[str], parts: list[Part]) -> None:
     for label, part in zip(labels, parts, strict=True):
         if any("lora_magnitude_vector" in k for k in part.state):
             raise LoratuiError(f"{label} is a DoRA adapter; DoRA adapters cannot be combined")
-        odd = [k for k in part.state if not k.endswith(_LORA_SUFFIXES)]
+        odd = [k for k in part.state if not k.endswith(extras.LORA_SUFFIXES)]
         if odd:
             raise LoratuiError(
                 f"{label} ({name}) holds {len(odd)} tensor(s) that are not LoRA factors, e.g. {odd[0]}",
@@ -357,6 +364,8 @@ def _write_peft(folder: Path, part: Part, first_parent_config) -> None:
         part.config,
         task_type=first_parent_config.task_type,
         base_model_name_or_path=first_parent_config.base_model_name_or_path,
+        modules_to_save=first_parent_config.modules_to_save,
+        bias=first_parent_config.bias,
         inference_mode=True,
     )
     config.save_pretrained(str(folder))
