@@ -15,6 +15,7 @@ from typing import Protocol
 
 TASKS = (
     "text-to-image",
+    "sequence-classification",
     "semantic-segmentation",
 )
 DEFAULT_TASK = "text-to-image"
