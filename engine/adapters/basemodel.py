@@ -14,6 +14,7 @@ from engine.adapters.hub import remote_json, remote_shapes
 from engine.adapters.inspect import inspect_file
 from engine.adapters.safeload import SafetensorsHeader, read_header
 from engine.errors import LoratuiError
+from engine.layer_names import loaded_name
 
 
 def local_folder(ref: str) -> Path | None:
@@ -39,13 +40,16 @@ def base_shapes(ref: str) -> dict[str, dict[str, tuple[int, ...]]]:
     else:
         files = {str(p.relative_to(folder)): read_header(p).tensors for p in _weight_files(folder)}
         files = {name: {k: e.shape for k, e in tensors.items()} for name, tensors in files.items()}
+    config = (remote_json(ref, "config.json") if folder is None else _json(folder / "config.json")) or {}
+    model_type = config.get("model_type", "")  # adapters name modules as transformers loads them
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}
     for relpath, tensors in files.items():
         component = relpath.rsplit("/", 1)[0] if "/" in relpath else ""
         target = shapes.setdefault(component, {})
         for key, shape in tensors.items():
             if key.endswith(".weight"):
-                target[_normal(component, key[: -len(".weight")])] = shape
+                name = key[: -len(".weight")]
+                target[_normal(component, loaded_name(name, model_type) if not component else name)] = shape
     if not shapes:
         raise LoratuiError(f"base model '{ref}' has no .safetensors weights to compare with",
                            "point at a folder saved with safe_serialization (the default)")
@@ -129,7 +133,7 @@ def check_against_base(path: Path | str, base_ref: str) -> CheckReport:
     missing, mismatched = [], []
     for module in layout.modules:
         component = module.component or _best_component(layout, shapes)
-        base = shapes.get(component, {}).get(_normal(component, module.name))
+        base = _find(shapes.get(component, {}), _normal(component, module.name))
         if base is None:
             missing.append(module.qualified)
             continue
@@ -146,9 +150,20 @@ def _normal(component: str, name: str) -> str:
     return name.removeprefix("text_model.") if component.startswith("text_encoder") else name
 
 
+def _find(table: dict, name: str):
+    """The base weight of module `name`; a task's model wraps the base model under a name of its own
+    (bert., segformer.), so one leading part of either name may be missing from the other."""
+    if name in table:
+        return table[name]
+    inner = name.split(".", 1)[-1]
+    if inner in table:
+        return table[inner]
+    return next((shape for key, shape in table.items() if key.split(".", 1)[-1] == name), None)
+
+
 def _best_component(layout: formats.Layout, shapes: dict[str, dict]) -> str:
     names = [m.name for m in layout.modules if not m.component]
-    return max(shapes, key=lambda c: sum(_normal(c, n) in shapes[c] for n in names), default="")
+    return max(shapes, key=lambda c: sum(_find(shapes[c], _normal(c, n)) is not None for n in names), default="")
 
 
 def _shape_problem(header: SafetensorsHeader, module: formats.LoraModule, base: tuple[int, ...]) -> str | None:

@@ -8,28 +8,9 @@ from pathlib import Path
 
 from engine import builtin, model_kind, reach
 from engine.errors import LoratuiError
+from engine.layer_names import RENAMES, loaded_name
 from engine.model_index import _fetch, header_shapes
 
-# transformers 5 renames a SegFormer's checkpoint keys as it loads them (its conversion_mapping.py: query ->
-# q_proj...) and LoRA targets name modules as loaded. Other types' headers are not judged (see layers()).
-_RENAMES = {
-    "segformer": (
-        (r"encoder.patch_embeddings.(\d+).", r"stages.\1.patch_embeddings."),
-        (r"encoder.block.(\d+).", r"stages.\1.blocks."),
-        (r"encoder.layer_norm.(\d+)", r"stages.\1.layer_norm"),
-        ("attention.self.query", "attention.q_proj"),
-        ("attention.self.key", "attention.k_proj"),
-        ("attention.self.value", "attention.v_proj"),
-        ("attention.self.sr", "attention.sequence_reduction.sequence_reduction"),
-        ("attention.self.layer_norm", "attention.sequence_reduction.layer_norm"),
-        ("attention.output.dense", "attention.o_proj"),
-        ("mlp.dense1", "mlp.fc1"),
-        ("mlp.dense2", "mlp.fc2"),
-        ("layer_norm_1", "layernorm_before"),
-        ("layer_norm_2", "layernorm_after"),
-        ("decode_head.linear_c", "decode_head.linear_projections"),
-    ),
-}
 LABELS_FILE = "id2label.json"
 PROCESSOR_FILE = "preprocessor_config.json"
 SEGMENTER_HINT = "name a segmentation model: a transformers folder, a Hub id (nvidia/mit-b0) or builtin:tiny-segformer"
@@ -99,28 +80,22 @@ def layers(info: ModelFiles) -> dict[str, str] | None:
     """Modules a LoRA can wrap, as transformers names them once loaded, and their kind (linear, conv or
     attention, i.e. torch's MultiheadAttention), from the weights' headers; None when the names are not known
     before loading (no local weights, or a model type whose keys transformers renames and this module does not)."""
-    if info.model_type not in _RENAMES:
+    if info.model_type not in RENAMES:
         return None
     found = {}
     for file in sorted(info.folder.glob("*.safetensors")):
         for key, shape in header_shapes(file).items():
             if key.endswith(".in_proj_weight"):
-                found[_renamed(key.removesuffix(".in_proj_weight"), info.model_type)] = "attention"
+                found[loaded_name(key.removesuffix(".in_proj_weight"), info.model_type)] = "attention"
             elif key.endswith(".weight") and len(shape) >= 2:
-                found[_renamed(key.removesuffix(".weight"), info.model_type)] = "linear" if len(shape) == 2 else "conv"
+                found[loaded_name(key.removesuffix(".weight"), info.model_type)] = "linear" if len(shape) == 2 else "conv"
     return found or None
 
 
 def weight_shapes(info: ModelFiles) -> dict[str, list[int]]:
     """Every tensor of the model's headers by its loaded name."""
-    return {_renamed(key, info.model_type): shape for file in sorted(info.folder.glob("*.safetensors"))
+    return {loaded_name(key, info.model_type): shape for file in sorted(info.folder.glob("*.safetensors"))
             for key, shape in header_shapes(file).items()}
-
-
-def _renamed(key: str, model_type: str) -> str:
-    for pattern, replacement in _RENAMES.get(model_type, ()):
-        key = re.sub(pattern, replacement, key, count=1)
-    return key
 
 
 def class_names(data, config: dict | None) -> tuple[list[str], str]:
