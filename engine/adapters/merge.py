@@ -49,6 +49,30 @@ def merge(
     return out
 
 
+def merge_task(task: str, base: str, adapter: Path, weight: float, out: Path) -> Path:
+    """Merge one adapter of a task with a head of its own (classification, segmentation) into `base`, its head
+    included: a folder the task's stock Auto class loads, with the tokenizer or image processor beside it."""
+    from engine.tasks import predictor
+
+    out = check_out(out)
+    model, preprocessor = predictor(task).load(base, adapter)
+    for module in model.modules():  # the LoRA update at `weight`; a head trained in full is taken whole
+        if isinstance(getattr(module, "scaling", None), dict):
+            module.scaling = {name: scale * weight for name, scale in module.scaling.items()}
+    merged = model.merge_and_unload()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        preprocessor.save_pretrained(str(tmp))
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def fuse(session: Session):
     """Bake the session's active adapters at their weights into the base; returns the plain model or pipeline.
 

@@ -35,6 +35,12 @@ def spec_model(task: str):
     return spec_module(task).SPEC
 
 
+def predictor(task: str):
+    """The task's predict module, for a task whose adapters `loratui gen` tries on inputs: load(base, adapter)
+    gives (PeftModel, its tokenizer or image processor); predict(...) what the adapter says of an input."""
+    return _part(task, "predict")
+
+
 def preflight(task: str):
     """The module whose check(spec, report, *, images, offline_ok) adds the task's problems to a Report."""
     return _part(task, "preflight")

@@ -37,10 +37,16 @@ def register(sub) -> None:
     merge.add_argument("--out", required=True, help="new folder for the merged model")
     merge.set_defaults(func=_merge)
 
-    gen = sub.add_parser("gen", help="test an adapter set: an image, a contact sheet, or a text completion")
+    gen = sub.add_parser("gen", help="test adapters: an image, a contact sheet, a text completion, class "
+                                     "probabilities (--text) or a segmentation mask (--image)")
     gen.add_argument("--base", help="base model (default: the one the adapters record)")
     _adapter_options(gen, required=False)
-    gen.add_argument("--prompt", required=True)
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="what to generate (text-to-image, language models)")
+    what.add_argument("--text", help="a text to classify (a sequence-classification adapter)")
+    what.add_argument("--image", help="an image to segment (a semantic-segmentation adapter); the mask goes "
+                                      "beside it as NAME.mask.png, or to --out")
+    gen.add_argument("--text-pair", help="the second text, for an adapter trained on text pairs")
     gen.add_argument("--negative", help="negative prompt (images)")
     gen.add_argument("--seed", type=int, help="noise seed (default: random, printed and recorded)")
     gen.add_argument("--steps", type=int, default=25, help="inference steps (default 25)")
@@ -118,6 +124,8 @@ def _gen(args) -> int:
     from loratui.library.generate import generate
     from loratui.library.requests import GenerateRequest
 
+    if args.prompt is None:
+        return _predict(args)
     width, height = _size(args.size)
     request = GenerateRequest(
         prompt=args.prompt, adapters=_picks(args, grid=args.grid), scales=_all_scales(args), base=args.base,
@@ -132,6 +140,25 @@ def _gen(args) -> int:
         print(result.text)
     else:
         print(f"{args.out or result.path}  (seed {result.seed}, generation #{result.record['id']})")
+    return 0
+
+
+def _predict(args) -> int:
+    from engine.errors import LoratuiError
+    from loratui.library.predict import PredictRequest, predict
+
+    if len(args.adapter) != 1 or args.scales or args.grid:
+        raise LoratuiError("--text and --image try one adapter at a time", hint="give one --adapter NAME")
+    result = predict(_db(), PredictRequest(adapter=args.adapter[0].rpartition(":")[0] or args.adapter[0],
+                                           text=args.text, text_pair=args.text_pair, image=args.image,
+                                           base=args.base, out=args.out))
+    if args.json:
+        print(json.dumps(result.record, indent=2, default=str))
+    elif result.probabilities is not None:
+        for name, probability in sorted(result.probabilities.items(), key=lambda item: -item[1]):
+            print(f"{name}  {probability:.4f}")
+    else:
+        print(f"{result.mask}  (generation #{result.record['id']})")
     return 0
 
 

@@ -1,8 +1,12 @@
 """Merge weighted library adapters into a base model and save the full model (engine.adapters.merge)."""
 
+from engine.errors import LoratuiError
 from loratui.library import picks
 from loratui.library.requests import MergeRequest, MergeResult
 from loratui.library.transfer import check_fit
+
+# Tasks whose adapters carry a head of their own: merged one at a time, head included.
+HEADED = ("sequence-classification", "semantic-segmentation")
 
 
 def merge(db, request: MergeRequest) -> MergeResult:
@@ -15,6 +19,16 @@ def merge(db, request: MergeRequest) -> MergeResult:
     chosen = picks.choose(db, request.adapters, request.scales)
     check_fit([row for row, _ in chosen], request.base)
     quiet()
+    headed = [row for row, _ in chosen if row.get("task") in HEADED]
+    if headed:
+        from engine.adapters.merge import merge_task
+
+        row, weight = chosen[0]
+        if len(chosen) > 1 or not isinstance(weight, int | float):
+            raise LoratuiError(f"adapter '{headed[0]['name']}' trains a head of its own: merge it alone, at one weight",
+                               hint="combine such adapters first (their heads must agree), then merge the result")
+        out = merge_task(row["task"], request.base, row["path"], weight, request.out)
+        return MergeResult(out=str(out), adapters=picks.used(chosen))
     out = merge_model(request.base, [(row["name"], row["path"], weight) for row, weight in chosen], request.out,
                       device=request.device)
     return MergeResult(out=str(out), adapters=picks.used(chosen))

@@ -11,11 +11,9 @@ from engine.adapters.safeload import read_header
 from engine.tasks.semantic_segmentation.source import pretrained_ref
 
 
-def predict(base_ref: str, adapter_path: Path | str, image_path: Path | str) -> tuple[np.ndarray, object]:
-    """(the class id of every pixel, at the image's size; the mask in colour, a PIL image)."""
-    import torch
+def load(base_ref: str, adapter_path: Path | str):
+    """(the base with the adapter on it, a PeftModel; the model's image processor)."""
     from peft import PeftModel
-    from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
     folder = Path(adapter_path)
@@ -26,7 +24,16 @@ def predict(base_ref: str, adapter_path: Path | str, image_path: Path | str) -> 
     relabel = {"id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)},
                "ignore_mismatched_sizes": True} if labels else {}
     processor = AutoImageProcessor.from_pretrained(ref)
-    model = PeftModel.from_pretrained(AutoModelForSemanticSegmentation.from_pretrained(ref, **relabel), folder).eval()
+    return PeftModel.from_pretrained(AutoModelForSemanticSegmentation.from_pretrained(ref, **relabel), folder), processor
+
+
+def predict(base_ref: str, adapter_path: Path | str, image_path: Path | str) -> tuple[np.ndarray, object]:
+    """(the class id of every pixel, at the image's size; the mask in colour, a PIL image)."""
+    import torch
+    from PIL import Image
+
+    model, processor = load(base_ref, adapter_path)
+    model.eval()
     with Image.open(image_path) as opened:
         image = opened.convert("RGB")
     with torch.no_grad():

@@ -61,18 +61,26 @@ def adapter_classes(adapter_path) -> tuple[Path, list[str], dict[str, str]]:
     return folder, [id2label[str(i)] for i in range(len(id2label))], metadata
 
 
+def load(base_ref: str, adapter_path):
+    """(the base with the adapter on it, a PeftModel, its head sized for the adapter's classes; the tokenizer)."""
+    from peft import PeftModel
+
+    folder, names, _ = adapter_classes(adapter_path)
+    tokenizer, model = load_base(base_ref, names)
+    return PeftModel.from_pretrained(model, folder), tokenizer
+
+
 def predict(base_ref: str, adapter_path, texts: list[str], pairs: list[str] | None = None,
             batch_size: int = 32) -> list[dict[str, float]]:
     """Per text (and its pair, for an adapter trained on pairs), the probability of each class, by name."""
     import torch
-    from peft import PeftModel
 
     folder, names, metadata = adapter_classes(adapter_path)
     if (metadata.get("loratui.text_pair") == "true") != (pairs is not None):
         needs = "text pairs" if pairs is None else "single texts"
         raise LoratuiError(f"{folder} classifies {needs}", hint=f"give it {needs}")
-    tokenizer, model = load_base(base_ref, names)
-    model = PeftModel.from_pretrained(model, folder).eval()
+    model, tokenizer = load(base_ref, adapter_path)
+    model.eval()
     limit = token_limit(tokenizer, model, int(metadata.get("loratui.max_length", 0)))
     found = []
     with torch.no_grad():

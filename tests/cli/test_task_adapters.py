@@ -1,0 +1,105 @@
+"""Classification and segmentation adapters in the library, as a user meets them after `loratui run`: registered
+with their task, tried with `gen --text` / `gen --image`, checked against their base, merged into a full model
+the stock Auto class loads, and combined only when their heads agree."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from homes import share_builtins
+
+pytestmark = pytest.mark.slow
+
+TRAIN = "\n[train]\nmax_steps = 5\ncheckpointing_steps = 0\nlog_every_steps = 5\nseed = {seed}\n"
+SPECS = {
+    "cls-a": ('name = "cls-a"\ntask = "sequence-classification"\n[model]\npretrained = "builtin:tiny-bert"\n'
+              '[data]\nsource = "builtin:tiny-reviews"', 1),
+    "cls-b": ('name = "cls-b"\ntask = "sequence-classification"\n[model]\npretrained = "builtin:tiny-bert"\n'
+              '[data]\nsource = "builtin:tiny-reviews"', 2),
+    "seg": ('name = "seg"\ntask = "semantic-segmentation"\n[model]\npretrained = "builtin:tiny-segformer"\n'
+            '[data]\nsource = "builtin:shapes-masks"', 1),
+}
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loratui", *args], env={**os.environ, "LORATUI_HOME": str(home)},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, builtin_home) -> Path:
+    root = tmp_path_factory.mktemp("task-adapters")
+    home = share_builtins(root / "home", builtin_home)
+    for name, (spec, seed) in SPECS.items():
+        path = root / f"{name}.toml"
+        path.write_text(spec + TRAIN.format(seed=seed))
+        out = cli(home, "run", "--spec", str(path))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert cli(home, "library", "edit", out.stdout.strip().splitlines()[-1], "--name", name).returncode == 0
+    return home
+
+
+def test_registered_with_their_task_and_fit_their_base(home):
+    rows = {row["name"]: row for row in json.loads(cli(home, "library", "ls", "--json").stdout)}
+    assert {name: (row["task"], row["family"], row["format"]) for name, row in rows.items()} == {
+        "cls-a": ("sequence-classification", "text", "peft"), "cls-b": ("sequence-classification", "text", "peft"),
+        "seg": ("semantic-segmentation", "vision", "peft")}
+    for name, base in (("cls-a", "builtin:tiny-bert"), ("seg", "builtin:tiny-segformer")):
+        out = cli(home, "library", "check", name)
+        assert out.returncode == 0 and f"fits {base}" in out.stdout, out.stdout + out.stderr
+    out = cli(home, "library", "check", "cls-a", "--base", "builtin:tiny-segformer")
+    assert out.returncode == 1 and "does NOT fit" in out.stdout
+
+
+def test_gen_classifies_a_text_and_segments_an_image(home, tmp_path):
+    out = cli(home, "gen", "--adapter", "cls-a", "--text", "the food was delightful")
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert sorted(name for name, _ in lines) == ["negative", "positive"]
+    assert abs(sum(float(p) for _, p in lines) - 1) < 1e-4
+
+    from PIL import Image
+
+    image = tmp_path / "shape.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(image)
+    out = cli(home, "gen", "--adapter", "seg", "--image", str(image))
+    assert out.returncode == 0, out.stderr
+    mask = tmp_path / "shape.mask.png"
+    assert out.stdout.startswith(str(mask)) and Image.open(mask).size == (64, 64)
+
+    wrong = cli(home, "gen", "--adapter", "seg", "--text", "hello")
+    assert wrong.returncode == 2 and "is a semantic-segmentation adapter: give --image" in wrong.stderr
+
+
+def test_merged_into_a_full_model_the_stock_class_loads(home, tmp_path):
+    import torch
+    from transformers import AutoModelForSemanticSegmentation, AutoModelForSequenceClassification
+
+    from engine.tasks.sequence_classification.predict import load
+
+    out = cli(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--out", str(tmp_path / "cls"))
+    assert out.returncode == 0, out.stderr
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls").eval()
+    entry = json.loads(cli(home, "library", "show", "cls-a", "--json").stdout)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(home))
+        adapted, tokenizer = load("builtin:tiny-bert", entry["path"])
+    batch = tokenizer(["the food was delightful", "a dull and tiring day"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(merged(**batch).logits, adapted.eval()(**batch).logits, atol=1e-5)
+
+    out = cli(home, "merge", "builtin:tiny-segformer", "--adapter", "seg", "--out", str(tmp_path / "seg"))
+    assert out.returncode == 0, out.stderr
+    assert AutoModelForSemanticSegmentation.from_pretrained(tmp_path / "seg").config.num_labels == 4
+    together = cli(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--adapter", "cls-b",
+                   "--out", str(tmp_path / "both"))
+    assert together.returncode == 2 and "trains a head of its own: merge it alone" in together.stderr
+
+
+def test_combining_adapters_with_different_heads_is_refused_naming_the_head(home):
+    out = cli(home, "combine", "cls-a", "cls-b", "--method", "cat", "--name", "both")
+    assert out.returncode == 2 and "classifier" in out.stderr.splitlines()[0], out.stderr
+    assert "both" not in cli(home, "library", "ls").stdout
