@@ -4,35 +4,24 @@ the attention, the decode head trained in full (modules_to_save); the model's ow
 The adapter is a PEFT folder that PeftModel.from_pretrained loads onto the base as it ships."""
 
 import json
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import get_peft_model
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
 from engine import data
-from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
-from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
-from engine.lora_config import peft_config
+from engine.tasks.peft_model import PeftModelTask, head_modules
 from engine.tasks.semantic_segmentation.source import class_names, model_files, pretrained_ref
 
-WEIGHTS_NAME = WEIGHT_NAMES[0]  # peft's adapter_model.safetensors
 FLIP_LEFT_RIGHT = 0  # PIL.Image.Transpose.FLIP_LEFT_RIGHT
 
 
-class Trainer:
-    sample_schedule = None  # no samples: [eval]'s mean IoU tells how training goes
-
+class Trainer(PeftModelTask):
     def __init__(self, spec, accelerator, rows, log) -> None:
-        self.spec, self.accelerator = spec, accelerator
+        self.spec = spec
         info = model_files(spec.model)
         self.family = info.family
         self.labels, origin = class_names(spec.data, info.config)
@@ -44,9 +33,7 @@ class Trainer:
             self.processor.do_reduce_labels = False  # collate() reduces, to the spec's ignore_index
         model = self._load_model(ref, kw)
         self.heads = head_modules(model)
-        self.model = _attach_lora(model, spec.lora, self.heads).to(accelerator.device)
-        self.model.train()
-        self.prepared = self.model
+        self.attach(model, spec, accelerator, self.heads, None, "q_proj, v_proj for a SegFormer")
         self.dataset = Examples(spec, rows, augment=True)
 
     def _load_model(self, ref: str, kw: dict):
@@ -63,15 +50,6 @@ class Trainer:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return model
 
-    def trainable_modules(self) -> list:
-        return [self.model]
-
-    def use_prepared(self, modules: list) -> None:
-        (self.prepared,) = modules
-
-    def parameters(self) -> list:
-        return [p for p in self.model.parameters() if p.requires_grad]
-
     def collate(self, examples: list[dict]) -> dict:
         batch = self.processor(images=[e["image"] for e in examples], segmentation_maps=[e["mask"] for e in examples],
                                return_tensors="pt")
@@ -86,10 +64,6 @@ class Trainer:
         device = self.accelerator.device
         return self.prepared(pixel_values=batch["pixel_values"].to(device), labels=batch["labels"].to(device)).loss
 
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
-        return []
-
-    # -- evaluation --------------------------------------------------------------------------------------
     def eval_examples(self, rows) -> "Examples":
         return Examples(self.spec, rows, augment=False)
 
@@ -108,22 +82,6 @@ class Trainer:
         return segmentation_metrics(outputs, self.labels)
 
     # -- state -------------------------------------------------------------------------------------------
-    def _unwrapped(self):
-        return self.accelerator.unwrap_model(self.prepared)
-
-    def lora_state(self) -> dict:
-        """LoRA weights, their biases when they train, and the whole head (its BatchNorm statistics too)."""
-        return get_peft_model_state_dict(self._unwrapped())
-
-    def load_lora_state(self, state: dict) -> None:
-        model = self._unwrapped()
-        expected = set(get_peft_model_state_dict(model))
-        if set(state) != expected:
-            raise LoratuiError(f"checkpoint weights do not fit the model: {len(expected - set(state))} missing, "
-                               f"{len(set(state) - expected)} unexpected",
-                               hint="resume with the spec the checkpoint was made with (same model, labels and [lora])")
-        set_peft_model_state_dict(model, state)
-
     def adapter_metadata(self) -> dict[str, str]:
         lora, section = self.spec.lora, self.spec.data
         targets = lora.target_modules if isinstance(lora.target_modules, str) else ",".join(lora.target_modules)
@@ -131,30 +89,6 @@ class Trainer:
                 "loratui.modules_to_save": ",".join(self.heads), "loratui.labels": json.dumps(self.labels),
                 "loratui.reduce_labels": json.dumps(section.reduce_labels),
                 "loratui.ignore_index": str(section.ignore_index)}
-
-    def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
-        """peft's adapter_config.json and adapter_model.safetensors in `folder`, the weights' header holding
-        `metadata`; written aside first, so a crash leaves the previous adapter whole."""
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".adapter-") as tmp:
-            self._unwrapped().save_pretrained(tmp)  # its README.md model card stays behind
-            save_safetensors(load_file(Path(tmp) / WEIGHTS_NAME), folder / WEIGHTS_NAME, {"format": "pt", **metadata})
-            os.replace(Path(tmp) / CONFIG_NAME, folder / CONFIG_NAME)
-        return folder
-
-
-def head_modules(model) -> list[str]:
-    """The top-level modules beside the pretrained backbone (SegFormer: decode_head): new or task-specific, so
-    they train in full and go with the adapter."""
-    return [name for name, _ in model.named_children() if name != model.base_model_prefix]
-
-
-def _attach_lora(model, lora, heads: list[str]):
-    try:
-        return get_peft_model(model, peft_config(lora, modules_to_save=heads, task_type=None))
-    except ValueError as exc:  # preflight judges what the headers tell; peft has the last word
-        raise LoratuiError(f"lora.target_modules: {str(exc).splitlines()[0][:300]}",
-                           hint="name Linear or Conv2d layers of the model, e.g. q_proj, v_proj for a SegFormer") from None
 
 
 class Examples:

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 from engine import builtin
+from engine.adapters.names import WEIGHT_NAMES
 from engine.adapters.safeload import read_header
 from engine.errors import LoratuiError
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's save_pretrained names
+ADAPTER_WEIGHTS = WEIGHT_NAMES[0]  # peft's save_pretrained names it so
 _UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
 
 

@@ -6,56 +6,31 @@ PeftModel.from_pretrained loads it; loratui's header keys (base model, task, cla
 """
 
 import json
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from peft import get_peft_model
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file
 
-from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
-from engine.lora_config import peft_config
+from engine.tasks.peft_model import PeftModelTask, head_modules
 from engine.tasks.sequence_classification.labels import classes, label_values
-from engine.tasks.sequence_classification.predict import ADAPTER_WEIGHTS, load_base, token_limit
+from engine.tasks.sequence_classification.predict import load_base, token_limit
 from engine.tasks.sequence_classification.preflight import encoder_info
 
 
-class Trainer:
-    sample_schedule = None  # nothing to sample: evaluation ([eval]) shows how it does
-
+class Trainer(PeftModelTask):
     def __init__(self, spec, accelerator, rows, log) -> None:
-        self.spec, self.accelerator = spec, accelerator
+        self.spec = spec
         self.classes = classes(spec.data, rows)
         self.family = encoder_info(spec.model.pretrained, spec.model.revision).family
         self.tokenizer, model = load_base(spec.model.pretrained, list(self.classes.names), spec.model.revision,
                                           spec.model.variant)
         self.max_length = token_limit(self.tokenizer, model, spec.train.max_length)
-        # The head is every part of the model outside its pretrained body: new, so it trains in full.
-        self.head = [name for name, child in model.named_children()
-                     if name != model.base_model_prefix and any(True for _ in child.parameters())]
+        self.head = head_modules(model)
         if spec.train.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        config = peft_config(spec.lora, modules_to_save=self.head, task_type="SEQ_CLS")
-        try:
-            self.model = get_peft_model(model, config)
-        except ValueError as exc:  # peft's NoMatchingPeftModuleError and unsupported layers are ValueErrors
-            raise LoratuiError(f"lora.target_modules: {str(exc).splitlines()[0][:300]}",
-                               hint="name layers of the model, e.g. query, value for a BERT-style encoder") from None
-        self.model.to(accelerator.device).train()
-        self.prepared = self.model
+        self.attach(model, spec, accelerator, self.head, "SEQ_CLS", "query, value for a BERT-style encoder")
         self.dataset = Examples(rows, spec.data, self.classes)
         log("info", f"{len(self.classes.names)} classes; trained in full with the LoRA: {', '.join(self.head)}")
-
-    def trainable_modules(self) -> list:
-        return [self.model]
-
-    def use_prepared(self, modules: list) -> None:
-        (self.prepared,) = modules
-
-    def parameters(self) -> list:
-        return [p for p in self.model.parameters() if p.requires_grad]
 
     def collate(self, examples: list[dict]) -> dict:
         """Padded to the longest of the batch, cut to max_length."""
@@ -90,25 +65,6 @@ class Trainer:
                 "eval_loss": outputs["loss"].mean().item()}
 
     # -- state -------------------------------------------------------------------------------------------
-    def _unwrapped(self):
-        return self.accelerator.unwrap_model(self.model)
-
-    def lora_state(self) -> dict:
-        """The LoRA weights and the head's."""
-        return get_peft_model_state_dict(self._unwrapped())
-
-    def load_lora_state(self, state: dict) -> None:
-        hint = "resume with the spec the checkpoint was made with (same model, data and [lora])"
-        try:
-            result = set_peft_model_state_dict(self._unwrapped(), state)
-        except (KeyError, RuntimeError) as exc:  # peft's KeyError for a missing head; torch's for other shapes
-            raise LoratuiError(f"checkpoint weights do not fit the model: {str(exc).splitlines()[0][:200]}",
-                               hint=hint) from None
-        missing = [k for k in result.missing_keys if "lora_" in k or "modules_to_save" in k]
-        if missing or result.unexpected_keys or not state:
-            raise LoratuiError(f"checkpoint weights do not fit the model: {len(missing)} missing, "
-                               f"{len(result.unexpected_keys)} unexpected", hint=hint)
-
     def adapter_metadata(self) -> dict[str, str]:
         lora = self.spec.lora
         return {"loratui.family": self.family, "loratui.labels": json.dumps(self.classes.id2label()),
@@ -117,16 +73,6 @@ class Trainer:
                 "loratui.modules_to_save": ",".join(dict.fromkeys([*lora.modules_to_save, *self.head])),
                 "loratui.max_length": str(self.max_length or 0),
                 "loratui.text_pair": "true" if self.spec.data.text_pair_column else "false"}
-
-    def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
-        self._unwrapped().save_pretrained(folder)
-        # The same tensors again, with loratui's keys in the header for the library to read.
-        path = Path(folder) / ADAPTER_WEIGHTS
-        save_safetensors(load_file(path), path, {"format": "pt", **metadata})
-        return Path(folder)
-
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
-        return []
 
 
 def macro_f1(pred: torch.Tensor, label: torch.Tensor) -> float:

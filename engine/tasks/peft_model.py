@@ -1,0 +1,81 @@
+"""What every task that trains one transformers model through peft shares (classification, segmentation): the
+head found and trained in full, LoRA attached from [lora], the model handed to accelerate, checkpoint state,
+and the adapter as peft's save_pretrained writes it, so stock PeftModel.from_pretrained loads it.
+
+A task's Trainer subclasses PeftModelTask and sets self.model with attach(); the loop sees the Task protocol."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from peft import get_peft_model
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
+
+from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
+from engine.checkpoint import save_safetensors
+from engine.errors import LoratuiError
+from engine.lora_config import peft_config
+
+WEIGHTS_NAME = WEIGHT_NAMES[0]  # peft's adapter_model.safetensors
+
+
+def head_modules(model) -> list[str]:
+    """The top-level modules beside the pretrained body (BERT: classifier; SegFormer: decode_head): new or made
+    for the task, so they train in full and go with the adapter."""
+    return [name for name, child in model.named_children()
+            if name != model.base_model_prefix and any(True for _ in child.parameters())]
+
+
+class PeftModelTask:
+    sample_schedule = None  # nothing to sample: [eval]'s metrics tell how training goes
+
+    def attach(self, model, spec, accelerator, heads: list[str], task_type: str | None, example: str) -> None:
+        """LoRA from [lora] on `model`, `heads` in modules_to_save; `example` names layers in the error."""
+        try:
+            self.model = get_peft_model(model, peft_config(spec.lora, modules_to_save=heads, task_type=task_type))
+        except ValueError as exc:  # preflight judges what the headers tell; peft has the last word
+            raise LoratuiError(f"lora.target_modules: {str(exc).splitlines()[0][:300]}",
+                               hint=f"name layers of the model, e.g. {example}") from None
+        self.model.to(accelerator.device).train()
+        self.prepared = self.model
+        self.accelerator = accelerator
+
+    def trainable_modules(self) -> list:
+        return [self.model]
+
+    def use_prepared(self, modules: list) -> None:
+        (self.prepared,) = modules
+
+    def parameters(self) -> list:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _unwrapped(self):
+        return self.accelerator.unwrap_model(self.prepared)
+
+    def lora_state(self) -> dict:
+        """The LoRA weights, their biases when they train, and the whole head (BatchNorm statistics too)."""
+        return get_peft_model_state_dict(self._unwrapped())
+
+    def load_lora_state(self, state: dict) -> None:
+        model = self._unwrapped()
+        expected = set(get_peft_model_state_dict(model))
+        if set(state) != expected:
+            raise LoratuiError(f"checkpoint weights do not fit the model: {len(expected - set(state))} missing, "
+                               f"{len(set(state) - expected)} unexpected",
+                               hint="resume with the spec the checkpoint was made with (same model, data and [lora])")
+        set_peft_model_state_dict(model, state)
+
+    def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
+        """peft's adapter_config.json and adapter_model.safetensors in `folder`, the weights' header holding
+        `metadata` for the library; written aside first, so a crash leaves the previous adapter whole."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".adapter-") as tmp:
+            self._unwrapped().save_pretrained(tmp)  # its README.md model card stays behind
+            save_safetensors(load_file(Path(tmp) / WEIGHTS_NAME), folder / WEIGHTS_NAME, {"format": "pt", **metadata})
+            os.replace(Path(tmp) / CONFIG_NAME, folder / CONFIG_NAME)
+        return folder
+
+    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
+        return []
