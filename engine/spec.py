@@ -36,6 +36,12 @@ class ModelSection(_Section):
     variant: str = Field("", description="Weight variant to load, such as fp16; empty for the default files")
 
 
+def column_role(role: str, kinds: tuple[str, ...], preferred: tuple[str, ...]) -> dict:
+    """What a `*_column` field of a task's [data] names, for Browse to pick and check a dataset's columns:
+    the role, the column types that fit (best first; a trailing * matches a prefix), names tried first."""
+    return {"role": role, "kinds": list(kinds), "preferred": list(preferred)}
+
+
 class DataSection(_Section):
     source: str = Field(
         min_length=1,

@@ -1,4 +1,5 @@
-"""Which dataset column plays which role in a task (for text-to-image: image and caption), with checks.
+"""Which dataset column plays which role in a task (text-to-image: image and caption), with checks. The
+roles are the task spec's own: its [data] column fields say what fits them.
 
 Errors read like the engine's own column checks: `data.FIELD: what is wrong (columns: ...)`.
 """
@@ -14,25 +15,19 @@ class Role:
     preferred: tuple[str, ...]  # column names tried first when guessing
 
 
-# Only the tasks engine.spec accepts: each role's field must exist in the spec's [data] section.
-ROLES: dict[str, tuple[Role, ...]] = {
-    "text-to-image": (
-        # A string image column holds file paths (csv/jsonl beside their images); the engine reads those too.
-        Role(
-            "image", "image_column", ("image", "string"), ("image", "img", "images", "picture", "file_name")
-        ),
-        Role(
-            "caption",
-            "caption_column",
-            ("string", "list of string"),
-            ("text", "caption", "prompt", "description", "captions"),
-        ),
-    ),
-}
-
-
 def roles(task: str) -> tuple[Role, ...]:
-    return ROLES.get(task, ())
+    """The roles of a task's [data] columns, as its spec declares them (engine.spec.column_role)."""
+    from engine.tasks import TASKS, spec_model
+
+    if task not in TASKS:
+        return ()
+    data = spec_model(task).model_fields["data"].annotation
+    found = []
+    for name, field in data.model_fields.items():
+        role = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "role" in role:
+            found.append(Role(role["role"], name, tuple(role["kinds"]), tuple(role["preferred"])))
+    return tuple(found)
 
 
 def guess(task: str, features: dict[str, str]) -> dict[str, str]:

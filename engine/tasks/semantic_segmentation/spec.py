@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
-from engine.spec import DataSection, LoraSection, Spec, TrainSection
+from engine.spec import DataSection, LoraSection, Spec, TrainSection, column_role
 
 FAMILIES = ("vision",)  # what engine.adapters and Browse call a segmentation model's family
 # The reference's base: SegFormer B0 (an ImageNet backbone; the decode head is new) at its 512 px.
@@ -16,10 +16,14 @@ _BASE_MODEL = "nvidia/mit-b0"
 class Data(DataSection):
     IMAGE_FIELDS = ("image_column", "mask_column")
 
-    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)")
+    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)",
+                              json_schema_extra=column_role("image", ("image", "string"), ("image", "pixel_values",
+                                                                                           "img")))
     mask_column: str = Field(
         "mask", min_length=1,
         description="Column holding the masks: single-channel images (or paths) whose pixels are class ids",
+        json_schema_extra=column_role("mask", ("image", "string"), ("mask", "label", "annotation",
+                                                                    "segmentation")),
     )
     labels: list[str] = Field(
         [], description="Class names in id order; empty: from an id2label.json beside the data, else the model's "

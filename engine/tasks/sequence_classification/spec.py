@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
-from engine.spec import DataSection, LoraSection, Spec, TrainSection
+from engine.spec import DataSection, LoraSection, Spec, TrainSection, column_role
 
 FAMILIES = ("text", "llm")  # encoders (BERT, RoBERTa, MiniLM...) and decoders with a `score` head (Llama...)
 _TARGETS = {"text": ["query", "value"], "llm": ["q_proj", "v_proj"]}
@@ -15,12 +15,16 @@ _BASE_MODELS = {"text": "google-bert/bert-base-uncased", "llm": "Qwen/Qwen2.5-0.
 
 
 class Data(DataSection):
-    text_column: str = Field("text", min_length=1, description="Column holding the texts to classify")
+    text_column: str = Field("text", min_length=1, description="Column holding the texts to classify",
+                             json_schema_extra=column_role("text", ("string",), ("text", "sentence", "review",
+                                                                                 "content", "sentence1")))
     text_pair_column: str = Field(
         "", description="Column holding a second text per row (entailment, paraphrase...); empty for single texts"
     )
     label_column: str = Field(
-        "label", min_length=1, description="Column holding the labels: strings, integers or a ClassLabel"
+        "label", min_length=1, description="Column holding the labels: strings, integers or a ClassLabel",
+        json_schema_extra=column_role("label", ("class label*", "string", "int*"), ("label", "labels", "class",
+                                                                                   "sentiment", "category")),
     )
     labels: list[str] = Field(
         [], description="Class names in id order (for integer labels, the names of 0, 1, ...); empty: the labels "

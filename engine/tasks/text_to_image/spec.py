@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
-from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section
+from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section, column_role
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 _BASE_MODELS = {
@@ -22,8 +22,13 @@ _TINY = {"tiny-sd": "sd1", "tiny-sdxl": "sdxl"}
 class Data(DataSection):
     IMAGE_FIELDS = ("image_column",)
 
-    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)")
-    caption_column: str = Field("text", min_length=1, description="Column holding the captions (a string or a list)")
+    image_column: str = Field("image", min_length=1, description="Column holding the images (or image paths)",
+                              json_schema_extra=column_role("image", ("image", "string"),
+                                                            ("image", "img", "images", "picture", "file_name")))
+    caption_column: str = Field("text", min_length=1, description="Column holding the captions (a string or a list)",
+                                json_schema_extra=column_role("caption", ("string", "list of string"),
+                                                              ("text", "caption", "prompt", "description",
+                                                               "captions")))
     bad_images: Literal["refuse", "skip"] = Field(
         "refuse", description="An image that does not decode: refuse the run (naming the file) or skip that row"
     )
