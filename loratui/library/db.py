@@ -2,6 +2,7 @@
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import sqlite_utils
@@ -79,10 +80,23 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     """A connection with the pragmas every reader and writer needs; no migration."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _wal(conn)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     return sqlite_utils.Database(conn)
+
+
+def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
+    """WAL mode. Switching a new file to it takes a lock SQLite does not wait for (no busy handler), so
+    processes opening a new library together retry for a moment; once in WAL, the mode is kept in the file."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def open_db(path: Path | str | None = None) -> sqlite_utils.Database:

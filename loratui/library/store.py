@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.adapters.inspect import AdapterInfo, content_hash, locate
 from engine.errors import LoratuiError
 from engine.home import adapters_dir
+from engine.rundir import fsync_dir
 
 MODES = ("copy", "link")
 OK, MISSING, CHANGED = "ok", "missing", "changed"
@@ -45,7 +46,7 @@ def place(info: AdapterInfo, mode: str) -> tuple[Path, Path | None]:
                 os.fsync(handle.fileno())
             target.chmod(0o444)
         os.rename(tmp, folder)
-        _fsync_dir(root)
+        fsync_dir(root)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if _holds(folder, info.sha256):  # another process stored the same bytes first
@@ -67,14 +68,6 @@ def _holds(folder: Path, sha256: str) -> bool:
         return folder.is_dir() and content_hash(folder) == sha256
     except LoratuiError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def discard(folder: Path | None) -> None:
