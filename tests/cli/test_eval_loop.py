@@ -2,6 +2,8 @@
 the end; the figures reach the events, the runs row and the final line beside the base model's; keep_best
 keeps the best adapter whole in best/. Text-to-image's eval metric is its loss on held-out rows."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,6 +13,17 @@ import pytest
 from homes import share_builtins
 
 pytestmark = pytest.mark.slow
+
+
+def inline(home, *args: str) -> subprocess.CompletedProcess:
+    """A quick command (show, validate) run by loratui.cli.main in this process."""
+    from loratui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setenv("LORATUI_HOME", str(home))
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 SPEC = """
 name = "evaluated"
@@ -50,15 +63,11 @@ def test_held_out_rows_are_evaluated_before_on_schedule_and_at_the_end(tmp_path,
     final, base = evals[-1]["metrics"]["eval_loss"], evals[0]["metrics"]["eval_loss"]
     assert f"eval eval_loss {final:.4f} (base {base:.4f})" in out.stderr
 
-    shown = json.loads(subprocess.run([sys.executable, "-m", "loratui", "runs", "show", run_id, "--json"],
-                                      env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True,
-                                      text=True, timeout=60).stdout)
+    shown = json.loads(inline(home, "runs", "show", run_id, "--json").stdout)
     assert shown["summary"]["metrics"] == evals[-1]["metrics"] and shown["summary"]["base_metrics"] == evals[0]["metrics"]
-    text = subprocess.run([sys.executable, "-m", "loratui", "runs", "show", run_id], capture_output=True, text=True,
-                          env={**os.environ, "LORATUI_HOME": str(home)}, timeout=60).stdout
+    text = inline(home, "runs", "show", run_id).stdout
     assert f"eval     eval_loss {final:.4f} (base {base:.4f})" in text
-    entry = subprocess.run([sys.executable, "-m", "loratui", "library", "show", run_id],
-                           env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=60)
+    entry = inline(home, "library", "show", run_id)
     lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in entry.stdout.splitlines()
              if ":" in line}
     assert lines["eval eval_loss"] == f"{final:.4g} (base model {base:.4g})" and lines["task"] == "text-to-image"
@@ -81,8 +90,7 @@ def test_an_eval_split_and_a_held_out_share_are_exclusive():
 def test_an_eval_split_the_data_lacks_is_refused_at_preflight(tmp_path, builtin_home):
     home = share_builtins(tmp_path / "home", builtin_home)
     (tmp_path / "run.toml").write_text(SPEC.replace("split_ratio = 0.25", 'split = "validation"'))
-    out = subprocess.run([sys.executable, "-m", "loratui", "spec", "validate", str(tmp_path / "run.toml")],
-                         env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=120)
+    out = inline(home, "spec", "validate", str(tmp_path / "run.toml"))
     assert out.returncode == 2
     assert out.stderr.splitlines()[1].strip().startswith("eval.split: cannot load 'builtin:shapes' (split 'validation')")
 
@@ -92,8 +100,7 @@ def test_a_problem_both_splits_share_is_said_once(tmp_path, builtin_home):
     spec = SPEC.replace('source = "builtin:shapes"', 'source = "builtin:shapes-masks"').replace(
         "split_ratio = 0.25", 'split = "test"')
     (tmp_path / "run.toml").write_text(spec)  # shapes-masks has no captions, in either split
-    out = subprocess.run([sys.executable, "-m", "loratui", "spec", "validate", str(tmp_path / "run.toml")],
-                         env={**os.environ, "LORATUI_HOME": str(home)}, capture_output=True, text=True, timeout=120)
+    out = inline(home, "spec", "validate", str(tmp_path / "run.toml"))
     problems = [line.strip() for line in out.stderr.splitlines()[1:-1]]
     assert out.returncode == 2 and problems == [
         "data.caption_column: no column 'text' in builtin:shapes-masks (columns: image, mask)"], out.stderr

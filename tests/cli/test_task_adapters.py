@@ -2,6 +2,8 @@
 with their task, tried with `gen --text` / `gen --image`, checked against their base, and merged into a full
 model the stock Auto class loads (combining them only when heads agree: tests/engine/test_combine_heads.py)."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -23,8 +25,20 @@ SPECS = {
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real command in its own process: for what trains, generates or merges."""
     return subprocess.run([sys.executable, "-m", "loratui", *args], env={**os.environ, "LORATUI_HOME": str(home)},
                           capture_output=True, text=True, timeout=300)
+
+
+def inline(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The same command run by loratui.cli.main in this process: for the quick ones (library, refusals)."""
+    from loratui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setenv("LORATUI_HOME", str(home))
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +50,18 @@ def home(tmp_path_factory, builtin_home) -> Path:
         path.write_text(spec + TRAIN.format(seed=seed))
         out = cli(home, "run", "--spec", str(path))
         assert out.returncode == 0, out.stderr[-3000:]
-        assert cli(home, "library", "edit", out.stdout.strip().splitlines()[-1], "--name", name).returncode == 0
+        assert inline(home, "library", "edit", out.stdout.strip().splitlines()[-1], "--name", name).returncode == 0
     return home
 
 
 def test_registered_with_their_task_and_fit_their_base(home):
-    rows = {row["name"]: row for row in json.loads(cli(home, "library", "ls", "--json").stdout)}
+    rows = {row["name"]: row for row in json.loads(inline(home, "library", "ls", "--json").stdout)}
     assert {name: (row["task"], row["family"], row["format"]) for name, row in rows.items()} == {
         "cls-a": ("sequence-classification", "text", "peft"), "seg": ("semantic-segmentation", "vision", "peft")}
     for name, base in (("cls-a", "builtin:tiny-bert"), ("seg", "builtin:tiny-segformer")):
-        out = cli(home, "library", "check", name)
+        out = inline(home, "library", "check", name)
         assert out.returncode == 0 and f"fits {base}" in out.stdout, out.stdout + out.stderr
-    out = cli(home, "library", "check", "cls-a", "--base", "builtin:tiny-segformer")
+    out = inline(home, "library", "check", "cls-a", "--base", "builtin:tiny-segformer")
     assert out.returncode == 1 and "does NOT fit" in out.stdout
 
 
@@ -67,7 +81,7 @@ def test_gen_classifies_a_text_and_segments_an_image(home, tmp_path):
     mask = tmp_path / "shape.mask.png"
     assert out.stdout.startswith(str(mask)) and Image.open(mask).size == (64, 64)
 
-    wrong = cli(home, "gen", "--adapter", "seg", "--text", "hello")
+    wrong = inline(home, "gen", "--adapter", "seg", "--text", "hello")
     assert wrong.returncode == 2 and "is a semantic-segmentation adapter: give --image" in wrong.stderr
 
 
@@ -80,7 +94,7 @@ def test_merged_into_a_full_model_the_stock_class_loads(home, tmp_path):
     out = cli(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--out", str(tmp_path / "cls"))
     assert out.returncode == 0, out.stderr
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls").eval()
-    entry = json.loads(cli(home, "library", "show", "cls-a", "--json").stdout)
+    entry = json.loads(inline(home, "library", "show", "cls-a", "--json").stdout)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LORATUI_HOME", str(home))
         adapted, tokenizer = load("builtin:tiny-bert", entry["path"])
@@ -98,8 +112,8 @@ def test_merged_into_a_full_model_the_stock_class_loads(home, tmp_path):
     weights = bytearray((other / "adapter_model.safetensors").read_bytes())
     weights[-1] ^= 1
     (other / "adapter_model.safetensors").write_bytes(bytes(weights))
-    assert cli(home, "library", "import", str(other), "--name", "cls-b").returncode == 0
-    together = cli(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--adapter", "cls-b",
+    assert inline(home, "library", "import", str(other), "--name", "cls-b").returncode == 0
+    together = inline(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--adapter", "cls-b",
                    "--out", str(tmp_path / "both"))
     assert together.returncode == 2 and "trains a head of its own: merge it alone" in together.stderr
     assert not (tmp_path / "both").exists()
