@@ -1,6 +1,11 @@
-"""LORATUI_HOME folders for tests that start real processes."""
+"""LORATUI_HOME folders for tests that start real processes, and quick commands run against one in-process."""
 
+import contextlib
+import io
+import subprocess
 from pathlib import Path
+
+import pytest
 
 
 def share_builtins(home: Path, builtin_home: Path) -> Path:
@@ -9,3 +14,15 @@ def share_builtins(home: Path, builtin_home: Path) -> Path:
     (builtin_home / "builtin").mkdir(exist_ok=True)
     (home / "builtin").symlink_to(builtin_home / "builtin")
     return home
+
+
+def inline(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`loratui ARGS` run by loratui.cli.main in this process against `home`: for quick commands (show, check,
+    validate, refusals) that need no process of their own."""
+    from loratui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setenv("LORATUI_HOME", str(home))
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -2,28 +2,15 @@
 the end; the figures reach the events, the runs row and the final line beside the base model's; keep_best
 keeps the best adapter whole in best/. Text-to-image's eval metric is its loss on held-out rows."""
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from homes import share_builtins
+from homes import inline, share_builtins
 
 pytestmark = pytest.mark.slow
-
-
-def inline(home, *args: str) -> subprocess.CompletedProcess:
-    """A quick command (show, validate) run by loratui.cli.main in this process."""
-    from loratui.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setenv("LORATUI_HOME", str(home))
-        code = main(list(args))
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 SPEC = """
 name = "evaluated"

@@ -2,8 +2,6 @@
 with their task, tried with `gen --text` / `gen --image`, checked against their base, and merged into a full
 model the stock Auto class loads (combining them only when heads agree: tests/engine/test_combine_heads.py)."""
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -11,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from homes import share_builtins
+from homes import inline, share_builtins
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +26,6 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The real command in its own process: for what trains, generates or merges."""
     return subprocess.run([sys.executable, "-m", "loratui", *args], env={**os.environ, "LORATUI_HOME": str(home)},
                           capture_output=True, text=True, timeout=300)
-
-
-def inline(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The same command run by loratui.cli.main in this process: for the quick ones (library, refusals)."""
-    from loratui.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setenv("LORATUI_HOME", str(home))
-        code = main(list(args))
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
