@@ -1,10 +1,16 @@
 """A labelled contact sheet: the base model alone, then a row per adapter and a column per weight.
 
-Layout (all in pixels, cells the size of the images):
+Layout (all in pixels, cells the size of the images), top to bottom:
+    the base row: "base model" and the base image, under no weight label;
+    the header: one weight label above each column;
+    a row per adapter: its label, then its image in each column of a weight it was given (others stay blank).
     width  = LABEL_WIDTH + columns * (cell width + GAP) + GAP
     height = HEADER_HEIGHT + (rows + 1) * (cell height + GAP) + GAP
-The first row holds the base image in its first cell; a missing (adapter, weight) pair stays blank.
+`sheet_layout` says where each label and cell goes; drawing follows it, so labels and cells cannot disagree.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -16,6 +22,24 @@ GAP = 4
 BACKGROUND = (24, 24, 24)
 TEXT = (230, 230, 230)
 FONT_SIZE = 11
+BASE_LABEL = "base model"
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: int  # 0: the base row; then the adapters in order
+    label: str  # the row's label: BASE_LABEL or the adapter's
+    weight: float | None  # None: the base image
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    size: tuple[int, int]
+    row_labels: list[tuple[str, int, int]]  # (text, x, y) left of each row
+    weight_labels: list[tuple[float, int, int]]  # (weight, x, y) above each column
+    cells: list[Cell]
 
 
 def sheet_size(rows: int, columns: int, cell: tuple[int, int]) -> tuple[int, int]:
@@ -30,12 +54,36 @@ def weight_label(weight: float) -> str:
     return f"{weight:g}"
 
 
-def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]], on_step=None) -> Image.Image:
+def sheet_layout(rows: list[tuple[str, list[float]]], weights: list[float], cell: tuple[int, int]) -> SheetLayout:
+    """Where everything goes: `rows` are (adapter label, the weights it has images for), columns `weights`."""
+    width, height = cell
+
+    def x_of(column: int) -> int:
+        return LABEL_WIDTH + GAP + column * (width + GAP)
+
+    def y_of(row: int) -> int:  # the header sits between the base row (0) and the adapter rows
+        return GAP + row * (height + GAP) + (HEADER_HEIGHT if row else 0)
+
+    header_y = y_of(1) - HEADER_HEIGHT + 4
+    cells = [Cell(0, BASE_LABEL, None, x_of(0), y_of(0))]
+    cells += [Cell(row, label, weight, x_of(weights.index(weight)), y_of(row))
+              for row, (label, given) in enumerate(rows, start=1) for weight in given]
+    return SheetLayout(
+        size=sheet_size(len(rows), len(weights), cell),
+        row_labels=[(label, GAP, y_of(row) + 2) for row, label in enumerate([BASE_LABEL, *[r[0] for r in rows]])],
+        weight_labels=[(weight, x_of(column), header_y) for column, weight in enumerate(weights)],
+        cells=cells,
+    )
+
+
+def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]], on_step=None,
+           should_stop: Callable[[], bool] | None = None) -> Image.Image | None:
     """Generate every cell on a loaded Session and lay them out: rows are (adapter label, its weights).
 
     Columns are every weight any row asks for, ascending. Each adapter is applied alone. `on_step` goes to
-    every cell's generate_image.
+    every cell's generate_image; `should_stop` is asked before each cell: None when it said stop.
     """
+    stop = should_stop or (lambda: False)
     with session.base_only():
         base = generate_image(session, settings, on_step)
     columns = sorted({weight for _, weights in rows for weight in weights})
@@ -43,33 +91,28 @@ def render(session, settings: ImageSettings, rows: list[tuple[str, list[float]]]
     for label, weights in rows:
         images = {}
         for weight in weights:
+            if stop():
+                return None
             session.activate({label: weight})
             images[weight] = generate_image(session, settings, on_step)
         cells.append((label, images))
-    return contact_sheet(base, cells, columns)
+    return None if stop() else contact_sheet(base, cells, columns)
 
 
 def contact_sheet(base, rows: list[tuple[str, dict[float, object]]], weights: list[float]) -> Image.Image:
     """`base` is a PIL image; each row is (adapter label, {weight: PIL image})."""
     cell = base.size
-    sheet = Image.new("RGB", sheet_size(len(rows), len(weights), cell), BACKGROUND)
+    layout = sheet_layout([(label, list(images)) for label, images in rows], weights, cell)
+    sheet = Image.new("RGB", layout.size, BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(FONT_SIZE)
-
-    def x_of(column: int) -> int:
-        return LABEL_WIDTH + GAP + column * (cell[0] + GAP)
-
-    def y_of(row: int) -> int:
-        return HEADER_HEIGHT + GAP + row * (cell[1] + GAP)
-
-    for column, weight in enumerate(weights):
-        draw.text((x_of(column), 4), weight_label(weight), fill=TEXT, font=font)
-    for row, (label, images) in enumerate([("base model", {None: base}), *rows]):
-        draw.text((GAP, y_of(row) + 2), _fit(draw, label, font), fill=TEXT, font=font)
-        for column, key in enumerate([None] if row == 0 else weights):
-            image = images.get(key)
-            if image is not None:
-                sheet.paste(image.convert("RGB").resize(cell), (x_of(column), y_of(row)))
+    for weight, x, y in layout.weight_labels:
+        draw.text((x, y), weight_label(weight), fill=TEXT, font=font)
+    for label, x, y in layout.row_labels:
+        draw.text((x, y), _fit(draw, label, font), fill=TEXT, font=font)
+    images = [{None: base}, *[by_weight for _, by_weight in rows]]
+    for placed in layout.cells:
+        sheet.paste(images[placed.row][placed.weight].convert("RGB").resize(cell), (placed.x, placed.y))
     return sheet
 
 

@@ -91,11 +91,11 @@ def _image(db, request, session, chosen, seed, report, stop) -> dict | None:
     if request.grid:
         cells = 1 + sum(len(weights) for _, weights in chosen)
         on_step = _stepper("denoising", settings.steps, report, stop, cells)
-        image = grid.render(session, settings, [(row["name"], weights) for row, weights in chosen], on_step)
+        image = grid.render(session, settings, [(row["name"], weights) for row, weights in chosen], on_step, stop)
     else:
         session.activate({row["name"]: weight for row, weight in chosen})
         image = generate_image(session, settings, _stepper("denoising", settings.steps, report, stop))
-    if stop():
+    if image is None or stop():
         return None
     report(Progress("saving"))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")

@@ -157,8 +157,9 @@ def test_contact_sheet_has_a_row_per_adapter_a_column_per_weight_and_the_base(se
     assert "weights" in saved.text["loratui"]
     pixels = np.asarray(saved.convert("RGB"), dtype=np.int16)
 
-    def cell(row, column):
-        return pixels[24 + 36 * row : 56 + 36 * row, 124 + 36 * column : 156 + 36 * column]
+    def cell(row, column):  # the base row is above the weights' header, the adapter rows below it
+        top = 4 if row == 0 else 24 + 36 * row
+        return pixels[top : top + 32, 124 + 36 * column : 156 + 36 * column]
 
     assert np.array_equal(cell(0, 0), base_image)  # the base alone
     assert np.array_equal(cell(1, 0), base_image)  # adapter a at weight 0

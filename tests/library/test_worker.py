@@ -100,6 +100,20 @@ def test_cancel_stops_a_generation_and_the_worker_stays_warm(worker, home):
     assert after.status == DONE and "loading base" not in events and after.result.base_loads == 1
 
 
+def test_cancel_stops_a_contact_sheet_between_its_cells(worker, home):
+    before = len(_generations(home))
+    job = worker.submit(_image(adapters=[Pick("ink"), Pick("paper")], grid=True, grid_weights=[0.5, 1.0], steps=40))
+    steps = []
+    for progress in job:
+        if progress.stage == "denoising":
+            steps.append(progress.step)
+            if progress.step == 1:
+                job.cancel()
+    # Had the sheet gone on after a cell stopped early, the next cell would count from 1 again.
+    assert job.outcome.status == CANCELLED and steps == sorted(set(steps)) and max(steps) < 40
+    assert len(_generations(home)) == before
+
+
 def test_a_bad_request_fails_in_one_line(worker):
     _, outcome = _run(worker, _image(adapters=[Pick("nope")]))
     assert outcome.status == FAILED
