@@ -62,6 +62,15 @@ _BUILTINS = {
         "dataset", None, "causal-lm",
         "200 short generated sentences (train.jsonl: text)", "data:build_text",
     ),
+    "tiny-chat": _Builtin(
+        "dataset", None, "causal-lm",
+        "160 generated conversations about shapes (train.jsonl: messages of role and content)", "chat:build_chat",
+    ),
+    "tiny-instruct": _Builtin(
+        "dataset", None, "causal-lm",
+        "160 generated questions about shapes and their answers (train.jsonl: system, prompt, response)",
+        "chat:build_instruct",
+    ),
     "tiny-reviews": _Builtin(
         "dataset", None, "sequence-classification",
         "400 generated reviews, positive or negative (train.jsonl, test.jsonl: text, label)", "reviews:build_reviews",

@@ -17,6 +17,7 @@ TASKS = (
     "text-to-image",
     "sequence-classification",
     "semantic-segmentation",
+    "causal-lm",
 )
 DEFAULT_TASK = "text-to-image"
 

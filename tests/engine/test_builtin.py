@@ -53,8 +53,8 @@ def test_import_is_cheap():
 
 def test_refs():
     assert builtin.names() == [
-        "shapes", "shapes-masks", "tiny-bert", "tiny-llama", "tiny-reviews", "tiny-sd", "tiny-sdxl", "tiny-segformer",
-        "tiny-text",
+        "shapes", "shapes-masks", "tiny-bert", "tiny-chat", "tiny-instruct", "tiny-llama", "tiny-reviews", "tiny-sd",
+        "tiny-sdxl", "tiny-segformer", "tiny-text",
     ]
     assert builtin.is_builtin("builtin:tiny-sd") and not builtin.is_builtin("tiny-sd")
     assert builtin.strip("builtin:tiny-sd") == builtin.strip("tiny-sd") == "tiny-sd"  # noqa: B005
