@@ -1,6 +1,6 @@
 """Causal-LM checks before any model loads: a causal LM (config.json), LoRA targets found in its weights'
 headers, how it is to load (4/8 bits need CUDA and bitsandbytes, flash attention its package), the data's
-format and columns, and a chat template to format them with. No torch."""
+format and columns, and, on a sample, the tokens training will see (formatting.py). No torch."""
 
 import importlib.util
 import json
@@ -13,7 +13,9 @@ from engine.errors import LoratuiError
 from engine.lora_targets import linear_layers, unmatched_problem
 from engine.model_index import lora_parameter_count
 from engine.tasks.causal_lm import layout, tokenizer
-from engine.tasks.causal_lm.templates import ALLOWED
+from engine.tasks.causal_lm.formatting import Formatter, screen
+
+SAMPLE_ROWS = 1000  # rows tokenized before training: enough for percentiles and to meet a fault early
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def check_rows(section, rows, report, *, images: bool) -> None:
     if isinstance(report.info, LmInfo):
         _check_length(section, report.info, report)
         if not problems:
-            _check_template(section, found, report.info, report)
+            _check_tokens(section, found, report.info, rows, report)
     report.notes.append(f"split {section.split}: {found.format} data ({', '.join(found.columns.values())})")
 
 
@@ -112,14 +114,24 @@ def _check_length(section, info: LmInfo, report) -> None:
                              f"{info.pretrained} (allowed: 1 to {positions})")
 
 
-def _check_template(section, found: layout.Layout, info: LmInfo, report) -> None:
-    if found.format == "text" or section.template:
-        return
+def _check_tokens(section, found: layout.Layout, info: LmInfo, rows, report) -> None:
+    """The rows as training will see them, on a sample: a template to format them with, the stop token trained,
+    something to train in each; token-length percentiles, how many are too long."""
     try:
-        files = tokenizer.load(str(info.folder))
+        formatter = Formatter(section, found, tokenizer.load(str(info.folder)), info.pretrained)
+        step = max(1, len(rows) // SAMPLE_ROWS)
+        screened = screen(formatter, section, rows, list(range(0, len(rows), step))[:SAMPLE_ROWS])
     except LoratuiError as exc:
         report.errors.append(exc.message)
         return
-    if not files.chat_template:
-        report.errors.append(f"data.template: the tokenizer of {info.pretrained} has no chat template to format "
-                             f"{found.format} data with (allowed: {ALLOWED})")
+    report.errors.extend(screened.problems)
+    lengths = sorted(screened.lengths)
+    shown = ", ".join(f"p{p} {lengths[min(len(lengths) - 1, len(lengths) * p // 100)]}" for p in (50, 90, 99))
+    cut = "dropped" if section.overlong == "drop" else "cut to it"
+    note = (f"tokens per example ({len(lengths)} rows sampled): {shown}, max {lengths[-1]}; {screened.overlong} "
+            f"longer than data.max_length ({section.max_length}), {cut}")
+    if section.overlong == "drop" and screened.empty:
+        note += f"; {screened.empty} with nothing to train, dropped"
+    if formatter.files.added:
+        note += f"; the template adds the tokens {', '.join(formatter.files.added)} (embeddings trained in full)"
+    report.notes.append(note)
