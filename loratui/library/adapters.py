@@ -186,22 +186,26 @@ def usable(db, id_or_name) -> dict:
 
 
 def list_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None,
-                  limit: int | None = None, offset: int = 0) -> list[dict]:
+                  task: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict]:
     """Newest first, without the metadata blob; `limit`/`offset` page through a large library."""
-    where, params = _filters(family, tag, base)
+    where, params = _filters(family, tag, base, task)
     sql = f"{_SELECT}{where} ORDER BY a.id DESC"
     if limit is not None or offset:
         sql += f" LIMIT {-1 if limit is None else int(limit)} OFFSET {int(offset)}"
     return _rows(db, sql, params)
 
 
-def count_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None) -> int:
-    where, params = _filters(family, tag, base)
+def count_adapters(db, *, family: str | None = None, tag: str | None = None, base: str | None = None,
+                   task: str | None = None) -> int:
+    where, params = _filters(family, tag, base, task)
     return db.execute(f"SELECT count(*) FROM adapters a{where}", params).fetchone()[0]
 
 
-def _filters(family, tag, base) -> tuple[str, list]:
+def _filters(family, tag, base, task=None) -> tuple[str, list]:
     clauses, params = [], []
+    if task:
+        clauses.append("a.task = ?")
+        params.append(task)
     if family:
         clauses.append("a.family = ?")
         params.append(family)
@@ -215,13 +219,13 @@ def _filters(family, tag, base) -> tuple[str, list]:
 
 
 def search(db, text: str, *, limit: int = 50, family: str | None = None, tag: str | None = None,
-           base: str | None = None) -> list[dict]:
+           base: str | None = None, task: str | None = None) -> list[dict]:
     """Full-text search over names, tags, trigger words and notes; every word must match (as a prefix)."""
     words = _WORD.findall(text)
     if not words:
         raise LoratuiError(f"nothing to search for in '{text}'", "give one or more words, e.g. `search watercolor`")
     query = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
-    where, params = _filters(family, tag, base)
+    where, params = _filters(family, tag, base, task)
     where = where.replace(" WHERE ", " AND ", 1)
     sql = (f"{_SELECT} JOIN adapters_fts f ON f.rowid = a.id WHERE adapters_fts MATCH ?{where} "
            f"ORDER BY f.rank LIMIT {int(limit)}")
