@@ -30,14 +30,45 @@ class RunProgressed(Message):
 
 
 class AdaptersLoaded(Message):
-    """The adapters in the library."""
+    """A page of the library's adapters for a filter (loratui.library.views.LibraryPage)."""
 
-    def __init__(self, rows: list[dict]) -> None:
+    def __init__(self, page) -> None:
         super().__init__()
-        self.rows = rows
+        self.page = page
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, AdaptersLoaded)
+
+
+class FacetsLoaded(Message):
+    """The values each facet of the library can take ({facet: [value, ...]})."""
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.values = values
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FacetsLoaded)
+
+
+class AdapterDetailLoaded(Message):
+    """One adapter's detail (loratui.library.views.AdapterView) and its images, decoded (None: unreadable)."""
+
+    def __init__(self, view, images: list[tuple[str, object]]) -> None:
+        super().__init__()
+        self.view = view
+        self.images = images
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AdapterDetailLoaded)
+
+
+class LibraryChanged(Message):
+    """An edit, rename, removal, export or import is done (loratui.screens.library_changes.Change)."""
+
+    def __init__(self, change) -> None:
+        super().__init__()
+        self.change = change
 
 
 class StopRequested(Message):

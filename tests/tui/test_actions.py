@@ -112,7 +112,7 @@ async def test_open_adapter_selects_the_runs_adapter_in_the_library(db):
         await until(pilot, lambda: isinstance(app.screen, LibraryScreen))
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 2)
-        await until(pilot, lambda: table.get_row_at(table.cursor_row)[0] == "adapter-done")
+        await until(pilot, lambda: table.current_row()["name"] == "adapter-done")
 
 
 async def test_an_action_that_fails_is_a_notification(db):

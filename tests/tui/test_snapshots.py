@@ -72,3 +72,22 @@ def test_library_screen(library, snap_compare):
         await pilot.press("4")
         await until(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == 1)
     assert snap_compare(LoratuiApp(), terminal_size=(80, 24), run_before=adapters)
+
+
+def test_library_screen_wide_with_detail(library, snap_compare):
+    """The detail pane beside the table: facts, header summary, lineage, the run's loss curve."""
+    with library.conn:
+        library.conn.execute("UPDATE adapters SET path = '/library/cpu-check.safetensors', tags = '[\"shapes\"]', "
+                             "trigger_words = '[\"red circle\"]', metadata = ?",
+                             ['{"ss_network_dim": "4", "modelspec.title": "CPU check"}'])
+        library.conn.executemany("INSERT INTO metrics (run_id, step, key, value) VALUES ('20250104-cpu', ?, 'loss', ?)",
+                                 [(step, 0.5 / step) for step in range(1, 61)])
+
+    async def detail(pilot):
+        await pilot.press("4")
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.query_one("#detail-loss").points == 60)
+        await pilot.pause()
+    assert snap_compare(LoratuiApp(), terminal_size=(120, 40), run_before=detail)
