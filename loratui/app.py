@@ -55,9 +55,11 @@ class LoratuiApp(App):
     selected_adapter: reactive[int | None] = reactive(None)
     """The adapter the library screen puts its cursor on."""
 
-    def __init__(self, screen: str | None = None) -> None:
+    def __init__(self, screen: str | None = None, worker=None) -> None:
+        """`worker`: a library WorkerClient to use instead of starting one (its owner closes it)."""
         super().__init__()
         self.initial_screen = screen or "runs"
+        self._library_worker, self._owns_worker = worker, worker is None
         themes, self.theme_problems = load_themes()
         builtin = set(self.available_themes)
         for theme in themes:
@@ -75,6 +77,19 @@ class LoratuiApp(App):
         self.switch_mode(self.initial_screen)
         for problem in self.theme_problems:
             self.notify(problem, title="theme skipped", severity="warning", timeout=10)
+
+    def library_worker(self):
+        """The one library worker (loratui.library.worker_client), kept warm while the dashboard runs, so a
+        second generation does not load the base again. Its process starts with its first request."""
+        if self._library_worker is None:
+            from loratui.library.worker_client import WorkerClient
+
+            self._library_worker = WorkerClient()
+        return self._library_worker
+
+    def on_unmount(self) -> None:
+        if self._owns_worker and self._library_worker is not None:
+            self._library_worker.close()  # cancels what runs; the worker process ends with the dashboard
 
     def watch_theme(self, name: str) -> None:
         if name != getattr(self, "_saved_theme", name):

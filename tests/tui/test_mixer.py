@@ -1,0 +1,198 @@
+"""The mixer on tiny-sd adapters: weights typed, nudged and scaled per block; generate, sweep, cancel, a failure,
+combine and merge, each through one warm library worker shared by the module."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from adapter_ops_data import builtin_model, sd_lora
+from PIL import Image
+from textual.widgets import Input
+
+from loratui.app import LoratuiApp
+from loratui.library.worker_client import WorkerClient
+from loratui.screens.mixer import MixerScreen
+from loratui.widgets.job_footer import JobFooter
+from loratui.widgets.weights import BlockScales, WeightRow, WeightSlider
+
+from .conftest import until
+
+IMAGE = {"prompt": "a red circle", "seed": "7", "steps": "3", "size": "32x32"}
+JOB_S = 60  # the longest a job may take here: the first loads the base
+
+
+@pytest.fixture(scope="module")
+def home(builtin_home, tmp_path_factory):
+    """A library holding ink (preferred weight 0.8) and paper (1.0), tiny-sd LoRAs, shared by this module's one warm worker."""
+    from loratui.library import adapters
+    from loratui.library.db import open_db
+
+    sd = builtin_model("tiny-sd", builtin_home)
+    root = tmp_path_factory.mktemp("mixer")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(root / "home"))
+        db = open_db()
+        for name, rank, seed in (("ink", 4, 1), ("paper", 8, 2)):
+            adapters.register(db, sd_lora(sd, root / name, rank=rank, seed=seed), name=name, base_model=str(sd))
+        adapters.edit(db, "ink", preferred_weight=0.8)  # the mixer starts from each adapter's preferred weight
+        db.conn.close()
+    return root / "home"
+
+
+@pytest.fixture(scope="module")
+def worker(home):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(home))
+        client = WorkerClient()
+    yield client
+    client.close()
+
+
+def _query(home: Path, sql: str, params=()) -> list[tuple]:
+    with sqlite3.connect(home / "library.db") as db:
+        return db.execute(sql, params).fetchall()
+
+
+def _rows(home: Path) -> list[dict]:
+    from loratui.library.adapters import list_adapters
+    from loratui.library.db import connect
+
+    db = connect(home / "library.db")
+    try:
+        return sorted(list_adapters(db), key=lambda row: row["id"])
+    finally:
+        db.conn.close()
+
+
+def _notes(app) -> list[tuple[str, str]]:
+    return [(note.severity, note.message) for note in app._notifications]
+
+
+async def _open(app, pilot, home, action: str = "generate", **fields) -> MixerScreen:
+    screen = MixerScreen(_rows(home), action)
+    app.push_screen(screen)
+    await pilot.pause()
+    for name, value in fields.items():
+        screen.query_one(f"#mix-{name}", Input).value = value
+    return screen
+
+
+async def _run(pilot, screen: MixerScreen) -> str:
+    """Start the screen's operation and wait for it to end (a warm worker may answer at once); the footer's
+    last words."""
+    await pilot.press("ctrl+g")
+    await until(pilot, lambda: not screen.busy, timeout=JOB_S)
+    return screen.query_one(JobFooter).stage
+
+
+async def test_weights_are_typed_nudged_scaled_per_block_and_generated_with(worker, home):
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, **IMAGE)
+        ink, paper = screen.query(WeightRow)
+        assert screen.focused is ink.query_one(WeightSlider)
+        await pilot.press("right", "right", "left", "right")
+        assert ink.query_one(Input).value == "0.9" and ink.weight() == 0.9
+        paper.query_one(Input).focus()
+        await pilot.press("ctrl+u", *"-0.35")
+        assert paper.query_one(WeightSlider).value == -0.35 and paper.weight() == -0.35
+        await pilot.press(*"x")  # a number field takes no letters
+        assert paper.query_one(Input).value == "-0.35"
+
+        ink.query_one(WeightSlider).focus()
+        await pilot.press("ctrl+b")  # the blocks, as the worker's loaded pipeline has them
+        await until(pilot, lambda: not screen.busy, timeout=JOB_S)
+        blocks = ink.query_one(BlockScales)
+        names = blocks.names()
+        assert names[0] == "text_encoder" and "mid" in names and any(n.startswith("up.") for n in names)
+        boxes = {box.name: box for box in blocks.query(Input)}
+        boxes["mid"].value = "1e999"
+        await pilot.press("ctrl+g")  # refused as the CLI refuses it, before anything is sent
+        assert not screen.busy and "unet.mid: inf is not a finite number" in _notes(app)[-1][1]
+        boxes["mid"].value = "0.3"
+        assert await _run(pilot, screen) == "generate: done"
+        (recorded,) = _query(home, "SELECT adapters FROM generations ORDER BY id DESC LIMIT 1")[0]
+        ink_used, paper_used = json.loads(recorded)
+        assert paper_used["weight"] == -0.35 and ink_used["weight"] is None
+        assert ink_used["scales"]["unet"]["mid"] == 0.3 and ink_used["scales"]["text_encoder"] == 0.9
+
+
+async def test_generate_shows_the_image_it_recorded(worker, home):
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, **IMAGE)
+        assert await _run(pilot, screen) == "generate: done"
+        generation, path, adapters = _query(home, "SELECT id, path, adapters FROM generations ORDER BY id DESC")[0]
+        assert Image.open(path).size == (32, 32)
+        assert json.loads(adapters) == [{"id": 1, "name": "ink", "weight": 0.8},
+                                        {"id": 2, "name": "paper", "weight": 1.0}]
+        pane = screen.query_one("#mixer-image")
+        assert pane.query("#pane-image") and pane.caption.startswith(f"generate #{generation} · seed 7 · {path}")
+
+
+async def test_sweep_shows_one_contact_sheet(worker, home):
+    from engine.adapters import grid
+
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, "sweep", **IMAGE, sweep="0, 1")
+        assert await _run(pilot, screen) == "sweep: done"
+        path, adapters, settings = _query(home, "SELECT path, adapters, settings FROM generations ORDER BY id DESC")[0]
+        assert json.loads(settings)["grid"] and [a["weights"] for a in json.loads(adapters)] == [[0, 1], [0, 1]]
+        assert Image.open(path).size == grid.sheet_size(2, 2, (32, 32))
+        assert screen.query_one("#mixer-image").caption.startswith("sweep #")
+
+
+async def test_esc_cancels_a_generation_mid_way(worker, home):
+    before = _query(home, "SELECT count(*) FROM generations")[0][0]
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, **{**IMAGE, "steps": "500"})
+        await pilot.press("ctrl+g")
+        footer = screen.query_one(JobFooter)
+        await until(pilot, lambda: "denoising step" in footer.stage and not footer.stage.endswith(" 0/500"),
+                    timeout=JOB_S)
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.busy, timeout=JOB_S)
+        assert footer.stage == "generate: cancelled" and app.screen is screen  # esc cancelled, did not close
+    assert _query(home, "SELECT count(*) FROM generations")[0][0] == before
+
+
+async def test_a_failure_is_a_one_line_notification(worker, home):
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, **{**IMAGE, "size": "36x36"})
+        assert (await _run(pilot, screen)).startswith("generate: failed: bad generation settings")
+        severity, message = _notes(app)[-1]
+        assert severity == "error" and message.startswith("bad generation settings: width: 36 (need a positive")
+        assert "Traceback" not in message and "hint:" in message
+
+
+async def test_combine_adds_an_entry_with_its_lineage(worker, home):
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, home, "generate")
+        await pilot.press("ctrl+t", "ctrl+t")  # generate -> sweep -> combine
+        screen.query_one("#mix-name", Input).value = "inkpaper"
+        assert await _run(pilot, screen) == "combine: done"
+        (child,) = _query(home, "SELECT id FROM adapters WHERE name = 'inkpaper'")[0]
+        assert _query(home, "SELECT parent, parent_name, weight, method FROM lineage WHERE child = ?", [child]) == [
+            (1, "ink", 0.8, "cat"), (2, "paper", 1.0, "cat")]
+        assert app.selected_adapter == child  # the library puts its cursor on the new entry
+
+
+async def test_merge_writes_a_folder_stock_diffusers_loads(worker, home, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    out = tmp_path / "merged"
+    app = LoratuiApp(screen="library", worker=worker)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = MixerScreen(_rows(home)[:2], "merge")
+        app.push_screen(screen)
+        await pilot.pause()
+        assert screen.query_one("#mix-base", Input).value == _rows(home)[0]["base_model"]
+        screen.query_one("#mix-out", Input).value = str(out)
+        assert await _run(pilot, screen) == "merge: done"
+    pipe = StableDiffusionPipeline.from_pretrained(out)
+    assert pipe.unet is not None and pipe.text_encoder is not None
