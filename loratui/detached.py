@@ -1,59 +1,74 @@
-"""Starting runs from the dashboard: `loratui run ... --detach` in its own session, so neither quitting
-the dashboard nor losing the SSH link (SIGHUP to the terminal's process group) reaches the run."""
+"""Starting runs from the dashboard, through the launch API (loratui.runs.launch) in a worker thread: the spec
+is checked and the run recorded here, then a supervisor in its own session trains it, so neither quitting the
+dashboard nor losing the SSH link (SIGHUP to the terminal's process group) reaches the run.
 
-import os
+Nothing here imports torch: preflight reads configs and file headers, and a built-in that is not built yet
+is built by a child process first (building one imports torch).
+"""
+
 import subprocess
 import sys
-import tempfile
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
+from engine import builtin
 from engine.errors import LoratuiError
-from engine.home import home
+from engine.rundir import RunDir
+from engine.spec import Spec, load_spec
+from loratui.runs.ingest import catch_up
+from loratui.runs.launch import Plan, check_resumable, plan_run, prepare, start_detached_supervisor
+from loratui.watch import library
 
-LAUNCH_TIMEOUT_S = 120
-
-
-def loratui_cli(args: list[str]) -> str:
-    """Run the CLI and return what it printed on stdout. Its output goes to files, not pipes: a detached
-    run that inherited a pipe would keep it open, and reading it would wait for the whole run."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loratui", *args],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=os.environ.copy(),
-        )
-        try:
-            code = proc.wait(timeout=LAUNCH_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            raise LoratuiError(f"`loratui {' '.join(args)}` did not return within {LAUNCH_TIMEOUT_S} s",
-                               hint="the run may still be starting; check the runs list") from exc
-        out.seek(0)
-        err.seek(0)
-        printed = out.read().decode("utf-8", "replace").strip()
-        complaints = err.read().decode("utf-8", "replace").strip().splitlines()
-    if code != 0:
-        error = next((line[7:] for line in complaints if line.startswith("error: ")), "")
-        hint = next((line[6:] for line in complaints if line.startswith("hint: ")), "")
-        if not error:
-            error = complaints[-1] if complaints else f"exit code {code}"
-        raise LoratuiError(f"`loratui {' '.join(args)}` failed: {error}", hint=hint)
-    return printed
+BUILD_TIMEOUT_S = 600
 
 
-def launched_run_id(printed: str) -> str | None:
-    """`loratui run --detach` prints the run id as its last line."""
-    lines = printed.splitlines()
-    return lines[-1].strip() if lines else None
+@dataclass(frozen=True)
+class Launched:
+    """A run the dashboard started: its id, its detached supervisor, and what preflight noted."""
+
+    run_id: str
+    supervisor_pid: int
+    notes: tuple[str, ...] = ()
 
 
-def resume(run_id: str) -> str:
-    return loratui_cli(["run", "--resume", run_id, "--detach"])
+def launch(spec: Spec) -> Launched:
+    """A new run of `spec`, as `loratui run --spec FILE --detach` starts it."""
+    build_builtins_apart(spec)
+    with library() as db:
+        return _start(db, plan_run(db, spec=spec))
 
 
-def duplicate(run_id: str, spec_toml: str) -> str:
-    """Launch a new run from a copy of the spec, kept under LORATUI_HOME/specs/ for reference."""
-    folder = home() / "specs"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    copy = folder / f"{run_id}-copy-{stamp}.toml"
-    copy.write_text(spec_toml, encoding="utf-8")
-    return loratui_cli(["run", "--spec", str(copy), "--detach"])
+def resume(run_id: str) -> Launched:
+    """Continue a stopped or crashed run from its newest checkpoint, as `loratui run --resume ID --detach`."""
+    with library() as db:
+        catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
+        spec_file = RunDir(check_resumable(db, run_id)["dir"]).spec
+        if spec_file.is_file():  # planning names a missing one
+            build_builtins_apart(load_spec(spec_file))
+        return _start(db, plan_run(db, resume_id=run_id))
+
+
+def _start(db, plan: Plan) -> Launched:
+    prepare(db, plan)
+    pid = start_detached_supervisor(db, plan)
+    return Launched(plan.run_id, pid, tuple(plan.notes))
+
+
+def build_builtins_apart(spec: Spec) -> None:
+    """Build the spec's built-in model and dataset, if not built yet, in a child process."""
+    unbuilt = {row["name"] for row in builtin.describe() if not row["built"]}
+    for ref in (spec.model.pretrained, spec.data.source):
+        if builtin.is_builtin(ref) and builtin.strip(ref) in unbuilt:
+            _build_in_child(ref)
+
+
+def _build_in_child(ref: str) -> None:
+    try:
+        done = subprocess.run([sys.executable, "-m", "loratui", "builtin", "path", ref], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise LoratuiError(f"building {ref} took over {BUILD_TIMEOUT_S} s", hint="try `loratui builtin path "
+                           f"{ref}` in a terminal") from exc
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        error = next((line.removeprefix("error: ") for line in said if line.startswith("error: ")), said[-1])
+        raise LoratuiError(f"building {ref} failed: {error}", hint=f"`loratui builtin path {ref}` says more")

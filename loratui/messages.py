@@ -81,13 +81,23 @@ class StopRequested(Message):
 
 
 class RunLaunched(Message):
-    """`loratui run ... --detach` started a run (a resume or a duplicate) and returned."""
+    """The dashboard started a run (`action`: launch or resume) with a detached supervisor
+    (loratui.detached.Launched)."""
 
-    def __init__(self, action: str, run_id: str, output: str) -> None:
+    def __init__(self, action: str, launched) -> None:
         super().__init__()
         self.action = action
-        self.run_id = run_id
-        self.output = output
+        self.launched = launched
+
+
+class SpecRead(Message):
+    """A spec to open in the run settings (a run's, to duplicate it, or a file's), with where to save it."""
+
+    def __init__(self, values: dict, origin: str, save_path) -> None:
+        super().__init__()
+        self.values = values
+        self.origin = origin
+        self.save_path = save_path
 
 
 class AdapterFound(Message):

@@ -55,12 +55,3 @@ class EstimateReady(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EstimateReady)
-
-
-class RunStarted(Message):
-    """`loratui run --spec FILE --detach` started a run and printed its id."""
-
-    def __init__(self, run_id: str, output: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.output = output

@@ -1,4 +1,5 @@
-"""Runs, the home screen: every run in the library with its status, progress and latest loss, live.
+"""Runs, the home screen: every run in the library with its status, progress and latest loss, live; Enter
+opens one, `n` starts a new one in the run settings (a fresh template, or a spec file).
 
 A worker thread re-reads the library (marking dead runs crashed) once a second and posts the list only
 when it changed; the table then updates the cells that differ, so the cursor stays put.
@@ -6,6 +7,7 @@ when it changed; the table then updates the cells that differ, so the cursor sta
 
 import threading
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -14,17 +16,19 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from loratui.messages import RunsRefreshed
+from loratui.messages import RunsRefreshed, SpecRead
 from loratui.screens.base import LoratuiScreen
+from loratui.screens.new_run import NewRunChoice, NewRunScreen
 from loratui.widgets.nav import MainNav
 from loratui.widgets.run_summary import STATUS_MARKS
 
 EMPTY = (
-    "No runs yet.\n\nStart one with `loratui run --spec run.toml --detach`; it shows up here live.\n"
-    "Press 3 to browse models and datasets."
+    "No runs yet.\n\nPress n to start one from a template or a spec file, or 3 to browse models and datasets.\n"
+    "A run started elsewhere (`loratui run --spec run.toml --detach`) shows up here live."
 )
-COLUMNS = (("status", "Status"), ("name", "Name"), ("progress", "Progress"), ("loss", "Loss"),
-           ("started", "Started"), ("id", "Run id"))
+# The id comes early so that it stays in view at 80 columns; a run's id usually begins with its name.
+COLUMNS = (("status", "Status"), ("id", "Run id"), ("progress", "Progress"), ("loss", "Loss"),
+           ("started", "Started"), ("name", "Name"))
 BAR_WIDTH = 10
 STATUS_COLOURS = {"running": "primary", "finished": "success", "stopped": "warning", "failed": "error",
                   "crashed": "error", "queued": "secondary"}
@@ -48,7 +52,9 @@ def started_cell(row: dict) -> str:
 class RunsScreen(LoratuiScreen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
-        Binding("enter", "open_run", "Open run", show=True),
+        # A priority binding, so the footer shows it over the table's own (hidden) Enter.
+        Binding("enter", "open_run", "Open run", priority=True),
+        Binding("n", "new_run", "New run"),
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
     REFRESH_S = 1.0
@@ -88,6 +94,19 @@ class RunsScreen(LoratuiScreen):
                     last = rows
                 self._wake.wait(self.REFRESH_S if self.is_current else self.HIDDEN_REFRESH_S)
                 self._wake.clear()
+
+    @work(thread=True, group="new-run", exit_on_error=False)
+    def read_new_spec(self, choice: NewRunChoice) -> None:
+        from engine.spec import read_spec_file
+        from engine.spec_template import template_values
+        from loratui.screens.spec_editor import default_save_path
+
+        if choice.path:
+            path = Path(choice.path).expanduser().absolute()
+            self.post_message(SpecRead(read_spec_file(path), str(path), path))
+            return
+        values = template_values(task=choice.task)
+        self.post_message(SpecRead(values, f"a new {choice.task} run", default_save_path(values)))
 
     @on(RunsRefreshed)
     def remember_runs(self, message: RunsRefreshed) -> None:
@@ -134,11 +153,11 @@ class RunsScreen(LoratuiScreen):
         loss = row.get("last_loss")
         return (
             Text(f"{STATUS_MARKS.get(status, '?')} {status}", style=colour or ""),
-            row["name"],
+            row["id"],
             progress_cell(int(row.get("step") or 0), row.get("total_steps")),
             f"{loss:.4g}" if loss is not None else "–",
             started_cell(row),
-            row["id"],
+            row["name"],
         )
 
     def selected_run(self) -> str | None:
@@ -151,10 +170,23 @@ class RunsScreen(LoratuiScreen):
     def open_clicked(self, event: DataTable.RowSelected) -> None:
         self.app.open_run(event.row_key.value)
 
+    @on(SpecRead)
+    def edit_new_spec(self, message: SpecRead) -> None:
+        from loratui.screens.spec_editor import SpecEditorScreen
+
+        self.app.push_screen(SpecEditorScreen(message.values, origin=message.origin, save_path=message.save_path))
+
     def action_open_run(self) -> None:
         run_id = self.selected_run()
         if run_id:
             self.app.open_run(run_id)
+
+    def action_new_run(self) -> None:
+        self.app.push_screen(NewRunScreen(), self.new_run_chosen)
+
+    def new_run_chosen(self, choice: NewRunChoice | None) -> None:
+        if choice is not None:
+            self.read_new_spec(choice)
 
     def action_refresh(self) -> None:
         self._wake.set()

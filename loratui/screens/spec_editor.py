@@ -2,7 +2,8 @@
 pre-launch estimate, load/save TOML, and Launch, which starts a detached run and opens its monitor.
 
 Validation runs on every change (cheap, no I/O); the estimate (model configs, torch on meta tensors) runs
-in a worker a moment after the last change, and only for a valid spec.
+in a worker a moment after the last change, and only for a valid spec. The save path starts absolute: the
+file the spec came from, else LORATUI_HOME/specs/NAME.toml. Leaving with edits not saved asks first.
 """
 
 import tomllib
@@ -16,13 +17,23 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, Static
 
 from engine.errors import LoratuiError
+from engine.home import home
+from engine.spec import validate
 from loratui.browse import columns
 from loratui.browse.entries import human_count, human_size
+from loratui.messages import RunLaunched
 from loratui.screens.base import LoratuiScreen
-from loratui.screens.browse_messages import EstimateReady, RunStarted
+from loratui.screens.browse_messages import EstimateReady
+from loratui.screens.confirm import ConfirmScreen
 from loratui.widgets.spec_form import SpecForm
 
 ESTIMATE_DELAY_S = 0.6
+WAITING = "estimate: waiting for a valid spec"
+ESTIMATING = "estimate: working it out…"
+
+
+def default_save_path(values: dict) -> Path:
+    return (home() / "specs" / f"{values.get('name') or 'run'}.toml").absolute()
 
 
 class SpecEditorScreen(LoratuiScreen):
@@ -32,16 +43,18 @@ class SpecEditorScreen(LoratuiScreen):
         Binding("ctrl+k", "check", "Check all"),
         Binding("ctrl+s", "save", "Save TOML"),
         Binding("ctrl+o", "load", "Load TOML"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back"),
     ]
 
     def __init__(self, values: dict, *, split_counts: dict | None = None, features: dict | None = None,
-                 origin: str = "") -> None:
+                 origin: str = "", save_path: Path | None = None) -> None:
         super().__init__()
         self.values = values
         self.split_counts = split_counts
         self.features = features
         self.origin = origin
+        self.save_path = save_path or default_save_path(values)
+        self.saved: dict | None = None  # the form's values as last opened, loaded or saved
         self.errors: list[str] = []
         self.current_hash = ""
         self.checked = False
@@ -78,7 +91,7 @@ class SpecEditorScreen(LoratuiScreen):
             yield SpecForm(self.values, extra_errors=self.column_errors, id="editor-form")
             with VerticalScroll(id="editor-side"):
                 yield Static("", id="editor-errors", markup=False)
-                yield Static("estimate: waiting for a valid spec", id="editor-estimate", markup=False)
+                yield Static(WAITING, id="editor-estimate", markup=False)
                 yield Static("", id="editor-changes", markup=False)
         with Horizontal(id="editor-actions"):
             yield Input(placeholder="spec file, e.g. run.toml", id="editor-path", compact=True)
@@ -88,7 +101,7 @@ class SpecEditorScreen(LoratuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#editor-path", Input).value = f"{self.values.get('name', 'run')}.toml"
+        self.query_one("#editor-path", Input).value = str(self.save_path)
 
     def column_errors(self, values: dict) -> list[str]:
         """With the dataset's columns known and the same source, the mapping is checked too."""
@@ -122,24 +135,17 @@ class SpecEditorScreen(LoratuiScreen):
             problems = preflight.check(spec, output, images=False, disk=False).errors
         self.post_message(EstimateReady(result, spec.hash(), problems, checked))
 
-    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    @work(thread=True, group="launch", exit_on_error=False)
     def start_run(self, values: dict) -> None:
-        from datetime import UTC, datetime
-
-        from engine.home import home
         from engine.spec import parse_spec
-        from loratui import detached
+        from loratui.detached import launch
 
-        spec = parse_spec(values)
-        folder = home() / "specs"  # beside the dashboard's other launched specs, kept for reference
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{spec.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.toml"
-        _write_atomic(path, spec.to_toml())
-        output = detached.loratui_cli(["run", "--spec", str(path), "--detach"])
-        self.post_message(RunStarted(run_id_from(output), output))
+        self.post_message(RunLaunched("launch", launch(parse_spec(values))))
 
     @on(SpecForm.Changed)
     def form_changed(self, message: SpecForm.Changed) -> None:
+        if self.saved is None:
+            self.saved = message.values
         self.errors = message.errors
         shown = self.query_one("#editor-errors", Static)
         shown.update("\n".join(["problems:", *message.errors]) if message.errors else "✓ valid spec")
@@ -148,13 +154,17 @@ class SpecEditorScreen(LoratuiScreen):
         self.query_one("#editor-changes", Static).update(
             "differs from the defaults:\n" + "\n".join(changes) if changes else "all defaults"
         )
+        external = self.query_one(SpecForm).external  # the estimate's own findings: it stays beside them
+        invalid = [error for error in message.errors if error not in external]
+        spec_hash = "" if invalid else validate(message.values).hash()
+        if spec_hash == self.current_hash:
+            return
+        self.current_hash = spec_hash
         if self._estimate_timer is not None:
             self._estimate_timer.stop()
-        if not message.errors:
-            from engine.spec import validate
-
+        self.query_one("#editor-estimate", Static).update(ESTIMATING if spec_hash else WAITING)
+        if spec_hash:
             values = message.values
-            self.current_hash = validate(values).hash()
             self._estimate_timer = self.set_timer(ESTIMATE_DELAY_S, lambda: self.run_estimate(values))
 
     @on(EstimateReady)
@@ -181,15 +191,13 @@ class SpecEditorScreen(LoratuiScreen):
         ]
         self.query_one("#editor-estimate", Static).update("\n".join(lines))
 
-    @on(RunStarted)
-    def run_started(self, message: RunStarted) -> None:
+    @on(RunLaunched)
+    def run_launched(self, message: RunLaunched) -> None:
+        launched = message.launched
         self.app.pop_screen()
-        if message.run_id:
-            self.notify(f"run {message.run_id} started", title="launch")
-            self.app.open_run(message.run_id)
-        else:
-            self.notify(message.output or "run started", title="launch", markup=False)
-            self.app.action_switch_to("runs")
+        notes = "".join(f"\nnote: {note}" for note in launched.notes)
+        self.notify(f"run {launched.run_id} started{notes}", title="launch", markup=False)
+        self.app.open_run(launched.run_id)
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
@@ -208,21 +216,39 @@ class SpecEditorScreen(LoratuiScreen):
         if self.errors:
             self.notify("fix the problems listed first", severity="error")
             return
-        self.notify("starting `loratui run --detach`…")
+        if any(worker.node is self and worker.group == "launch" and not worker.is_finished
+               for worker in self.app.workers):
+            self.notify("the run is being started", severity="warning")
+            return
+        self.notify("checking and starting the run…")
         self.start_run(self.query_one(SpecForm).values())
+
+    def action_back(self) -> None:
+        if self.query_one(SpecForm).values() == self.saved:
+            self.app.pop_screen()
+            return
+
+        def answered(leave: bool | None) -> None:
+            if leave:
+                self.app.pop_screen()
+
+        question = "Leave the run settings?\nYour edits are not saved (ctrl+s saves them)."
+        self.app.push_screen(ConfirmScreen(question, yes="Leave"), answered)
 
     def action_save(self) -> None:
         import tomli_w
 
+        values = self.query_one(SpecForm).values()
         try:
             path = self._path()
-            _write_atomic(path, tomli_w.dumps(self.query_one(SpecForm).values()))
+            _write_atomic(path, tomli_w.dumps(values))
         except LoratuiError as exc:
             self.app.report_error(exc)
             return
         except OSError as exc:
             self.app.report_error(LoratuiError(f"cannot write the spec: {exc}", hint="choose a writable path"))
             return
+        self.saved = values
         suffix = f" ({len(self.errors)} problems left)" if self.errors else ""
         self.notify(f"saved {path}{suffix}", severity="warning" if self.errors else "information")
 
@@ -240,7 +266,9 @@ class SpecEditorScreen(LoratuiScreen):
             self.app.report_error(LoratuiError(f"cannot read {path}: {exc}", hint="pass a readable TOML spec"))
             return
         self.features = None
-        problems = self.query_one(SpecForm).load(values)
+        form = self.query_one(SpecForm)
+        problems = form.load(values)
+        self.saved = form.values()
         if problems:
             self.notify("as loaded:\n" + "\n".join(problems), title=str(path), severity="warning", markup=False)
         else:
@@ -260,19 +288,3 @@ def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text)
 
-
-def run_id_from(output: str) -> str:
-    """The run id `loratui run --detach` printed: a word naming a run folder or a library row."""
-    from engine.home import runs_dir
-    from loratui.watch import open_library
-
-    words = [w.strip(".,:;'\"()") for w in output.split()]
-    db = open_library()
-    try:
-        known = {row[0] for row in db.execute("SELECT id FROM runs").fetchall()}
-    finally:
-        db.close()
-    for word in reversed(words):
-        if word and (word in known or (runs_dir() / word).is_dir()):
-            return word
-    return ""

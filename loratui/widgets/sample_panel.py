@@ -22,15 +22,21 @@ class SamplePanel(Vertical):
             return
         self.shown = key
         caption = self.query_one("#sample-caption", Static)
+        shown = self.query("#sample-image")
+        if image is None:
+            shown.remove()  # never an older image under a caption that is not about it
         if sample is None:
             caption.update("no samples yet")
             return
         if image is None:
             caption.update(f"step {sample.get('step')}: cannot read {sample['path']}")
-        else:
-            caption.update(f"step {sample.get('step')}: {sample.get('prompt') or ''}")
-        shown = self.query("#sample-image")
+            return
+        caption.update(f"step {sample.get('step')}: {sample.get('prompt') or ''}")
         if shown:
             shown.first().image = image
-        elif image is not None:
+        else:
             self.mount(image_widget()(image, id="sample-image"))
+
+    def clear(self) -> None:
+        """Another run is shown: nothing of this one's stays."""
+        self.show(None, None)

@@ -1,18 +1,22 @@
-"""Run actions from the detail screen: stop signals the real process, resume and duplicate launch
-`loratui run ... --detach`, open adapter lands in the library; dead runs show as crashed."""
+"""Run actions from the detail screen: stop signals the real process, resume refuses what cannot be resumed,
+duplicate opens the run settings with the run's spec, open adapter lands in the library; dead runs show as
+crashed. (A resume that starts: test_launch.py.)"""
 
 import asyncio
 import subprocess
 import sys
 
-from textual.widgets import DataTable
+import tomli_w
+from textual.widgets import DataTable, Input
 
-from engine.errors import LoratuiError
-from loratui import detached
+from engine.spec_template import template_values
 from loratui.app import LoratuiApp
 from loratui.runs.liveness import process_start_time
+from loratui.screens import spec_editor
 from loratui.screens.confirm import ConfirmScreen
 from loratui.screens.library import LibraryScreen
+from loratui.screens.run_detail import RunDetailScreen
+from loratui.widgets.spec_form import SpecForm
 
 from .conftest import add_run, script_events, until
 
@@ -50,12 +54,10 @@ async def test_stop_asks_then_signals_the_run_process(db):
         proc.wait()
 
 
-async def test_a_dead_run_is_shown_as_crashed_and_can_be_resumed(db, monkeypatch):
+async def test_a_dead_run_is_shown_as_crashed_and_offered_a_resume(db):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    add_run(db, "gone", status="running", pid=dead.pid, pid_start=1.0, steps=12)
-    launched = []
-    monkeypatch.setattr(detached, "loratui_cli", lambda args: launched.append(args) or "gone\n")
+    run_dir = add_run(db, "gone", status="running", pid=dead.pid, pid_start=1.0, steps=12)
     app = LoratuiApp()
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.screen.query_one(DataTable)
@@ -66,34 +68,30 @@ async def test_a_dead_run_is_shown_as_crashed_and_can_be_resumed(db, monkeypatch
         assert app.screen.check_action("resume", ()) and not app.screen.check_action("stop", ())
         await pilot.press("s")
         assert not isinstance(app.screen, ConfirmScreen)
-        await pilot.press("r")
-        await until(pilot, lambda: "started run gone" in _notes(app))
-        assert app.screen.run_id == "gone"
-    assert launched == [["run", "--resume", "gone", "--detach"]]
+        await pilot.press("r")  # its folder lost its spec: the launch API's refusal, as a notification
+        await until(pilot, lambda: f"run 'gone' has no spec.toml in {run_dir}" in _notes(app))
+        assert app.is_running and app.screen.run_id == "gone"
 
 
-async def test_duplicate_launches_a_copy_of_the_spec(db, monkeypatch, loratui_home):
-    add_run(db, "done", status="finished", steps=10, total=10, spec='name = "shapes"\n[train]\nsteps = 10\n')
-    launched = []
-
-    def fake_cli(args):
-        """What `loratui run --spec COPY --detach` does, seen from the dashboard: a new row, its id printed."""
-        launched.append(args)
-        add_run(db, "done-copy", status="queued", total=10)
-        return "note: something\ndone-copy\n"
-
-    monkeypatch.setattr(detached, "loratui_cli", fake_cli)
+async def test_duplicate_opens_the_run_settings_with_the_runs_spec(db, monkeypatch, loratui_home):
+    monkeypatch.setattr(spec_editor, "ESTIMATE_DELAY_S", 3600)  # the form alone; no estimate
+    values = template_values()
+    values["name"], values["lora"]["rank"] = "shapes", 8
+    add_run(db, "done", status="finished", steps=10, total=10, spec=tomli_w.dumps(values))
     app = LoratuiApp()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("done")
         await pilot.pause()
         await until(pilot, lambda: app.screen.view is not None)
         await pilot.press("d")
-        await until(pilot, lambda: app.screen.run_id == "done-copy")
-    (args,) = launched
-    assert args[:2] == ["run", "--spec"] and args[3:] == ["--detach"]
-    assert open(args[2]).read() == 'name = "shapes"\n[train]\nsteps = 10\n'
-    assert args[2].startswith(str(loratui_home / "specs"))
+        await until(pilot, lambda: isinstance(app.screen, spec_editor.SpecEditorScreen))
+        editor = app.screen
+        await pilot.pause()
+        assert editor.query_one(SpecForm).values() == values
+        assert editor.query_one("#editor-path", Input).value == str(loratui_home.absolute() / "specs" / "done-copy.toml")
+        assert db["runs"].count == 1  # nothing launched
+        await pilot.press("escape")  # nothing edited: back at once
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == "done"
 
 
 async def test_open_adapter_selects_the_runs_adapter_in_the_library(db):
@@ -126,14 +124,3 @@ async def test_an_action_that_fails_is_a_notification(db):
         await until(pilot, lambda: "has no adapter in the library yet" in _notes(app))
         assert app.is_running and app.screen.run_id == "lonely"
 
-
-def test_cli_failures_become_one_line_errors():
-    try:
-        detached.loratui_cli(["--screen", "nowhere"])
-    except LoratuiError as exc:
-        assert "invalid choice" in exc.message and "--screen" in exc.message
-    else:
-        raise AssertionError("expected a LoratuiError")
-    printed = detached.loratui_cli(["builtin", "ls"])
-    assert "builtin:tiny-sd" in printed
-    assert detached.launched_run_id("run-7\n") == "run-7" and detached.launched_run_id("") is None

@@ -1,11 +1,12 @@
-"""End to end: a run started from the dashboard (duplicate) is a real detached `loratui run`; the dashboard
-follows it, and losing the terminal (tmux killed: SIGHUP) does not stop it."""
+"""End to end: a run started from the dashboard (duplicate, then launch from the run settings) is a real
+detached run; the dashboard follows it, and losing the terminal (tmux killed: SIGHUP) does not stop it."""
 
 import time
 
 import pytest
 from homes import share_builtins
 
+from engine.spec import parse_toml
 from loratui.library.db import open_db
 
 from .conftest import add_run
@@ -36,17 +37,18 @@ def test_a_run_started_from_the_dashboard_outlives_the_terminal(db, tmux, loratu
     tmux.keys("Enter")
     tmux.wait_for("dash-e2e · finished")
     tmux.keys("d")
+    tmux.wait_for("Run settings: a copy of run dash-source")
+    tmux.keys("C-l")
     tmux.wait_for("dash-e2e · running", timeout=240)  # the dashboard now shows the new run
     tmux.close()  # the terminal goes away, as when an SSH link drops
 
     library = open_db()
     deadline = time.monotonic() + 300
     while True:  # bounded polling of a detached process
-        rows = list(library.query("SELECT id, status FROM runs WHERE name = 'dash-e2e' AND id != 'dash-source'"))
+        rows = list(library.query("SELECT id, status, spec FROM runs WHERE name = 'dash-e2e' AND id != 'dash-source'"))
         if rows and rows[0]["status"] not in ("queued", "running"):
             break
         assert time.monotonic() < deadline, rows
         time.sleep(1)
     assert rows[0]["status"] == "finished", rows
-    copies = list((loratui_home / "specs").glob("dash-source-copy-*.toml"))
-    assert len(copies) == 1 and copies[0].read_text() == SPEC
+    assert parse_toml(rows[0]["spec"]) == parse_toml(SPEC)  # the copy, unedited

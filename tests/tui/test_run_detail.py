@@ -1,14 +1,14 @@
-"""The run detail follows a scripted event stream: charts get points, samples and log lines arrive."""
+"""The run detail follows a scripted event stream: charts get points, samples and log lines arrive; long
+log lines wrap; another run's sample never lingers."""
 
 import os
-
-from textual.widgets import Log
 
 from loratui.app import LoratuiApp
 from loratui.history import RunHistory
 from loratui.messages import RunProgressed
 from loratui.runs.liveness import process_start_time
 from loratui.widgets.charts import LossChart, StepChart
+from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.sample_panel import SamplePanel
 
 from .conftest import add_run, script_events, settings_saved, step_event, until
@@ -45,10 +45,10 @@ async def test_charts_samples_and_log_follow_the_event_stream(db):
         numbers = str(screen.query_one("#run-numbers").render())
         assert "step 50/100 (50%)" in numbers and "2.00 steps/s" in numbers and "ETA 0:00:25" in numbers
         assert "step 40: a red circle" in str(screen.query_one("#sample-caption").render())
-        await until(pilot, lambda: "saved checkpoint-50" in screen.query_one(Log).lines)
+        await until(pilot, lambda: "saved checkpoint-50" in screen.query_one(WrappedLog).kept)
         with open(run_dir / "events.jsonl", "a") as handle:
             handle.write('{"v": 1, "seq": 999, "time": 0, "type": "log", "level": "warning", "message": "NaN skipped"}\n')
-        await until(pilot, lambda: "warning: NaN skipped" in screen.query_one(Log).lines)
+        await until(pilot, lambda: "warning: NaN skipped" in screen.query_one(WrappedLog).kept)
 
 
 async def test_a_cpu_run_charts_process_rss(db):
@@ -128,3 +128,44 @@ async def test_eval_metrics_get_a_chart_only_when_the_run_evaluates(db):
         await until(pilot, lambda: chart.points == 3)
         assert chart.display and [label for label, _, _ in chart._lines] == ["accuracy", "eval_loss"]
         assert list(chart._lines[0][2]) == [0.5, 0.8, 0.95]
+
+
+async def test_another_run_without_samples_shows_no_image_of_the_last_one(db):
+    with_samples = add_run(db, "drawn", status="finished", steps=20, total=20)
+    script_events(with_samples, 20, total=20, end="run_finished")
+    add_run(db, "bare", status="finished", steps=0, total=20)
+    app = LoratuiApp()
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.open_run("drawn")
+        await pilot.pause()
+        panel = app.screen.query_one(SamplePanel)
+        await until(pilot, lambda: panel.query("#sample-image"))
+        app.open_run("bare")
+        await until(pilot, lambda: app.screen.view is not None and app.screen.view.run_id == "bare")
+        await until(pilot, lambda: "no samples yet" in str(panel.query_one("#sample-caption").render()))
+        await pilot.pause()
+        assert not panel.query("#sample-image")
+
+
+async def test_long_log_lines_wrap_to_the_pane_and_again_when_it_changes_width(db):
+    run_dir = add_run(db, "chatty", status="finished", steps=1, total=1)
+    long_line = "loading " + " ".join(f"shard-{n:03d}" for n in range(12)) + " done"  # 115 characters
+    (run_dir / "run.log").write_text(f"start\n{long_line}\n")
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("chatty")
+        await pilot.pause()
+        log = app.screen.query_one(WrappedLog)
+        await until(pilot, lambda: list(log.kept) == ["start", long_line])
+        await pilot.pause()
+
+        def shown() -> list[str]:
+            return [strip.text.rstrip() for strip in log.lines]
+
+        width = log.scrollable_content_region.width
+        assert width < len(long_line) and len(shown()) > 2
+        assert " ".join(shown()[1:]) == long_line and all(len(line) <= width for line in shown())
+        await pilot.resize_terminal(200, 50)
+        await until(pilot, lambda: log.scrollable_content_region.width > width)
+        await pilot.pause()
+        assert " ".join(shown()[1:]) == long_line and len(shown()) < 2 + len(long_line) // width
