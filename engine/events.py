@@ -24,6 +24,7 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")
 EVENT_TYPES = ("run_started", "step", "checkpoint_saved", "sample_saved", "eval", "log", *TERMINAL_TYPES)
+_SCAN_BYTES = 64 * 1024  # offset_after reads a window this small line by line
 
 
 class EventWriter:
@@ -59,10 +60,10 @@ class EventWriter:
 class EventTail:
     """Incremental reader: remembers its byte offset and returns only complete new lines."""
 
-    def __init__(self, path: Path | str, after_seq: int = 0) -> None:
+    def __init__(self, path: Path | str, after_seq: int = 0, offset: int = 0) -> None:
         self.path = Path(path)
         self.after_seq = after_seq
-        self._offset = 0
+        self._offset = offset  # where a line begins: 0, or offset_after(path, after_seq)
 
     def poll(self) -> list[dict]:
         try:
@@ -77,7 +78,7 @@ class EventTail:
         self._offset += end + 1
         events = []
         for line in chunk[: end + 1].splitlines():
-            event = _parse(line)
+            event = parse_event(line)
             if event is not None and event["seq"] > self.after_seq:
                 events.append(event)
                 self.after_seq = event["seq"]
@@ -89,7 +90,47 @@ def read_events(path: Path | str, after_seq: int = 0) -> list[dict]:
     return EventTail(path, after_seq).poll()
 
 
-def _parse(line: bytes) -> dict | None:
+def offset_after(path: Path | str, seq: int) -> int:
+    """Where the events after `seq` begin: the offset of the first line with a higher seq, or the file's end.
+    seq grows line by line, so the file is bisected, and a reader that knows the first `seq` events (the
+    library does) starts there without reading them."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        low, high = 0, handle.seek(0, 2)  # both at the start of a line (or the end)
+        while high - low > _SCAN_BYTES:
+            handle.seek((low + high) // 2)
+            handle.readline()  # the rest of the line the middle fell in
+            found = _next_event(handle, high)
+            if found is None:
+                break
+            start, end, event = found
+            low, high = (low, start) if event["seq"] > seq else (end, high)
+        handle.seek(low)
+        for line in handle.read(high - low).splitlines(keepends=True):
+            event = parse_event(line)
+            if event is not None and event["seq"] > seq:
+                return low
+            low += len(line)
+        return high
+
+
+def _next_event(handle, limit: int) -> tuple[int, int, dict] | None:
+    """(start, end, event) of the next line that holds an event, starting before `limit`."""
+    while (start := handle.tell()) < limit:
+        line = handle.readline()
+        if not line:
+            return None
+        event = parse_event(line)
+        if event is not None:
+            return start, start + len(line), event
+    return None
+
+
+def parse_event(line: bytes) -> dict | None:
+    """The event on one line, or None for a torn or foreign one."""
     try:
         event = json.loads(line)
     except ValueError:

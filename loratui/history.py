@@ -1,6 +1,9 @@
 """A run's history folded from its events (engine/events.py): series for the charts, throughput, ETA.
 
-Pure data, no I/O: the watcher feeds it events in a worker thread and hands the UI frozen RunViews.
+Pure data, no I/O: the watcher feeds it events in a worker thread and hands the UI frozen RunViews. Each
+series is decimated (loratui/series.py), so a run of 200,000 steps costs what one of a few thousand does.
+A long run's past comes from the library instead of its events (load, then add(..., points=False) for the
+events the library holds); the events after it are folded as they come.
 """
 
 import math
@@ -9,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.events import TERMINAL_TYPES
+from loratui.series import Decimated
 
 GIB = 1024**3
-_RATE_WINDOW = 50  # recent step events the throughput and ETA are measured over
+RATE_WINDOW = 50  # recent step events the throughput and ETA are measured over
+_CUDA_MEMORY = (("allocated", "alloc"), ("reserved", "resv"), ("peak", "peak"))  # event field, chart label
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,10 @@ class Series:
     steps: tuple[int, ...]
     values: tuple[float, ...]
 
+    @classmethod
+    def of(cls, label: str, series: Decimated) -> "Series":
+        return cls(label, *series.points())
+
 
 @dataclass(frozen=True)
 class RunView:
@@ -27,15 +36,15 @@ class RunView:
 
     run_id: str
     row: dict
-    steps: tuple[int, ...] = ()
-    loss: tuple[float, ...] = ()
-    lr: tuple[float, ...] = ()
+    loss: Series = Series("loss", (), ())
+    lr: Series = Series("lr", (), ())
     memory_kind: str | None = None  # "cuda" (per-GPU VRAM) or "rss" (process memory)
     memory: tuple[Series, ...] = ()
     eval: tuple[Series, ...] = ()  # one per eval metric
     step: int = 0
     total_steps: int | None = None
     epoch: float | None = None
+    last_loss: float | None = None
     samples_per_s: float | None = None
     steps_per_s: float | None = None
     eta_s: float | None = None
@@ -47,74 +56,103 @@ class RunView:
     ended: dict | None = None
 
 
+def chart_series(key: str) -> tuple[str, str] | None:
+    """Where a metric of the library (loratui/runs/ingest.py names them) goes: (group, label), group being
+    loss, lr, memory or eval; None for a metric no chart shows."""
+    if key in ("loss", "lr"):
+        return key, key
+    if key == "memory_rss":
+        return "memory", "rss"
+    if key.startswith("eval/"):
+        return "eval", key.removeprefix("eval/")
+    device, _, field_name = key.partition("_")
+    short = dict(_CUDA_MEMORY).get(field_name)
+    if device.startswith("gpu") and short:
+        return "memory", f"{device} {short}"
+    return None
+
+
 @dataclass
 class RunHistory:
     run_dir: Path
-    steps: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
+    width: int = 1  # bucket width of the series started here (loratui.series.width_for the run's length)
+    loss: Decimated = field(init=False)
+    lr: Decimated = field(init=False)
     memory_kind: str | None = None
-    memory: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
-    eval: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    memory: dict[str, Decimated] = field(default_factory=dict)
+    eval: dict[str, Decimated] = field(default_factory=dict)
     last_step: dict | None = None
     started: dict | None = None
     sample: dict | None = None
     ended: dict | None = None
-    _recent: deque = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
+    _recent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
 
-    def add(self, event: dict) -> None:
+    def __post_init__(self) -> None:
+        self.loss, self.lr = Decimated(self.width), Decimated(self.width)
+
+    def load(self, series: dict[str, Decimated]) -> None:
+        """The run's past from the library, by metric key (memory in bytes, as ingested)."""
+        for key, points in series.items():
+            group, label = chart_series(key) or (None, None)
+            if group in ("loss", "lr"):
+                setattr(self, group, points)
+            elif group == "eval":
+                self.eval[label] = points
+            elif group == "memory":
+                self.memory[label] = points.scale(1 / GIB)
+                self.memory_kind = "rss" if label == "rss" else "cuda"
+
+    def add(self, event: dict, points: bool = True) -> None:
+        """Fold one event; points=False for one whose chart points the library already gave (load)."""
         kind = event.get("type")
         if kind == "run_started":
-            self._start(event)
+            self._start(event, points)
         elif kind == "step":
-            self._step(event)
-        elif kind == "eval":
+            self._step(event, points)
+        elif kind == "eval" and points:
             for name, value in event["metrics"].items():
-                self._point(self.eval, name, int(event["step"]), _number(value))
+                self._series(self.eval, name).add(int(event["step"]), _number(value))
         elif kind == "sample_saved":
             path = Path(event["path"])
             self.sample = {**event, "path": str(path if path.is_absolute() else self.run_dir / path)}
         elif kind in TERMINAL_TYPES:
             self.ended = event
 
-    def _start(self, event: dict) -> None:
+    def _start(self, event: dict, points: bool) -> None:
         self.started = event
-        self.ended = None
+        self.ended = self.last_step = None
         self._recent.clear()
         # A resume restarts from its checkpoint: steps after it were done again, so drop the old ones.
         resume = event.get("resume_step") or 0
-        if resume and self.steps and self.steps[-1] > resume:
-            keep = sum(1 for s in self.steps if s <= resume)
-            del self.steps[keep:], self.loss[keep:], self.lr[keep:]
-            for steps, values in [*self.memory.values(), *self.eval.values()]:
-                cut = sum(1 for s in steps if s <= resume)
-                del steps[cut:], values[cut:]
+        if resume and points:
+            for series in (self.loss, self.lr, *self.memory.values(), *self.eval.values()):
+                series.cut(resume)
 
-    def _step(self, event: dict) -> None:
+    def _step(self, event: dict, points: bool) -> None:
         step = int(event["step"])
         self.last_step = event
-        self.steps.append(step)
-        self.loss.append(_number(event.get("loss")))
-        self.lr.append(_number(event.get("lr")))
         self._recent.append((float(event.get("time", 0.0)), step))
         memory = event.get("memory") or {}
         self.memory_kind = memory.get("kind", self.memory_kind)
+        if not points:
+            return
+        self.loss.add(step, _number(event.get("loss")))
+        self.lr.add(step, _number(event.get("lr")))
         if self.memory_kind == "cuda":
             for device in memory.get("devices", []):
-                for key, short in (("allocated", "alloc"), ("reserved", "resv"), ("peak", "peak")):
+                for key, short in _CUDA_MEMORY:
                     self._memory_point(f"gpu{device['index']} {short}", step, device.get(key))
         elif self.memory_kind == "rss":
             self._memory_point("rss", step, memory.get("rss"))
 
     def _memory_point(self, label: str, step: int, value) -> None:
         if value is not None:
-            self._point(self.memory, label, step, float(value) / GIB)
+            self._series(self.memory, label).add(step, float(value) / GIB)
 
-    @staticmethod
-    def _point(series: dict, label: str, step: int, value: float) -> None:
-        steps, values = series.setdefault(label, ([], []))
-        steps.append(step)
-        values.append(value)
+    def _series(self, group: dict[str, Decimated], label: str) -> Decimated:
+        if label not in group:
+            group[label] = Decimated(self.width)
+        return group[label]
 
     def steps_per_s(self) -> float | None:
         if len(self._recent) < 2:
@@ -131,22 +169,22 @@ class RunHistory:
     def view(self, run_id: str, row: dict, log_lines=(), log_total: int = 0, sample_image=None) -> RunView:
         rate = self.steps_per_s()
         total = self.total_steps() or row.get("total_steps")
-        step = self.steps[-1] if self.steps else int(row.get("step") or 0)
+        last = self.last_step or {}
+        step = int(last["step"]) if last else int(row.get("step") or 0)
         running = self.ended is None and row.get("status") == "running"
         eta = (total - step) / rate if rate and total and running else None
-        last = self.last_step or {}
         return RunView(
             run_id=run_id,
             row=row,
-            steps=tuple(self.steps),
-            loss=tuple(self.loss),
-            lr=tuple(self.lr),
+            loss=Series.of("loss", self.loss),
+            lr=Series.of("lr", self.lr),
             memory_kind=self.memory_kind,
-            memory=tuple(Series(label, tuple(s), tuple(v)) for label, (s, v) in self.memory.items()),
-            eval=tuple(Series(label, tuple(s), tuple(v)) for label, (s, v) in self.eval.items()),
+            memory=tuple(Series.of(label, series) for label, series in self.memory.items()),
+            eval=tuple(Series.of(label, series) for label, series in self.eval.items()),
             step=step,
             total_steps=total,
             epoch=last.get("epoch"),
+            last_loss=self.loss.last[1] if self.loss.last else row.get("last_loss"),
             samples_per_s=last.get("samples_per_s"),
             steps_per_s=rate,
             eta_s=eta,

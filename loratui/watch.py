@@ -5,15 +5,18 @@ here but what ingest.catch_up records: a run whose process is gone is crashed, w
 """
 
 import json
+import re
+import sys
 import threading
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
 from engine.errors import LoratuiError
-from engine.events import EventTail
-from loratui.history import RunHistory, RunView
+from engine.events import EventTail, offset_after, parse_event
+from loratui.history import RATE_WINDOW, RunHistory, RunView, chart_series
 from loratui.runs.ingest import catch_up
+from loratui.series import library_keys, library_series, width_for
 
 RUN_COLUMNS = (
     "id, name, task, dir, base_model, status, pid, pid_start, created, started, ended, step, total_steps, "
@@ -21,15 +24,34 @@ RUN_COLUMNS = (
 )
 LOG_LINES = 300
 _LOG_WINDOW = 64 * 1024  # how far back the first read of a log, or a peek at the events, looks
+_SKIM_CHUNK = 4 * 1024 * 1024
+# The type of an event other than a step: "type":"..." as EventWriter writes it, "type": "..." as json.dumps does.
+_OTHER_THAN_STEP = re.compile(rb'"type": ?"(?!step")')
+ENDED = ("finished", "stopped", "failed")  # a crashed run's training may still be writing
+ENDED_CHECK_S = 2.0
 _open_lock = threading.Lock()
 
 
 def open_library():
     """A connection for this worker thread; one migration check at a time (two first opens would race)."""
-    from loratui.library.db import open_db  # sqlite_utils is slow to import: keep it off the first frame
-
     with _open_lock:
+        _import_sqlite_utils()
+        from loratui.library.db import open_db  # sqlite_utils is slow to import: keep it off the first frame
+
         return open_db()
+
+
+def _import_sqlite_utils() -> None:
+    """sqlite_utils imports pandas, when installed, only to give its Timestamp a column type; the dashboard
+    never writes one, and pandas would cost it ~90 MB and a second of CPU. It is hidden for that import
+    only, so whatever needs pandas later still gets it."""
+    if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
+        return
+    sys.modules["pandas"] = None  # an import of it raises ImportError, which sqlite_utils expects
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        del sys.modules["pandas"]
 
 
 @contextmanager
@@ -126,41 +148,119 @@ class LogTail:
 
 
 class RunWatcher:
-    """One run: its whole history so far on the first poll, then only what is new."""
+    """One run: on the first poll its past, the chart series from the library and its other events skimmed
+    from the file; then only what is new in the file. Once the run has ended, nothing is read again."""
 
     def __init__(self, db, run_id: str) -> None:
         self.db = db
         self.run_id = run_id
         self.row = get_run(db, run_id)
-        run_dir = Path(self.row["dir"])
-        self.history = RunHistory(run_dir)
-        self.events = EventTail(run_dir / "events.jsonl")
-        self.log = LogTail(run_dir / "run.log")
+        self.run_dir = Path(self.row["dir"])
+        self.history = RunHistory(self.run_dir)
+        self.events: EventTail | None = None  # from where the library's events end, once recalled
+        self.log = LogTail(self.run_dir / "run.log")
         self.sample_image = None
         self._sample_path: str | None = None
+        self._size_seen = -1  # of events.jsonl at the last poll
 
     def poll(self, check_alive: bool = False) -> bool:
         """Read what is new; True when anything changed."""
         if check_alive:
             catch_up(self.db)
+        recalled = self.events is None
+        if recalled:
+            self._recall()
+        row = get_run(self.db, self.run_id)  # before the events: whatever it records, they hold already
+        self._size_seen = _size(self.events.path)
         events = self.events.poll()
         for event in events:
             self.history.add(event)
-            line = log_line(event)
-            if line:
-                self.log.add(line)
+            self._log_event(event)
         logged = self.log.poll()
         sample = self.history.sample
         if sample and sample["path"] != self._sample_path:
             self._sample_path = sample["path"]
             self.sample_image = load_image(sample["path"])
-        row = get_run(self.db, self.run_id)
-        changed = bool(events) or logged or row != self.row
+        changed = recalled or bool(events) or logged or row != self.row
         self.row = row
         return changed
 
+    @property
+    def ended(self) -> bool:
+        """Finished, stopped or failed: what the run shows changes no more, unless it is resumed."""
+        return self.row["status"] in ENDED
+
+    def wait(self, cancelled: threading.Event, poll_s: float) -> None:
+        """Until the next poll is due: poll_s while the run goes on. Once it has ended, until its events file
+        grows (a resume writes there first): only its size is looked at, every ENDED_CHECK_S."""
+        cancelled.wait(poll_s)
+        while self.ended and not cancelled.is_set() and _size(self.events.path) == self._size_seen:
+            cancelled.wait(ENDED_CHECK_S)
+
     def view(self) -> RunView:
         return self.history.view(self.run_id, self.row, self.log.lines, self.log.total, self.sample_image)
+
+    def _recall(self) -> None:
+        """The past: the series the library holds (as of one moment, with the last event it applied), then
+        the events before that one skimmed from the file; the tail starts after it."""
+        with _snapshot(self.db):
+            row = get_run(self.db, self.run_id)
+            up_to, applied = int(row["step"] or 0), row["last_seq"] or 0
+            width = width_for(max(up_to, row["total_steps"] or 0))
+            series = {key: library_series(self.db, self.run_id, key, width, up_to)
+                      for key in library_keys(self.db, self.run_id) if chart_series(key)}
+        self.history = RunHistory(self.run_dir, width)
+        self.history.load(series)
+        path = self.run_dir / "events.jsonl"
+        offset = offset_after(path, applied)
+        for event in skim_events(path, offset):
+            self.history.add(event, points=False)
+            self._log_event(event)
+        self.events = EventTail(path, applied, offset)
+
+    def _log_event(self, event: dict) -> None:
+        line = log_line(event)
+        if line:
+            self.log.add(line)
+
+
+def skim_events(path: Path, end: int):
+    """The events before byte `end` but steps, parsed, then the last steps since the last start (throughput
+    is measured over them). The library holds the steps' numbers, so their lines are not parsed: a regular
+    expression finds the other events' lines, a chunk of the file at a time, at the speed of bytes."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        offset, partial, steps_from = 0, b"", 0
+        while offset < end and (chunk := handle.read(min(_SKIM_CHUNK, end - offset))):
+            lines = partial + chunk
+            whole = lines.rfind(b"\n") + 1
+            base = offset - len(partial)  # where `lines` begins in the file
+            lines, partial = lines[:whole], lines[whole:]
+            offset += len(chunk)
+            taken = -1
+            for match in _OTHER_THAN_STEP.finditer(lines):
+                start = lines.rfind(b"\n", 0, match.start()) + 1
+                if start == taken:
+                    continue  # a second "type" key on the same line
+                taken, stop = start, lines.find(b"\n", match.end()) + 1
+                event = parse_event(lines[start:stop])
+                if event is not None:
+                    if event.get("type") == "run_started":
+                        steps_from = base + stop
+                    yield event
+        yield from _last_steps(handle, steps_from, end)
+
+
+def _last_steps(handle, start: int, end: int) -> list[dict]:
+    """The step events between two line starts, the last RATE_WINDOW of them, read from the end."""
+    at = max(start, end - _LOG_WINDOW)
+    handle.seek(at)
+    lines = handle.read(end - at).split(b"\n")
+    events = [parse_event(line) for line in lines[1 if at > start else 0:]]
+    return [event for event in events if event is not None and event.get("type") == "step"][-RATE_WINDOW:]
 
 
 def log_line(event: dict) -> str | None:
@@ -177,6 +277,23 @@ def log_line(event: dict) -> str | None:
         adapter = event.get("adapter_path")
         return f"run finished at step {event.get('step')}" + (f": adapter in {adapter}" if adapter else "")
     return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+@contextmanager
+def _snapshot(db):
+    """Reads that see the library as of one moment (a read transaction; WAL lets writers go on)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
 
 
 def load_image(path: str):

@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 CASES = {
     "adapter_ops.py": (["--repeats", "1"], "merge/fuse + save"),
     "library_search.py": (["--adapters", "50", "--repeats", "1"], "ls --all (50 rows"),
+    "long_run.py": (["--events", "2000", "--idle", "1"], "idle CPU"),
     "library_filter.py": (["--adapters", "300", "--repeats", "1"], "per keystroke at 300 adapters"),
     "mixer_switch.py": (["--rounds", "1", "--steps", "1"], "ratio warm generation / base load"),
     "tui_start.py": (["--rounds", "1"], "ratio"),

@@ -1,29 +1,29 @@
 """Run detail: one run's live charts (loss with smoothing, learning rate, memory), progress, throughput and
-ETA, its latest validation sample and the tail of its log (long lines wrapped); stop, resume, open its
-adapter, duplicate it (the run settings open with its spec, to edit before launching).
+ETA, its latest validation sample and the tail of its log; stop, resume, open its adapter, duplicate it.
 
-A worker thread reads the run's whole events.jsonl, then tails it and run.log, and posts a RunProgressed
-only when something changed (the newest replaces any still queued). Timers redraw from the newest view,
-whatever the event rate: the numbers twice a second, the charts at most once a second, paced by what
-drawing them costs; nothing is drawn while the screen is hidden.
+A worker thread reads the run's past (chart series from the library, its other events from events.jsonl),
+then tails that file and run.log, and posts a RunProgressed only when something changed (the newest
+replaces any still queued); once the run has ended it reads nothing until its events file grows. Timers
+redraw from the newest view, whatever the event rate: the numbers twice a second, the charts at most once
+a second (a run's first view at once), paced by what drawing them costs; nothing is drawn while the
+screen is hidden.
 """
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
 
 from engine.errors import LoratuiError
 from loratui.history import RunView
-from loratui.messages import AdapterFound, RunLaunched, RunProgressed, SpecRead, StopRequested
+from loratui.messages import AdapterFound, RunLaunched, RunProgressed, StopRequested
 from loratui.screens.base import LoratuiScreen
 from loratui.screens.confirm import ConfirmScreen
 from loratui.settings import read_setting
 from loratui.widgets.charts import LossChart, StepChart
 from loratui.widgets.graphics import image_widget
-from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.nav import MainNav
 from loratui.widgets.run_summary import RunSummary
 from loratui.widgets.sample_panel import SamplePanel
@@ -65,7 +65,7 @@ class RunDetailScreen(LoratuiScreen):
         super().__init__()
         self.run_id: str | None = None
         self.view: RunView | None = None
-        self._dirty = self._charts_dirty = False
+        self._dirty = self._charts_dirty = self._unpaced = False
         self._log_shown = 0
 
     def compose(self) -> ComposeResult:
@@ -81,7 +81,7 @@ class RunDetailScreen(LoratuiScreen):
                     yield StepChart("eval", id="eval-chart")
             with Vertical(id="side"):
                 yield SamplePanel(id="samples")
-                yield WrappedLog(id="log", max_lines=LOG_LINES)
+                yield Log(id="log", max_lines=LOG_LINES)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,8 +103,7 @@ class RunDetailScreen(LoratuiScreen):
         if run_id is None or run_id == self.run_id:
             return
         self.run_id, self.view, self._dirty, self._charts_dirty, self._log_shown = run_id, None, False, False, 0
-        self.query_one(WrappedLog).clear()
-        self.query_one(SamplePanel).clear()
+        self.query_one(Log).clear()
         self.set_class(False, "-no-run")
         self.watch_run(run_id)
 
@@ -124,16 +123,21 @@ class RunDetailScreen(LoratuiScreen):
                         image_widget()  # its slow first import happens here, not on the UI thread
                     self.post_message(RunProgressed(view))
                 polls += 1
-                worker.cancelled_event.wait(self.POLL_S)
+                watcher.wait(worker.cancelled_event, self.POLL_S)
 
     @on(RunProgressed)
     def remember(self, message: RunProgressed) -> None:
         if message.view.run_id != self.run_id:
             return
-        status_changed = self.view is None or self.view.row["status"] != message.view.row["status"]
+        first = self.view is None
+        status_changed = first or self.view.row["status"] != message.view.row["status"]
         self.view, self._dirty, self._charts_dirty = message.view, True, True
         if status_changed:
             self.refresh_bindings()
+        if first:  # a run's first view is shown at once, not held against the pacing of the ones after
+            self.redraw()
+            self.draw_charts()
+            self._unpaced = True
 
     def redraw(self) -> None:
         if not self._dirty or self.view is None or not self.is_current:
@@ -145,23 +149,28 @@ class RunDetailScreen(LoratuiScreen):
         self.query_one(SamplePanel).show(view.sample, view.sample_image)
         new = min(view.log_total - self._log_shown, len(view.log_lines))
         if new > 0:
-            self.query_one(WrappedLog).write_lines(view.log_lines[-new:])
+            self.query_one(Log).write_lines(view.log_lines[-new:])
         self._log_shown = view.log_total
 
     def redraw_charts(self) -> None:
         cost = sum(chart.take_cost() for chart in self.query(StepChart))
+        if self._unpaced:
+            cost, self._unpaced = 0.0, False
+        self.draw_charts()
+        low, high = self.CHART_S
+        self.set_timer(min(high, max(low, cost / self.CHART_CPU_SHARE)), self.redraw_charts)
+
+    def draw_charts(self) -> None:
         if self._charts_dirty and self.view is not None and self.is_current:
             self._charts_dirty = False
             view = self.view
-            self.query_one(LossChart).show_loss(view.steps, view.loss)
-            self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.steps, view.lr)])
+            self.query_one(LossChart).show_loss(view.loss.steps, view.loss.values)
+            self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.lr.steps, view.lr.values)])
             memory = [(series.label, series.steps, series.values) for series in view.memory]
             self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
             evaluated = self.query_one("#eval-chart", StepChart)
             evaluated.display = bool(view.eval)  # a run without [eval] keeps the room for the others
             evaluated.show("eval", [(s.label, s.steps, s.values) for s in view.eval])
-        low, high = self.CHART_S
-        self.set_timer(min(high, max(low, cost / self.CHART_CPU_SHARE)), self.redraw_charts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         status = self.view.row["status"] if self.view else None
@@ -179,7 +188,7 @@ class RunDetailScreen(LoratuiScreen):
         value = self.query_one(LossChart).cycle_smoothing()
         self.app.save_setting("loss_smoothing", str(value))
         self._charts_dirty = True
-        self.redraw_charts()
+        self.draw_charts()
 
     def action_toggle_side(self) -> None:
         self.toggle_class("-side")
@@ -204,34 +213,24 @@ class RunDetailScreen(LoratuiScreen):
         self.post_message(StopRequested(run_id, pid))
 
     def action_resume(self) -> None:
-        self.notify(f"resuming run {self.run_id}…")
-        self.resume_run(self.run_id)
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def resume_run(self, run_id: str) -> None:
-        from loratui.detached import resume
-
-        self.post_message(RunLaunched("resume", resume(run_id)))
+        self.launch("resume", self.run_id)
 
     def action_duplicate(self) -> None:
-        self.read_spec_copy(self.run_id, self.view.row["dir"])
+        self.launch("duplicate", self.run_id)
 
     @work(thread=True, group="action", exit_on_error=False)
-    def read_spec_copy(self, run_id: str, run_dir: str) -> None:
-        import tomllib
-
-        from engine.home import home
+    def launch(self, action: str, run_id: str) -> None:
+        from loratui import detached
         from loratui.watch import library, run_spec
 
-        with library() as db:
-            text = run_spec(db, run_id)
-        try:
-            values = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise LoratuiError(f"run {run_id}'s recorded spec is not valid TOML: {exc}",
-                               hint=f"load {run_dir}/spec.toml in the run settings") from None
-        save_path = (home() / "specs" / f"{run_id}-copy.toml").absolute()
-        self.post_message(SpecRead(values, f"a copy of run {run_id}", save_path))
+        self.app.notify(f"{action}: starting `loratui run` for {run_id}…")
+        if action == "resume":
+            output = detached.resume(run_id)
+        else:
+            with library() as db:
+                spec = run_spec(db, run_id)
+            output = detached.duplicate(run_id, spec)
+        self.post_message(RunLaunched(action, run_id, output))
 
     def action_open_adapter(self) -> None:
         self.find_adapter(self.run_id)
@@ -253,15 +252,13 @@ class RunDetailScreen(LoratuiScreen):
 
     @on(RunLaunched)
     def launched(self, message: RunLaunched) -> None:
-        run_id = message.launched.run_id
-        self.notify(f"run {run_id} resumed (supervisor pid {message.launched.supervisor_pid})", title="resume")
-        self.app.open_run(run_id)
+        from loratui.detached import launched_run_id
 
-    @on(SpecRead)
-    def edit_copy(self, message: SpecRead) -> None:
-        from loratui.screens.spec_editor import SpecEditorScreen
-
-        self.app.push_screen(SpecEditorScreen(message.values, origin=message.origin, save_path=message.save_path))
+        new_run = launched_run_id(message.output)
+        self.notify(f"{message.action} of {message.run_id}: started run {new_run}", title=message.action,
+                    markup=False)
+        if new_run:
+            self.app.open_run(new_run)
 
     @on(AdapterFound)
     def adapter_found(self, message: AdapterFound) -> None:

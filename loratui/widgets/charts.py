@@ -1,10 +1,13 @@
-"""Step charts on textual-plotext. They redraw only when handed new data (a timer decides how often)."""
+"""Step charts on textual-plotext. They redraw only when handed new data (a timer decides how often), each
+line cut down to what the chart's width can show, its lows and highs kept (loratui/series.py)."""
 
 import math
 import time
 from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
+
+from loratui.series import decimate
 
 SMOOTHING_STEPS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 _DEFAULT_POINTS = 400
@@ -21,15 +24,6 @@ def smooth(values: Sequence[float], factor: float) -> list[float]:
             weight = factor * weight + (1 - factor)
         out.append(last / weight if weight else math.nan)
     return out
-
-
-def thin(xs: Sequence[float], ys: Sequence[float], limit: int) -> tuple[list, list]:
-    """Finite points only, at most about `limit` of them (every k-th, always keeping the last)."""
-    points = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
-    if len(points) > limit:
-        stride = math.ceil(len(points) / limit)
-        points = points[::-stride][::-1]
-    return [p[0] for p in points], [p[1] for p in points]
 
 
 class StepChart(PlotextPlot):
@@ -54,6 +48,11 @@ class StepChart(PlotextPlot):
         finally:
             self._cost += time.perf_counter() - start
 
+    @property
+    def last_step(self) -> int | None:
+        """The last step of the data handed over."""
+        return max((xs[-1] for _, xs, _ in self._lines if len(xs)), default=None)
+
     def take_cost(self) -> float:
         """Seconds spent drawing this chart since the last call."""
         cost, self._cost = self._cost, 0.0
@@ -71,7 +70,7 @@ class StepChart(PlotextPlot):
         plt.title(self.title if self.points else f"{self.title}: waiting for the first step")
         limit = 2 * self.size.width if self.size.width else _DEFAULT_POINTS
         for label, xs, ys in self._lines:
-            x, y = thin(xs, ys, limit)
+            x, y = decimate(xs, ys, limit)
             if x:
                 plt.plot(x, y, label=label, marker="braille")
         self.refresh()

@@ -31,9 +31,8 @@ def numbers_line(view: RunView) -> str:
         parts.append(f"{view.samples_per_s:.1f} samples/s")
     if view.row["status"] == "running":
         parts.append(f"ETA {format_eta(view.eta_s)}")
-    finite = [value for value in view.loss if value == value]
-    if finite:
-        parts.append(f"loss {finite[-1]:.4g}")
+    if view.last_loss is not None:
+        parts.append(f"loss {view.last_loss:.4g}")
     return " · ".join(parts)
 
 

@@ -4,8 +4,9 @@ import math
 
 from loratui.history import GIB, RunHistory
 from loratui.messages import RunProgressed
+from loratui.series import decimate
 from loratui.watch import LogTail, peek_latest_step
-from loratui.widgets.charts import smooth, thin
+from loratui.widgets.charts import smooth
 
 from .conftest import T0, script_events, step_event
 
@@ -23,8 +24,8 @@ def test_a_resume_replaces_the_steps_redone_after_its_checkpoint(tmp_path):
     events += [{"type": "run_stopped", "step": 30}, {"type": "run_started", "total_steps": 100, "resume_step": 20}]
     events += [step_event(i, i, 100) for i in range(21, 26)]
     history = _history(tmp_path, events)
-    assert history.steps == list(range(1, 26))
-    assert history.memory["rss"][0] == list(range(1, 26))
+    assert history.loss.points()[0] == tuple(range(1, 26))
+    assert history.memory["rss"].points()[0] == tuple(range(1, 26))
     assert history.ended is None
 
 
@@ -32,9 +33,9 @@ def test_cuda_memory_is_per_gpu_in_gib_and_rss_otherwise(tmp_path):
     cuda = _history(tmp_path, [step_event(1, 1, 10, memory="cuda", devices=2)])
     assert cuda.memory_kind == "cuda"
     assert sorted(cuda.memory) == ["gpu0 alloc", "gpu0 peak", "gpu0 resv", "gpu1 alloc", "gpu1 peak", "gpu1 resv"]
-    assert math.isclose(cuda.memory["gpu1 resv"][1][0], 4.0)
+    assert math.isclose(cuda.memory["gpu1 resv"].points()[1][0], 4.0)
     rss = _history(tmp_path, [step_event(1, 1, 10)])
-    assert rss.memory_kind == "rss" and math.isclose(rss.memory["rss"][1][0] * GIB, (0.6 + 0.001) * GIB)
+    assert rss.memory_kind == "rss" and math.isclose(rss.memory["rss"].points()[1][0] * GIB, (0.6 + 0.001) * GIB)
 
 
 def test_throughput_and_eta_come_from_event_times(tmp_path):
@@ -65,8 +66,8 @@ def test_thinning_keeps_the_last_point_and_drops_non_finite():
     xs = list(range(1000))
     ys = [float(x) for x in xs]
     ys[10] = math.inf
-    tx, ty = thin(xs, ys, 100)
-    assert len(tx) <= 100 and tx[-1] == 999 and math.isfinite(max(ty))
+    tx, ty = decimate(xs, ys, 100)
+    assert len(tx) <= 101 and tx[-1] == 999 and math.isfinite(max(ty)) and ty[0] == 0.0
 
 
 def test_a_newer_progress_message_replaces_a_queued_one_of_the_same_run(tmp_path):
