@@ -19,18 +19,9 @@ from textual.worker import Worker, WorkerState
 
 from engine.errors import LoratuiError
 from engine.home import home
+from loratui.screens import MAIN_KEYS, MAIN_SCREENS
 from loratui.settings import read_setting
 from loratui.themes import DEFAULT_THEME, load_themes
-
-# Main screens by mode name: (module, class, title, what it shows), on keys 1-4 in this order. Each is
-# imported when first shown.
-MAIN_SCREENS = {
-    "runs": ("loratui.screens.runs", "RunsScreen", "Runs", "every run in the library, live"),
-    "detail": ("loratui.screens.run_detail", "RunDetailScreen", "Run", "charts, samples and log of a run"),
-    "browse": ("loratui.screens.browse", "BrowseScreen", "Browse", "models and datasets: built-in, cache, local, Hub"),
-    "library": ("loratui.screens.library", "LibraryScreen", "Library", "the adapters in the library"),
-}
-MAIN_KEYS = ("runs", "detail", "browse", "library")
 
 
 def _screen_factory(module: str, name: str):

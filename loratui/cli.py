@@ -7,6 +7,7 @@ import traceback
 from datetime import UTC, datetime
 
 from engine.errors import LoratuiError
+from loratui.screens import MAIN_KEYS
 
 # Modules under loratui.commands, each with register(subparsers). They must import cheaply:
 # heavy imports belong inside the handlers.
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Terminal dashboard and adapter manager for LoRA fine-tuning. "
         "With no command, opens the dashboard.",
     )
-    parser.add_argument("--screen", choices=["runs", "browse", "library"], help="open this dashboard screen")
+    parser.add_argument("--screen", choices=MAIN_KEYS, help="open this dashboard screen (keys 1-4 in this order)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"loratui.commands.{name}").register(sub)

@@ -3,6 +3,10 @@
 Local sources are listed at once; typing a query and pressing Enter searches the Hub (or adds a typed path).
 Enter on a row picks it as the run's model or dataset; ctrl+n opens the run settings for the pair.
 All reading happens in worker threads; handlers only update widgets.
+
+The list has the focus first, so 1-4 switch screens at once. The search box takes every key typed in it,
+digits too (Hub ids and paths have them: stable-diffusion-v1-5, ~/data/run2); `/` or ctrl+f enters it and
+Esc leaves it for the list, where 1-4 switch screens again.
 """
 
 from rich.text import Text
@@ -30,8 +34,8 @@ class BrowseScreen(LoratuiScreen):
     BINDINGS = [
         Binding("ctrl+t", "toggle_kind", "Models/Datasets"),
         Binding("ctrl+n", "edit", "New run"),
-        Binding("ctrl+f", "focus_search", "Search"),
-        Binding("escape", "focus_search", "Search", show=False),
+        Binding("slash,ctrl+f", "focus_search", "Search", key_display="/"),
+        Binding("escape", "leave_field", "Leave field"),
     ]
 
     def __init__(self) -> None:
@@ -70,7 +74,7 @@ class BrowseScreen(LoratuiScreen):
             table.add_column(label, key=key)
         self.query_one("#browse-banner", Static).display = False
         self.show_chosen()
-        self.query_one("#browse-search", Input).focus()
+        table.focus()
         self.check_network()
         for kind in KINDS:
             self.load_local(kind)
@@ -287,8 +291,16 @@ class BrowseScreen(LoratuiScreen):
         tabs = self.query_one("#browse-kind", Tabs)
         tabs.active = "dataset" if self.kind == "model" else "model"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":
+            return isinstance(self.focused, Input)  # offered (and shown) only while typing in a field
+        return True
+
     def action_focus_search(self) -> None:
         self.query_one("#browse-search", Input).focus()
+
+    def action_leave_field(self) -> None:
+        self.query_one("#browse-list", DataTable).focus()
 
     def action_edit(self) -> None:
         if self.model is None:

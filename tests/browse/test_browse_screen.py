@@ -4,7 +4,8 @@ import html
 import re
 
 import pytest
-from textual.widgets import Input, Select, Static
+from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets._footer import FooterKey
 from tuihelp import highlight, names, text_of, until
 
 from loratui.app import LoratuiApp
@@ -16,22 +17,42 @@ def search_requests(hub) -> list[str]:
     return [p for p in hub.paths() if p.startswith(("/api/models?", "/api/datasets?")) and "limit=1&" not in p + "&"]
 
 
-async def test_opens_in_the_search_box_with_builtins_listed_before_any_search(fake_hub):
+async def test_opens_on_the_list_with_builtins_listed_before_any_search(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await until(pilot, lambda: "builtin:tiny-sd" in names(screen))
-        assert app.focused is screen.query_one("#browse-search", Input)
+        assert app.focused is screen.query_one("#browse-list", DataTable)
         assert {"builtin:tiny-sd", "builtin:tiny-sdxl"} <= set(names(screen))
         assert search_requests(fake_hub) == []
         assert not screen.query_one("#browse-banner", Static).display
+
+
+def footer_says(screen, description: str) -> bool:
+    return any(key.description == description for key in screen.query(FooterKey))
+
+
+async def test_digits_switch_screens_except_in_the_search_box_which_esc_leaves(offline):
+    app = LoratuiApp(screen="browse")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        search = screen.query_one("#browse-search", Input)
+        await pilot.press("2")  # on arrival the list has the focus: 2 is the run screen
+        assert app.current_mode == "detail"
+        await pilot.press("3", "slash", *"sd-v1-5")
+        assert app.current_mode == "browse" and search.value == "sd-v1-5"  # Hub ids and paths have digits
+        assert footer_says(screen, "Leave field")
+        await pilot.press("escape")
+        assert app.focused is screen.query_one("#browse-list", DataTable) and not footer_says(screen, "Leave field")
+        await pilot.press("1")
+        assert app.current_mode == "runs" and search.value == "sd-v1-5"
 
 
 async def test_enter_searches_the_hub_with_the_filters(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"tiny", "enter")
+        await pilot.press("slash", *"tiny", "enter")
         await until(pilot, lambda: "acme/tiny-sd" in names(screen))
         assert "acme/tiny-llama" in names(screen) and "builtin:tiny-sd" in names(screen)
         assert "acme/flux-like" not in names(screen)
@@ -48,7 +69,7 @@ async def test_model_detail_panel(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"acme", "enter")
+        await pilot.press("slash", *"acme", "enter")
         await highlight(pilot, screen, "acme/tiny-sd")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "pipeline tag" in text_of(detail))
@@ -67,7 +88,7 @@ async def test_gated_model_without_a_token_says_what_to_do(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"gated", "enter")
+        await pilot.press("slash", *"gated", "enter")
         await highlight(pilot, screen, "acme/gated-sd")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "pipeline tag" in text_of(detail))
@@ -79,7 +100,7 @@ async def test_private_model_opened_by_id_without_a_token_is_a_notification_not_
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"acme/private-model", "enter")
+        await pilot.press("slash", *"acme/private-model", "enter")
         await highlight(pilot, screen, "acme/private-model")
         await until(pilot, lambda: any("is private" in n.message for n in app._notifications))
         assert "HF_TOKEN" in text_of(screen.query_one("#detail-text", Static))
@@ -93,7 +114,7 @@ async def test_private_model_with_a_token(fake_hub, monkeypatch):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"acme/private-model", "enter")
+        await pilot.press("slash", *"acme/private-model", "enter")
         await highlight(pilot, screen, "acme/private-model")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "pipeline tag" in text_of(detail))
@@ -107,7 +128,7 @@ async def test_toggle_to_datasets_and_read_a_hub_dataset(fake_hub):
         await pilot.press("ctrl+t")
         await until(pilot, lambda: "builtin:shapes" in names(screen))
         assert "builtin:tiny-sd" not in names(screen)
-        await pilot.press(*"rev", "enter")
+        await pilot.press("slash", *"rev", "enter")
         await highlight(pilot, screen, "acme/reviews")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "features" in text_of(detail))
@@ -125,7 +146,7 @@ async def test_offline_banner_and_local_sources_still_work(offline, tmp_path, mo
         banner = screen.query_one("#browse-banner", Static)
         await until(pilot, lambda: banner.display)
         assert "Offline" in text_of(banner)
-        await pilot.press(*"sd", "enter")
+        await pilot.press("slash", *"sd", "enter")
         await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sdxl"])
         await highlight(pilot, screen, "builtin:tiny-sd")
         await until(pilot, lambda: "loratui can train" in text_of(screen.query_one("#detail-text", Static)))
@@ -148,7 +169,7 @@ async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_pa
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+t", "slash")
         screen.query_one("#browse-search", Input).value = str(path)
         await pilot.press("enter")
         await highlight(pilot, screen, path.name)
@@ -163,14 +184,13 @@ async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_pa
 
 async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_path, offline):
     from test_browse_local import _imagefolder
-    from textual.widgets import DataTable
     from textual_image.widget import Image
 
     path = _imagefolder(tmp_path / "pics")
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+t", "slash")
         screen.query_one("#browse-search", Input).value = str(path)
         await pilot.press("enter")
         await highlight(pilot, screen, "pics")
@@ -194,7 +214,7 @@ async def test_a_dataset_with_several_configs_offers_them(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press("ctrl+t", *"multi", "enter")
+        await pilot.press("ctrl+t", "slash", *"multi", "enter")
         await highlight(pilot, screen, "acme/multi")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "small (of 2: small, large)" in text_of(detail))
@@ -216,6 +236,7 @@ async def test_a_typed_model_folder_switches_to_models_and_is_judged(tmp_path, o
         screen = app.screen
         await pilot.press("ctrl+t")
         await until(pilot, lambda: screen.kind == "dataset")
+        await pilot.press("slash")
         screen.query_one("#browse-search", Input).value = str(folder)
         await pilot.press("enter")
         await until(pilot, lambda: screen.kind == "model" and "my-sd" in names(screen))
@@ -273,7 +294,7 @@ async def test_gated_dataset_without_a_token_says_what_to_do(fake_hub):
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press("ctrl+t", *"gated", "enter")
+        await pilot.press("ctrl+t", "slash", *"gated", "enter")
         await highlight(pilot, screen, "acme/gated-data")
         detail = screen.query_one("#detail-text", Static)
         await until(pilot, lambda: "HF_TOKEN" in text_of(detail))

@@ -152,7 +152,7 @@ async def test_a_hub_model_on_local_images_is_estimated_from_its_config_files(fa
     app = LoratuiApp(screen="browse")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
-        await pilot.press(*"acme/tiny", "enter")
+        await pilot.press("slash", *"acme/tiny", "enter")
         await choose(pilot, screen, "acme/tiny-sd")
         await pilot.press("ctrl+f")
         screen.query_one("#browse-search", Input).value = str(pics)

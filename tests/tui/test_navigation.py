@@ -1,12 +1,19 @@
-"""Screens by key, by palette, by mouse and by --screen; usable at 80x24."""
+"""Screens by key, by palette, by mouse and by --screen; usable at 80x24; the runs screen's keys."""
 
 import pytest
-from textual.widgets import DataTable
+import tomli_w
+from textual.widgets import DataTable, Input
+from textual.widgets._footer import FooterKey
 
+from engine.spec_template import template_values
 from loratui.app import LoratuiApp
+from loratui.cli import build_parser
+from loratui.screens import MAIN_KEYS, spec_editor
 from loratui.screens.library import LibraryScreen
+from loratui.screens.new_run import NewRunScreen
 from loratui.screens.run_detail import RunDetailScreen
 from loratui.screens.runs import RunsScreen
+from loratui.widgets.spec_form import SpecForm
 
 from .conftest import add_run, script_events, until
 
@@ -35,12 +42,64 @@ async def test_keys_palette_and_mouse_reach_the_screens(db):
         assert isinstance(app.screen, RunsScreen)
 
 
-@pytest.mark.parametrize("flag", ["runs", "library", "browse"])
+@pytest.mark.parametrize("flag", MAIN_KEYS)
 async def test_screen_flag_opens_that_screen(flag):
+    assert MAIN_KEYS == ("runs", "detail", "browse", "library")
+    assert build_parser().parse_args(["--screen", flag]).screen == flag
     app = LoratuiApp(screen=flag)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.current_mode == flag
+
+
+def footer_keys(screen) -> dict[str, str]:
+    return {key.description: key.key for key in screen.query(FooterKey)}
+
+
+async def test_runs_at_80_columns_keep_the_id_in_view_and_the_footer_says_enter_opens(db):
+    run_id = "shapes-demo-with-a-long-name-20250104-100000"
+    add_run(db, run_id, name="shapes-demo-with-a-long-name", status="running", steps=40, total=100, loss=0.21)
+    app = LoratuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.pause()
+        shown = "".join(segment.text for segment in table.render_line(1))  # the first row under the header
+        assert run_id in shown, shown
+        keys = footer_keys(app.screen)
+        assert keys.get("Open run") == "enter" and keys.get("New run") == "n"
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == run_id
+
+
+async def test_n_opens_the_run_settings_from_a_spec_file_whose_path_completes(loratui_home, monkeypatch):
+    monkeypatch.setattr(spec_editor, "ESTIMATE_DELAY_S", 3600)  # the form alone; no estimate
+    values = template_values()
+    values["name"], values["lora"]["rank"] = "from-file", 16
+    folder = loratui_home / "my specs"
+    folder.mkdir(parents=True)
+    (folder / "rank16.toml").write_text(tomli_w.dumps(values))
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        assert isinstance(app.screen, NewRunScreen)
+        path = app.screen.query_one("#new-run-path", Input)
+        path.focus()
+        path.value = f"{folder}/ra"
+        await until(pilot, lambda: path._suggestion == f"{folder}/rank16.toml")
+        await pilot.press("right", "enter")  # right arrow takes the completion
+        await until(pilot, lambda: isinstance(app.screen, spec_editor.SpecEditorScreen))
+        editor = app.screen
+        await pilot.pause()
+        assert editor.query_one(SpecForm).values() == values
+        assert editor.query_one("#editor-path", Input).value == str(folder / "rank16.toml")
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("n")
+        app.screen.query_one("#new-run-path", Input).focus()
+        await pilot.press(*"nowhere.toml", "enter")
+        await until(pilot, lambda: any("spec file not found" in note.message for note in app._notifications))
+        assert isinstance(app.screen, RunsScreen)
 
 
 async def test_narrow_terminal_shows_charts_and_samples_in_turn(db):
