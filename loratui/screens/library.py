@@ -37,7 +37,7 @@ from loratui.widgets.nav import MainNav
 EMPTY = "No adapters in the library yet.\n\nA run adds its adapter when it finishes or is stopped; i imports one."
 NO_MATCH = "No adapter matches the filter and facets."
 NARROW = 120  # below this width the detail pane takes the table's place
-ROW_ACTIONS = ("detail", "mark", "edit", "rename", "export", "remove")
+ROW_ACTIONS = ("detail", "mark", "mixer", "edit", "rename", "export", "remove")
 
 
 class LibraryScreen(LoratuiScreen):
@@ -47,6 +47,9 @@ class LibraryScreen(LoratuiScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("space", "mark", "Mark"),
+        Binding("g", "mixer('generate')", "Generate"),
+        Binding("c", "mixer('combine')", "Combine"),
+        Binding("m", "mixer('merge')", "Merge"),
         Binding("e", "edit", "Edit"),
         Binding("n", "rename", "Rename"),
         Binding("x", "export", "Export"),
@@ -268,6 +271,13 @@ class LibraryScreen(LoratuiScreen):
         table = self.query_one(AdapterTable)
         table.show_mark(row["id"], marked)
         table.action_cursor_down()
+
+    def action_mixer(self, action: str) -> None:
+        """The mixer with the marked adapters (or the cursor's); the table reloads when it closes (a combine
+        adds an entry), as on every return to this screen."""
+        from loratui.screens.mixer import MixerScreen
+
+        self.app.push_screen(MixerScreen(self.chosen_rows(), action))
 
     def action_open_run(self) -> None:
         self.app.open_run(self.current_row()["source_run"])

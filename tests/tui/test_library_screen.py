@@ -214,3 +214,19 @@ async def test_a_large_library_is_listed_a_page_at_a_time(db):
         await pilot.press("ctrl+end")  # the cursor on the last row asks for the next page
         await until(pilot, lambda: screen.query_one(AdapterTable).row_count == PAGE + 20)
         assert not screen.more and _names(screen)[-1] == "style-0"
+
+
+async def test_the_marked_adapters_open_the_mixer(seeded):
+    from loratui.screens.mixer import MixerScreen
+
+    app = LoratuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _library(pilot, 3)
+        await pilot.press("g")  # nothing marked: the cursor's adapter
+        assert isinstance(app.screen, MixerScreen) and app.screen.action == "generate"
+        assert [row["name"] for row in app.screen.adapters] == ["ink-paper"]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        await pilot.press("down", "space", "space", "c")
+        assert isinstance(app.screen, MixerScreen) and app.screen.action == "combine"
+        assert [row["name"] for row in app.screen.adapters] == ["ink-wash", "paper-cut"]
