@@ -1,5 +1,6 @@
 """Run detail: one run's live charts (loss with smoothing, learning rate, memory), progress, throughput and
-ETA, its latest validation sample and the tail of its log; stop, resume, open its adapter, duplicate it.
+ETA, its latest validation sample and the tail of its log (long lines wrapped); stop, resume, open its
+adapter, duplicate it (the run settings open with its spec, to edit before launching).
 
 A worker thread reads the run's past (chart series from the library, its other events from events.jsonl),
 then tails that file and run.log, and posts a RunProgressed only when something changed (the newest
@@ -13,17 +14,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.errors import LoratuiError
 from loratui.history import RunView
-from loratui.messages import AdapterFound, RunLaunched, RunProgressed, StopRequested
+from loratui.messages import AdapterFound, RunLaunched, RunProgressed, SpecRead, StopRequested
 from loratui.screens.base import LoratuiScreen
 from loratui.screens.confirm import ConfirmScreen
 from loratui.settings import read_setting
 from loratui.widgets.charts import LossChart, StepChart
 from loratui.widgets.graphics import image_widget
+from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.nav import MainNav
 from loratui.widgets.run_summary import RunSummary
 from loratui.widgets.sample_panel import SamplePanel
@@ -81,7 +83,7 @@ class RunDetailScreen(LoratuiScreen):
                     yield StepChart("eval", id="eval-chart")
             with Vertical(id="side"):
                 yield SamplePanel(id="samples")
-                yield Log(id="log", max_lines=LOG_LINES)
+                yield WrappedLog(id="log", max_lines=LOG_LINES)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,7 +105,8 @@ class RunDetailScreen(LoratuiScreen):
         if run_id is None or run_id == self.run_id:
             return
         self.run_id, self.view, self._dirty, self._charts_dirty, self._log_shown = run_id, None, False, False, 0
-        self.query_one(Log).clear()
+        self.query_one(WrappedLog).clear()
+        self.query_one(SamplePanel).clear()
         self.set_class(False, "-no-run")
         self.watch_run(run_id)
 
@@ -149,7 +152,7 @@ class RunDetailScreen(LoratuiScreen):
         self.query_one(SamplePanel).show(view.sample, view.sample_image)
         new = min(view.log_total - self._log_shown, len(view.log_lines))
         if new > 0:
-            self.query_one(Log).write_lines(view.log_lines[-new:])
+            self.query_one(WrappedLog).write_lines(view.log_lines[-new:])
         self._log_shown = view.log_total
 
     def redraw_charts(self) -> None:
@@ -213,24 +216,34 @@ class RunDetailScreen(LoratuiScreen):
         self.post_message(StopRequested(run_id, pid))
 
     def action_resume(self) -> None:
-        self.launch("resume", self.run_id)
-
-    def action_duplicate(self) -> None:
-        self.launch("duplicate", self.run_id)
+        self.notify(f"resuming run {self.run_id}…")
+        self.resume_run(self.run_id)
 
     @work(thread=True, group="action", exit_on_error=False)
-    def launch(self, action: str, run_id: str) -> None:
-        from loratui import detached
+    def resume_run(self, run_id: str) -> None:
+        from loratui.detached import resume
+
+        self.post_message(RunLaunched("resume", resume(run_id)))
+
+    def action_duplicate(self) -> None:
+        self.read_spec_copy(self.run_id, self.view.row["dir"])
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def read_spec_copy(self, run_id: str, run_dir: str) -> None:
+        import tomllib
+
+        from engine.home import home
         from loratui.watch import library, run_spec
 
-        self.app.notify(f"{action}: starting `loratui run` for {run_id}…")
-        if action == "resume":
-            output = detached.resume(run_id)
-        else:
-            with library() as db:
-                spec = run_spec(db, run_id)
-            output = detached.duplicate(run_id, spec)
-        self.post_message(RunLaunched(action, run_id, output))
+        with library() as db:
+            text = run_spec(db, run_id)
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise LoratuiError(f"run {run_id}'s recorded spec is not valid TOML: {exc}",
+                               hint=f"load {run_dir}/spec.toml in the run settings") from None
+        save_path = (home() / "specs" / f"{run_id}-copy.toml").absolute()
+        self.post_message(SpecRead(values, f"a copy of run {run_id}", save_path))
 
     def action_open_adapter(self) -> None:
         self.find_adapter(self.run_id)
@@ -252,13 +265,15 @@ class RunDetailScreen(LoratuiScreen):
 
     @on(RunLaunched)
     def launched(self, message: RunLaunched) -> None:
-        from loratui.detached import launched_run_id
+        run_id = message.launched.run_id
+        self.notify(f"run {run_id} resumed (supervisor pid {message.launched.supervisor_pid})", title="resume")
+        self.app.open_run(run_id)
 
-        new_run = launched_run_id(message.output)
-        self.notify(f"{message.action} of {message.run_id}: started run {new_run}", title=message.action,
-                    markup=False)
-        if new_run:
-            self.app.open_run(new_run)
+    @on(SpecRead)
+    def edit_copy(self, message: SpecRead) -> None:
+        from loratui.screens.spec_editor import SpecEditorScreen
+
+        self.app.push_screen(SpecEditorScreen(message.values, origin=message.origin, save_path=message.save_path))
 
     @on(AdapterFound)
     def adapter_found(self, message: AdapterFound) -> None:
