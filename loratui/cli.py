@@ -14,22 +14,28 @@ from loratui.screens import MAIN_KEYS
 COMMAND_MODULES = ["builtin", "library", "ops", "spec", "run", "runs", "queue"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: bool = True) -> argparse.ArgumentParser:
+    """The whole parser; without `commands`, only the dashboard's options (and no -h, which asks for all)."""
     parser = argparse.ArgumentParser(
         prog="loratui",
         description="Terminal dashboard and adapter manager for LoRA fine-tuning. "
         "With no command, opens the dashboard.",
+        add_help=commands,
     )
     parser.add_argument("--screen", choices=MAIN_KEYS, help="open this dashboard screen (keys 1-4 in this order)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"loratui.commands.{name}").register(sub)
+    parser.set_defaults(command=None)
+    if commands:
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"loratui.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # The dashboard's first frame does not wait for every command's module: they are imported for a command.
+    args, rest = build_parser(commands=False).parse_known_args(argv)
+    if rest:
+        args = build_parser().parse_args(argv)
     try:
         if args.command is None:
             from loratui.app import run_app

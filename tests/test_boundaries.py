@@ -22,6 +22,14 @@ def test_app_module_does_not_import_heavy_libraries():
     assert not [name for name in HEAVY if name in loaded]
 
 
+def test_the_dashboard_starts_without_the_command_modules_or_pandas():
+    """Its first frame does not wait for them (sqlite_utils would import pandas for a column type)."""
+    loaded = _modules_after("import loratui.app, loratui.cli\nloratui.app.run_app = lambda screen=None: 0\n"
+                            "loratui.cli.main([])\nfrom loratui.watch import library\nwith library(): pass")
+    assert "sqlite_utils" in loaded and "pandas" not in loaded
+    assert not [name for name in loaded if name.startswith("loratui.commands.")]
+
+
 @pytest.mark.parametrize("module", ["engine.events", "engine.builtin", "engine.spec", "engine.spec_template",
                                     "engine.spec_convert", "engine.rundir", "engine.preflight"])
 def test_light_engine_modules_stay_light(module):

@@ -1,13 +1,15 @@
 """The run's headline: name and status, a progress bar, then step, throughput, ETA and loss."""
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from loratui.history import RunView
+if TYPE_CHECKING:  # the runs screen imports this module for STATUS_MARKS before its first frame
+    from loratui.history import RunView
 
 STATUS_MARKS = {
     "queued": "…", "running": "●", "stopped": "■", "finished": "✓", "failed": "✗", "crashed": "!",
@@ -18,7 +20,7 @@ def format_eta(seconds: float | None) -> str:
     return str(timedelta(seconds=round(seconds))) if seconds is not None else "–"
 
 
-def numbers_line(view: RunView) -> str:
+def numbers_line(view: "RunView") -> str:
     total = view.total_steps
     parts = [f"step {view.step}/{total}" if total else f"step {view.step}"]
     if total:
@@ -42,7 +44,7 @@ class RunSummary(Vertical):
         yield ProgressBar(show_eta=False, id="run-progress")
         yield Static(id="run-numbers")
 
-    def show(self, view: RunView) -> None:
+    def show(self, view: "RunView") -> None:
         row = view.row
         status = row["status"]
         title = f"{STATUS_MARKS.get(status, '?')} {status}  {escape(row['name'])}  [dim]{escape(view.run_id)}[/]"
