@@ -161,7 +161,7 @@ class RunWatcher:
         self.log = LogTail(self.run_dir / "run.log")
         self.sample_image = None
         self._sample_path: str | None = None
-        self._size_seen = -1  # of events.jsonl at the last poll
+        self._sizes_seen = (-1, -1)  # of events.jsonl and run.log at the last poll
 
     def poll(self, check_alive: bool = False) -> bool:
         """Read what is new; True when anything changed."""
@@ -171,7 +171,7 @@ class RunWatcher:
         if recalled:
             self._recall()
         row = get_run(self.db, self.run_id)  # before the events: whatever it records, they hold already
-        self._size_seen = _size(self.events.path)
+        self._sizes_seen = self._sizes()
         events = self.events.poll()
         for event in events:
             self.history.add(event)
@@ -192,9 +192,10 @@ class RunWatcher:
 
     def wait(self, cancelled: threading.Event, poll_s: float) -> None:
         """Until the next poll is due: poll_s while the run goes on. Once it has ended, until its events file
-        grows (a resume writes there first): only its size is looked at, every ENDED_CHECK_S."""
+        grows (a resume writes there first) or its log does (the last lines of a process shutting down):
+        only their sizes are looked at, every ENDED_CHECK_S."""
         cancelled.wait(poll_s)
-        while self.ended and not cancelled.is_set() and _size(self.events.path) == self._size_seen:
+        while self.ended and not cancelled.is_set() and self._sizes() == self._sizes_seen:
             cancelled.wait(ENDED_CHECK_S)
 
     def view(self) -> RunView:
@@ -217,6 +218,9 @@ class RunWatcher:
             self.history.add(event, points=False)
             self._log_event(event)
         self.events = EventTail(path, applied, offset)
+
+    def _sizes(self) -> tuple[int, int]:
+        return _size(self.events.path), _size(self.log.path)
 
     def _log_event(self, event: dict) -> None:
         line = log_line(event)

@@ -91,7 +91,7 @@ def test_the_watcher_reads_the_past_from_the_library_and_the_rest_from_the_file(
     assert view.ended["type"] == "run_finished" and view.log_lines[-1].startswith("run finished at step 3000")
 
 
-async def test_a_finished_run_is_not_read_again_until_its_events_grow(db, monkeypatch):
+async def test_a_finished_run_is_not_read_again_until_its_files_grow(db, monkeypatch):
     run_dir = add_run(db, "done", status="finished", steps=40, total=80)
     seq = script_events(run_dir, 40, total=80, sample=False, end="run_finished")
     monkeypatch.setattr(watch, "ENDED_CHECK_S", 0.05)
@@ -110,6 +110,9 @@ async def test_a_finished_run_is_not_read_again_until_its_events_grow(db, monkey
         reads.clear()
         await pilot.pause(1.2)  # more than two polls of a running run
         assert reads == []
+        with open(run_dir / "run.log", "a") as handle:  # a process shutting down has the last word
+            handle.write("saved the adapter\n")
+        await until(pilot, lambda: "saved the adapter" in app.screen.view.log_lines)
         # A resume: the row says running and the file grows; the screen follows the run again.
         with db.conn:
             db.execute("UPDATE runs SET status = 'running', pid = ?, pid_start = ? WHERE id = 'done'",
