@@ -1,19 +1,24 @@
 """causal-lm end to end through `loratui run` (accelerate launch), one run per data format on the built-ins: the
 adapter loads with stock transformers + PeftModel.from_pretrained (the tokenizer saved beside it, holding the
 template trained with), and its loss on the training examples, computed by stock code, is clearly below the base
-model's."""
+model's.
+
+The three runs start together in one module fixture (their start-up, mostly imports, shares the cores) and
+other causal-lm tests take their adapters from it instead of training their own."""
 
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from homes import share_builtins
 
 pytestmark = pytest.mark.slow
 
-COMMON = """
+STEPS = 30  # enough for each format's loss to fall well under half the base's
+COMMON = f"""
 task = "causal-lm"
 [model]
 pretrained = "builtin:tiny-llama"
@@ -22,19 +27,44 @@ target_modules = "all-linear"
 modules_to_save = ["lm_head"]  # a random tiny model's head is too weak for any LoRA to show learning
 [train]
 batch_size = 8
-max_steps = 150
+max_steps = {STEPS}
 learning_rate = 1e-2
-log_every_steps = 50
+log_every_steps = {STEPS}
 checkpointing_steps = 0
 """
+DATA = {"text": "builtin:tiny-text", "prompt-response": "builtin:tiny-instruct", "chat": "builtin:tiny-chat"}
 FORMATS = {
-    "text": ('[data]\nsource = "builtin:tiny-text"\nmax_length = 64\n', "text"),
-    "prompt-response": ('[data]\nsource = "builtin:tiny-instruct"\ntemplate = "alpaca"\nmax_length = 96\n', "train"),
+    "text": f'[data]\nsource = "{DATA["text"]}"\nmax_length = 48\n',
+    "prompt-response": f'[data]\nsource = "{DATA["prompt-response"]}"\ntemplate = "alpaca"\nmax_length = 64\n',
     # chatml adds two tokens to tiny-llama; packed; evaluated on held-out rows; a prompt completed at the end.
-    "chat": ('[data]\nsource = "builtin:tiny-chat"\ntemplate = "chatml"\nmax_length = 128\npacking = true\n'
-             '[eval]\nsplit_ratio = 0.1\n[validation]\nprompts = ["Describe a red circle."]\nmax_new_tokens = 12\n',
-             "train"),
+    "chat": f'[data]\nsource = "{DATA["chat"]}"\ntemplate = "chatml"\nmax_length = 96\npacking = true\n'
+            '[eval]\nsplit_ratio = 0.1\n[validation]\nprompts = ["Describe a red circle."]\nmax_new_tokens = 12\n',
 }
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tmp_path_factory, builtin_home) -> dict[str, Path]:
+    """Each format's finished run folder, in one LORATUI_HOME (returned under the key "home")."""
+    tmp = tmp_path_factory.mktemp("lm-runs")
+    home = share_builtins(tmp / "home", builtin_home)
+    env = {**os.environ, "LORATUI_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    with pytest.MonkeyPatch.context() as patch:  # built here once, not by three runs racing
+        patch.setenv("LORATUI_HOME", str(home))
+        from engine import builtin
+
+        for ref in ("builtin:tiny-llama", *DATA.values()):
+            builtin.path(ref)
+    procs = {}
+    for name, section in FORMATS.items():
+        (tmp / f"{name}.toml").write_text(f'name = "lm-{name}"\n{COMMON}{section}')
+        procs[name] = subprocess.Popen([sys.executable, "-m", "loratui", "run", "--spec", str(tmp / f"{name}.toml")],
+                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folders = {"home": home}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        folders[name] = home / "runs" / out.strip().splitlines()[-1]
+    return folders
 
 
 def _pairs(tokenizer, name: str, rows: list[dict]) -> list[tuple[str, str]]:
@@ -66,34 +96,21 @@ def _loss(model, tokenizer, pairs: list[tuple[str, str]], special: bool) -> floa
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(name, tmp_path, builtin_home):
+def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(name, lm_runs):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine import builtin
     from engine.events import read_events
 
-    home = share_builtins(tmp_path / "home", builtin_home)
-    section, _ = FORMATS[name]
-    (tmp_path / "run.toml").write_text(f'name = "lm-{name}"\n{COMMON}{section}')
-    env = {**os.environ, "LORATUI_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "loratui", "run", "--spec", str(tmp_path / "run.toml")], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    folder = home / "runs" / out.stdout.strip().splitlines()[-1]
-    events = list(read_events(folder / "events.jsonl"))
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LORATUI_HOME", str(home))
-        base_path = builtin.path("builtin:tiny-llama")
-        data = builtin.path(FORMATS[name][0].split('"')[1])
+    folder, builtins = lm_runs[name], lm_runs["home"] / "builtin"
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    base = AutoModelForCausalLM.from_pretrained(base_path)
+    base = AutoModelForCausalLM.from_pretrained(builtins / "tiny-llama")
     added = len(tokenizer) - base.get_input_embeddings().num_embeddings
     assert added == (2 if name == "chat" else 0)
     if added:
         base.resize_token_embeddings(len(tokenizer))
-    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()][:48]
+    train = builtins / DATA[name].removeprefix("builtin:") / "train.jsonl"
+    rows = [json.loads(line) for line in train.read_text().splitlines()][:48]
     pairs = _pairs(tokenizer, name, rows)
     before = _loss(base, tokenizer, pairs, name == "text")
     adapted = PeftModel.from_pretrained(base, folder)
@@ -101,9 +118,10 @@ def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(n
     assert after < 0.5 * before, (before, after)
 
     if name == "chat":
+        events = list(read_events(folder / "events.jsonl"))
         assert "<|im_start|>" in tokenizer.chat_template
         evals = [e for e in events if e["type"] == "eval"]
-        assert [e["step"] for e in evals] == [0, 150]
+        assert [e["step"] for e in evals] == [0, STEPS]
         assert evals[-1]["metrics"]["eval_loss"] < evals[0]["metrics"]["eval_loss"]
         assert evals[-1]["metrics"]["perplexity"] == pytest.approx(2.718281828 ** evals[-1]["metrics"]["eval_loss"])
         samples = [e for e in events if e["type"] == "sample_saved"]
