@@ -97,7 +97,7 @@ async def drive_dashboard(steps: int, idle_s: float) -> dict:
             await pilot.pause(0.01)
         await pilot.pause()  # the frame with the chart drawn
         chart_s = time.perf_counter() - start
-        await pilot.pause(2.0)  # what follows the first view (a redraw timer, the poll after) settles
+        await pilot.pause(min(2.0, idle_s))  # what follows the first view (a redraw timer, the poll after) settles
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.sleep(idle_s)
         idle = (time.process_time() - cpu) / (time.perf_counter() - wall)
