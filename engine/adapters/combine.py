@@ -2,7 +2,8 @@
 
 Combining needs only the adapters: each part (UNet, text encoders, or a language model) gets a skeleton
 model whose layers have the shapes the LoRA weights imply and no real weights, so no base model is loaded.
-Output: one diffusers-format safetensors file for diffusion adapters, a PEFT folder for LLM adapters.
+Output: one diffusers-format safetensors file for diffusion adapters, a PEFT folder for LLM adapters (with the
+tokenizer its parents were trained with).
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ from engine.adapters.load import (
     adapter_kind,
     peft_folder,
 )
+from engine.adapters.names import COMPANION_NAMES
 from engine.errors import LoratuiError
 
 EQUAL_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
@@ -165,8 +167,9 @@ def combine(
         )
     adapters = [read_parts(Path(p)) for p in parents]
     labels = names or [_label(Path(p)) for p in parents]
-    kept = {}
-    if LLM_PART in adapters[0]:  # heads and biases trained in full go in unchanged, when all parents agree
+    kept, companions = {}, []
+    if LLM_PART in adapters[0]:
+        companions = _agreed_companions(labels, [Path(p) for p in parents])  # heads and biases trained in full go in unchanged, when all parents agree
         states = [extras.split(a[LLM_PART].state) for a in adapters]
         kept = extras.agreed(labels, [full for _, full in states])
         for a, (lora, _) in zip(adapters, states, strict=True):
@@ -195,12 +198,28 @@ def combine(
         if LLM_PART in combined:
             combined[LLM_PART].state.update(kept)
             _write_peft(tmp, combined[LLM_PART], adapters[0][LLM_PART].config)
+            for file in companions:
+                shutil.copyfile(file, tmp / file.name)
         else:
             _write_diffusers(tmp, combined)
         os.rename(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out if LLM_PART in combined else out / DIFFUSERS_WEIGHTS
+
+
+def _agreed_companions(labels: list[str], folders: list[Path]) -> list[Path]:
+    """The first parent's tokenizer and generation config files, when every parent holds the very same ones: the
+    combination is prompted as its parents were trained, and adapters trained with other templates or tokens
+    cannot be combined."""
+    found = [{name: folder / name for name in COMPANION_NAMES if (folder / name).is_file()} for folder in folders]
+    for label, files in zip(labels[1:], found[1:], strict=True):
+        for name in sorted(set(found[0]) | set(files)):
+            if name not in found[0] or name not in files or found[0][name].read_bytes() != files[name].read_bytes():
+                raise LoratuiError(f"{labels[0]} and {label} differ in {name}: they were trained with other "
+                                   "tokenizers or chat templates", hint="combine adapters trained with the same "
+                                   "base and data.template")
+    return list(found[0].values())
 
 
 def _label(path: Path) -> str:

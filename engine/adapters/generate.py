@@ -34,6 +34,7 @@ class TextSettings:
     seed: int = 0
     max_new_tokens: int = 40
     temperature: float = 0.0  # 0: greedy
+    raw: bool = False  # the prompt as it is, not as a user turn of the chat template the adapter was trained with
 
 
 def native_size(session) -> tuple[int, int]:
@@ -109,7 +110,12 @@ def generate_text(session, settings: TextSettings, on_step: OnStep | None = None
     if settings.max_new_tokens < 1:
         raise LoratuiError(f"max new tokens must be at least 1, got {settings.max_new_tokens}")
     tokenizer, model = session.tokenizer, session.model
-    inputs = tokenizer(settings.prompt, return_tensors="pt").to(session.device)
+    if session.chat_template and not settings.raw:  # as training formatted a validation prompt
+        text = tokenizer.apply_chat_template([{"role": "user", "content": settings.prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(session.device)
+    else:
+        inputs = tokenizer(settings.prompt, return_tensors="pt").to(session.device)
     sample = settings.temperature > 0
     torch.manual_seed(settings.seed)
     prompt_length = inputs["input_ids"].shape[1]
@@ -123,6 +129,7 @@ def generate_text(session, settings: TextSettings, on_step: OnStep | None = None
             temperature=settings.temperature if sample else None,
             top_p=None,
             top_k=None,
+            eos_token_id=session.stop_ids,
             pad_token_id=tokenizer.pad_token_id
             if tokenizer.pad_token_id is not None
             else tokenizer.eos_token_id,

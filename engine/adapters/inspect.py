@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.adapters import formats
-from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
+from engine.adapters.names import COMPANION_NAMES, CONFIG_NAME, WEIGHT_NAMES
 from engine.adapters.safeload import (
     PICKLE_SUFFIXES,
     check_finite,
@@ -56,7 +56,8 @@ def own_metadata(**facts) -> dict[str, str]:
 
 
 def locate(path: Path | str) -> tuple[Path, dict | None, list[Path]]:
-    """The safetensors file of an adapter path, its adapter_config (if a PEFT folder) and all its files."""
+    """The safetensors file of an adapter path, its adapter_config (if a PEFT folder) and all its files (a PEFT
+    folder's companions too: its tokenizer and generation config)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise LoratuiError(f"no such file or folder: {path}", "give a .safetensors file, a PEFT folder or a Hub id")
@@ -76,6 +77,8 @@ def locate(path: Path | str) -> tuple[Path, dict | None, list[Path]]:
         names = ", ".join(p.name for p in candidates[:4])
         raise LoratuiError(f"{path} holds several weight files ({names})", "import one of the files directly")
     files = [candidates[0]] + ([config_path] if config is not None else [])
+    if config is not None:
+        files += [path / name for name in COMPANION_NAMES if (path / name).is_file()]
     return candidates[0], config, files
 
 
@@ -140,12 +143,12 @@ def _decode(value: str):
 
 
 def content_hash(path: Path | str) -> str:
-    """The sha256 an adapter at `path` was registered under (its weights, then its config)."""
+    """The sha256 an adapter at `path` was registered under (its weights, then its config and companions)."""
     return _sha256(locate(path)[2])
 
 
 def _sha256(files: list[Path]) -> str:
-    """Of the weights, then the config: a folder's identity is both."""
+    """Of the weights, then the config and companions: a folder's identity is all of them."""
     digest = hashlib.sha256()
     for file in files:
         with file.open("rb") as handle:

@@ -120,6 +120,11 @@ class Session:
         self.device = device or default_device()
         self.dtype = dtype or torch.float32
         self.pipe = self.model = self.tokenizer = None
+        # A causal-LM adapter's own tokenizer (companion files) replaces the base's: its added tokens, and the chat
+        # template gen formats prompts with unless told raw; its generation config names the tokens to stop on.
+        self.tokenizer_from: str | None = None  # the label whose tokenizer is in use
+        self.chat_template = False  # prompts go through the tokenizer's chat template (trained with one)
+        self.stop_ids: list[int] | None = None  # None: the tokenizer's EOS
         self._internal: dict[str, str] = {}  # user label -> adapter name inside the model
         self._parts: dict[str, tuple[str, ...]] = {}  # label -> components the adapter has weights for
         self.active: dict[str, float | dict] = {}
@@ -171,7 +176,7 @@ class Session:
             if self.kind == DIFFUSION:
                 self._add_diffusion(label, internal, Path(path))
             else:
-                self._add_peft(internal, peft_folder(Path(path)))
+                self._add_peft(label, internal, peft_folder(Path(path)))
         except (ValueError, RuntimeError, KeyError) as exc:
             self._find_layers()
             self._apply()
@@ -201,14 +206,40 @@ class Session:
             )
         self._parts[label] = parts
 
-    def _add_peft(self, internal: str, folder: Path) -> None:
+    def _add_peft(self, label: str, internal: str, folder: Path) -> None:
         from peft import PeftModel
 
+        self._take_tokenizer(label, folder)
         if self.model.__class__.__name__.startswith("Peft"):
             self.model.load_adapter(str(folder), adapter_name=internal)
         else:
             self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=internal)
         self.model.eval()
+
+    def _take_tokenizer(self, label: str, folder: Path) -> None:
+        """Use the tokenizer saved with the adapter (if any), growing the embeddings for tokens it added; two
+        adapters trained with different tokenizers or templates cannot share the model."""
+        from transformers import AutoTokenizer, GenerationConfig
+
+        if not (folder / "tokenizer_config.json").is_file():
+            return
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        if self.tokenizer_from is not None:
+            if (len(tokenizer), tokenizer.chat_template) != (len(self.tokenizer), self.tokenizer.chat_template):
+                raise LoratuiError(f"adapter '{label}' was trained with another tokenizer or chat template than "
+                                   f"'{self.tokenizer_from}'", hint="use them one at a time")
+            return
+        embeddings = self.model.get_input_embeddings().num_embeddings
+        if len(tokenizer) > embeddings:
+            if self._internal:
+                raise LoratuiError(f"adapter '{label}' adds tokens to the base, and other adapters are loaded",
+                                   hint="use it in a session of its own (load it first)")
+            self.model.resize_token_embeddings(len(tokenizer))
+        self.tokenizer, self.tokenizer_from = tokenizer, label
+        self.chat_template = bool(tokenizer.chat_template) and _trained_with_template(folder)
+        if (folder / "generation_config.json").is_file():
+            stops = GenerationConfig.from_pretrained(str(folder)).eos_token_id
+            self.stop_ids = stops if isinstance(stops, list) else None if stops is None else [stops]
 
     def activate(self, weights: dict[str, float | dict]) -> None:
         """Turn on exactly these adapters with these weights; every other loaded adapter goes off.
@@ -252,8 +283,10 @@ class Session:
             if self.kind == DIFFUSION:
                 for layer in self._layers:
                     layer.set_adapter(names, inference_mode=True)
-            else:
+            elif names:
                 self.model.base_model.set_adapter(names, inference_mode=True)
+            else:  # peft refuses no adapter where one trains a module in full (modules_to_save): each goes off
+                _switch_off(self.model)
             self._layer_names = names
         for layer in self._layers:
             for name, weight in zip(names, self.active.values(), strict=True):
@@ -285,6 +318,23 @@ class Session:
         else:
             with self.model.disable_adapter():
                 yield
+
+
+def _switch_off(model) -> None:
+    """Every adapter of a PEFT model off: its LoRA layers and the modules it trains in full."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer | AuxiliaryTrainingWrapper):
+            module.set_adapter([], inference_mode=True)
+
+
+def _trained_with_template(folder: Path) -> bool:
+    """Whether a PEFT adapter's prompts were formatted by its chat template: loratui records its data format
+    (plain text is trained without one); another tool's adapter saved with a chat template is taken to use it."""
+    recorded = read_header(folder / PEFT_WEIGHTS).metadata.get("loratui.format")
+    return recorded != "text"
 
 
 def _check_llm_weight(label: str, weight) -> None:

@@ -1,7 +1,7 @@
 """Merge weighted adapters into their base and write a full model folder that stock from_pretrained loads.
 
 Diffusion pipelines: set_adapters, fuse_lora, unload_lora_weights, save_pretrained.
-Transformers models: merge_and_unload, save_pretrained (with the tokenizer).
+Transformers models: merge_and_unload, save_pretrained (with the tokenizer, the adapter's own when it saved one).
 """
 
 import os
@@ -35,11 +35,13 @@ def merge(
         session.add(label, path)
     session.activate({label: weight for label, _, weight in adapters})
     merged = fuse(session)
+    if session.stop_ids:  # the end-of-turn token a template adds stops the merged model's generate too
+        merged.generation_config.eos_token_id = session.stop_ids
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         merged.save_pretrained(str(tmp), safe_serialization=True)
-        if session.tokenizer is not None:
+        if session.tokenizer is not None:  # the adapter's own when it has one: its chat template and tokens
             session.tokenizer.save_pretrained(str(tmp))
         if out.exists():
             out.rmdir()  # empty, checked above

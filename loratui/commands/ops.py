@@ -61,6 +61,8 @@ def register(sub) -> None:
     )
     gen.add_argument("--max-new-tokens", type=int, default=40, help="length of a text completion (LLMs)")
     gen.add_argument("--temperature", type=float, default=0.0, help="sampling temperature, 0 = greedy (LLMs)")
+    gen.add_argument("--raw", action="store_true",
+                     help="give an LLM the prompt as it is, not as a user turn of the adapter's chat template")
     gen.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     gen.add_argument("--json", action="store_true", help="print the recorded generation as JSON")
     gen.set_defaults(func=_gen)
@@ -131,7 +133,7 @@ def _gen(args) -> int:
         prompt=args.prompt, adapters=_picks(args, grid=args.grid), scales=_all_scales(args), base=args.base,
         negative=args.negative, seed=args.seed, steps=args.steps, guidance=args.guidance, width=width,
         height=height, out=args.out, grid=args.grid, grid_weights=args.weights,
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, device=args.device,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, raw=args.raw, device=args.device,
     )
     result = generate(_db(), request)
     if args.json:

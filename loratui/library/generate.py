@@ -65,7 +65,7 @@ def _text(db, request, session, chosen, seed, report, stop) -> dict | None:
     if request.grid:
         raise LoratuiError("--grid makes images; the base is a language model", "drop --grid")
     settings = TextSettings(request.prompt, seed=seed, max_new_tokens=request.max_new_tokens,
-                            temperature=request.temperature)
+                            temperature=request.temperature, raw=request.raw)
     report(Progress("applying adapters"))
     session.activate({row["name"]: weight for row, weight in chosen})
     text = generate_text(session, settings, _stepper("generating", settings.max_new_tokens, report, stop))
@@ -75,7 +75,7 @@ def _text(db, request, session, chosen, seed, report, stop) -> dict | None:
         db, base_model=session.base, adapters=picks.used(chosen), prompt=request.prompt, seed=seed,
         output_text=text,
         settings={"max_new_tokens": request.max_new_tokens, "temperature": request.temperature,
-                  "device": session.device},
+                  "template": session.chat_template and not request.raw, "device": session.device},
     )
 
 

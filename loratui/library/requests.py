@@ -55,6 +55,7 @@ class GenerateRequest:
     grid_weights: list[float] | None = None  # columns for adapters picked without a list
     max_new_tokens: int = 40
     temperature: float = 0.0
+    raw: bool = False  # an LLM prompt as it is, not through the adapter's chat template
     device: str | None = None
 
     @classmethod

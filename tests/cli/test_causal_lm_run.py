@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from homes import share_builtins
+from homes import inline, share_builtins
 
 pytestmark = pytest.mark.slow
 
@@ -126,3 +126,32 @@ def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(n
         assert evals[-1]["metrics"]["perplexity"] == pytest.approx(2.718281828 ** evals[-1]["metrics"]["eval_loss"])
         samples = [e for e in events if e["type"] == "sample_saved"]
         assert [s["prompt"] for s in samples] == ["Describe a red circle."]
+
+
+def test_gen_and_merge_prompt_the_registered_adapter_as_training_did(lm_runs, tmp_path):
+    """The library's copy of the chat adapter keeps its tokenizer: gen formats the prompt with its template and
+    stops on its end-of-turn, completing the prompt as training's own sample did; --raw does not; the merged
+    model folder does the same with stock transformers."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    home, folder = lm_runs["home"], lm_runs["chat"]
+    name = folder.name  # the run registered its adapter under the run id
+    stored = json.loads(inline(home, "library", "show", name, "--json").stdout)["path"]
+    assert (Path(stored) / "chat_template.jinja").read_text() == (folder / "chat_template.jinja").read_text()
+    trained = (folder / "samples" / f"step-{STEPS:06d}-0.txt").read_text()
+    prompt = ["--prompt", "Describe a red circle.", "--max-new-tokens", "12", "--seed", "0", "--json"]
+    templated = json.loads(inline(home, "gen", "--adapter", name, *prompt).stdout)
+    raw = json.loads(inline(home, "gen", "--adapter", name, *prompt, "--raw").stdout)
+    assert templated["output_text"] == trained and trained
+    assert templated["settings"]["template"] and not raw["settings"]["template"]
+    assert raw["output_text"] != trained
+
+    out = tmp_path / "merged"
+    merged = inline(home, "merge", "builtin:tiny-llama", "--adapter", name, "--out", str(out))
+    assert merged.returncode == 0, merged.stderr
+    tokenizer, model = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Describe a red circle."}], tokenize=False,
+                                         add_generation_prompt=True)
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    completion = model.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids["input_ids"].shape[1]:]
+    assert tokenizer.decode(completion, skip_special_tokens=True) == trained

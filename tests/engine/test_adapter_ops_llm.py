@@ -6,10 +6,11 @@ import pytest
 import torch
 from adapter_ops_data import builtin_model, llm_lora
 
-from engine.adapters.combine import combine
+from engine.adapters.combine import METHODS, USES_DENSITY, combine
 from engine.adapters.generate import TextSettings, generate_text
 from engine.adapters.load import Session
 from engine.adapters.merge import merge
+from engine.adapters.names import COMPANION_NAMES
 from engine.errors import LoratuiError
 
 
@@ -97,3 +98,45 @@ def test_an_empty_activation_is_the_base_model(setup):
         assert torch.equal(off, _logits(session.model, session.tokenizer))
     session.activate({"x": 1.0})
     assert not torch.equal(off, _logits(session.model, session.tokenizer))
+
+
+
+@pytest.fixture(scope="module")
+def templated(setup):
+    """Rank-4 adapters saved with the tokenizer and chat template they were trained with: p and q with chatml,
+    r with alpaca; and the base model to load them on."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.tasks.causal_lm.templates import BUILTIN
+
+    base, root, _, _ = setup
+    folders = {}
+    for name, seed, template in (("p", 11, "chatml"), ("q", 12, "chatml"), ("r", 13, "alpaca")):
+        folders[name] = llm_lora(base, root / name, rank=4, seed=seed)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer.chat_template = BUILTIN[template].source
+        tokenizer.save_pretrained(folders[name])
+    return folders, AutoModelForCausalLM.from_pretrained(base)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_combines_peft_adapters_with_the_tokenizer_they_were_trained_with(templated, method, tmp_path):
+    import copy
+
+    from peft import PeftModel
+
+    folders, base = templated
+    out = combine([folders["p"], folders["q"]], [0.6, 0.4], tmp_path / method, method=method,
+                  density=0.5 if method in USES_DENSITY else None)
+    companions = sorted(p.name for p in folders["p"].iterdir() if p.name in COMPANION_NAMES)
+    assert "chat_template.jinja" in companions
+    assert all((out / name).read_bytes() == (folders["p"] / name).read_bytes() for name in companions)
+    model = PeftModel.from_pretrained(copy.deepcopy(base), out)
+    assert model.peft_config["default"].task_type == "CAUSAL_LM"
+
+
+def test_adapters_trained_with_other_templates_are_not_combined(templated, tmp_path):
+    folders, _ = templated
+    with pytest.raises(LoratuiError, match="p and r differ in chat_template.jinja"):
+        combine([folders["p"], folders["r"]], [0.5, 0.5], tmp_path / "pr", names=["p", "r"])
+    assert not (tmp_path / "pr").exists()

@@ -145,9 +145,13 @@ class Trainer(PeftModelTask):
         return saved
 
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
-        """peft's folder, and the tokenizer with the chat template trained with."""
+        """peft's folder, the tokenizer with the chat template trained with, and a generation config naming the
+        tokens generation stops on (a template's end-of-turn among them)."""
+        from transformers import GenerationConfig
+
         folder = super().save_adapter(folder, metadata)
         self.tokenizer.save_pretrained(folder)
+        GenerationConfig(eos_token_id=sorted(self.formatter.stop_ids), pad_token_id=self.pad_id).save_pretrained(folder)
         return folder
 
     def adapter_metadata(self) -> dict[str, str]:
