@@ -78,7 +78,7 @@ class RunsScreen(LoratuiScreen):
             table.add_column(label, key=key)
         self.set_class(True, "-empty")
         self.app.theme_changed_signal.subscribe(self, lambda _: self.redraw_all())
-        self.watch_runs()
+        self.call_after_refresh(self.watch_runs)  # its first read of the library waits for the first frame
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def watch_runs(self) -> None:
