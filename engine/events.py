@@ -8,7 +8,7 @@ Every event carries `v` (schema version), `seq` (1, 2, ... over the run's whole 
 - step: step, total_steps, epoch, loss, lr, grad_norm, samples_per_s, step_time,
   memory: {"kind": "cuda", "devices": [{"index", "allocated", "reserved", "peak"}]} | {"kind": "rss", "rss"}
 - checkpoint_saved: step, path
-- sample_saved: step, path, prompt
+- sample_saved: step, path, prompt, text (the sample itself, for a task whose samples are text)
 - eval: step, epoch, metrics {name: value}, best (the adapter was kept as the best so far)
 - log: level, message
 - run_finished: step, adapter_path, final_loss, metrics (the last eval's, or null), base_metrics (at step 0)

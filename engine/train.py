@@ -266,8 +266,9 @@ def _due(every: int, count: int) -> bool:
 
 def _sample(task, run, step, accelerator, emit) -> None:
     if accelerator.is_main_process:
-        for path, prompt in task.sample(step, run.samples):
-            emit("sample_saved", step=step, path=str(path), prompt=prompt)
+        for sample in task.sample(step, run.samples):
+            text = {} if sample.text is None else {"text": sample.text}
+            emit("sample_saved", step=step, path=str(sample.path), prompt=sample.prompt, **text)
     accelerator.wait_for_everyone()
 
 

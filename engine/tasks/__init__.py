@@ -11,7 +11,7 @@ Adding a task is adding its package and one line in TASKS; nothing else keeps a 
 
 from importlib import import_module
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 TASKS = (
     "text-to-image",
@@ -47,6 +47,14 @@ def preflight(task: str):
     return _part(task, "preflight")
 
 
+class Sample(NamedTuple):
+    """A validation output a task saved: its file, the prompt, and the text itself when it is text."""
+
+    path: Path
+    prompt: str
+    text: str | None = None
+
+
 class Task(Protocol):
     family: str
     dataset: object  # a torch Dataset indexed by the (epoch, row) keys of engine.data.EpochOrder
@@ -78,8 +86,8 @@ class Task(Protocol):
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
         """Write the adapter in the format stock loaders read; returns its path (a file or a folder)."""
 
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
-        """Validation outputs saved under `folder`: (file, prompt) pairs; none when the spec asks for none."""
+    def sample(self, step: int, folder: Path) -> list[Sample]:
+        """Validation outputs saved under `folder`; none when the spec asks for none."""
 
     # Evaluation ([eval]): the loop runs eval_step on every process over its share of the eval rows, gathers
     # the outputs with accelerator.gather_for_metrics and hands the whole set to metrics().

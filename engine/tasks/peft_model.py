@@ -16,6 +16,7 @@ from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
+from engine.tasks import Sample
 
 WEIGHTS_NAME = WEIGHT_NAMES[0]  # peft's adapter_model.safetensors
 
@@ -77,5 +78,5 @@ class PeftModelTask:
             os.replace(Path(tmp) / CONFIG_NAME, folder / CONFIG_NAME)
         return folder
 
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
+    def sample(self, step: int, folder: Path) -> list[Sample]:
         return []

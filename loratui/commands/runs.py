@@ -75,7 +75,7 @@ def _show(args) -> int:
     complete, incomplete = run.list_checkpoints()
     row["checkpoints"] = [str(path) for _, path in complete]
     row["incomplete_checkpoints"] = [str(path) for path in incomplete]
-    row["samples"] = list(db.query("SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step, path",
+    row["samples"] = list(db.query("SELECT step, prompt, path, text FROM samples WHERE run_id = ? ORDER BY step, path",
                                    [args.run_id]))
     adapter = row["summary"].get("adapter_path")  # a file (diffusers) or a folder (PEFT), as the task saved it
     row["adapter"] = adapter if adapter and Path(adapter).exists() else None
@@ -95,7 +95,8 @@ def _show(args) -> int:
     for path in row["checkpoints"]:
         print(f"checkpoint  {path}")
     for sample in row["samples"]:
-        print(f"sample      step {sample['step']}: {sample['path']}")
+        said = f" {sample['prompt']!r} -> {sample['text']!r}" if sample["text"] is not None else ""
+        print(f"sample      step {sample['step']}: {sample['path']}{said}")
     return 0
 
 

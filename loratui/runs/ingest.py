@@ -97,7 +97,7 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
         elif kind == "checkpoint_saved":
             summary["checkpoint"] = event["path"]
         elif kind == "sample_saved":
-            samples.append((run_id, event["step"], event.get("prompt"), event["path"]))
+            samples.append((run_id, event["step"], event.get("prompt"), event["path"], event.get("text")))
         elif kind == "eval":
             metrics += [(run_id, event["step"], f"eval/{key}", value) for key, value in event["metrics"].items()]
             summary["base_metrics" if event["step"] == 0 else "metrics"] = event["metrics"]
@@ -115,7 +115,7 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
     if metrics:
         db.conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)", metrics)
     if samples:
-        db.conn.executemany("INSERT OR IGNORE INTO samples (run_id, step, prompt, path) VALUES (?, ?, ?, ?)", samples)
+        db.conn.executemany("INSERT OR IGNORE INTO samples (run_id, step, prompt, path, text) VALUES (?, ?, ?, ?, ?)", samples)
     db.conn.execute(f"UPDATE runs SET {', '.join(f'{key} = ?' for key in update)} WHERE id = ?",
                     [*update.values(), run_id])
 

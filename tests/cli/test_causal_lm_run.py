@@ -126,6 +126,9 @@ def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(n
         assert evals[-1]["metrics"]["perplexity"] == pytest.approx(2.718281828 ** evals[-1]["metrics"]["eval_loss"])
         samples = [e for e in events if e["type"] == "sample_saved"]
         assert [s["prompt"] for s in samples] == ["Describe a red circle."]
+        assert samples[0]["text"] == Path(samples[0]["path"]).read_text()  # the completion, in the events
+        shown = json.loads(inline(lm_runs["home"], "runs", "show", folder.name, "--json").stdout)
+        assert [(s["prompt"], s["text"]) for s in shown["samples"]] == [("Describe a red circle.", samples[0]["text"])]
 
 
 def test_gen_and_merge_prompt_the_registered_adapter_as_training_did(lm_runs, tmp_path):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from engine import builtin
 from engine.errors import LoratuiError
 from engine.rundir import write_atomic
+from engine.tasks import Sample
 from engine.tasks.causal_lm import layout, packing, tokenizer
 from engine.tasks.causal_lm.formatting import IGNORE, Example, Formatter, screen
 from engine.tasks.peft_model import PeftModelTask
@@ -119,7 +120,7 @@ class Trainer(PeftModelTask):
         return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
     # -- samples and saving ------------------------------------------------------------------------------
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
+    def sample(self, step: int, folder: Path) -> list[Sample]:
         """Each [validation] prompt completed (greedy, or sampled from a generator seeded by train.seed) into
         folder/step-N-K.txt."""
         v = self.spec.validation
@@ -139,7 +140,7 @@ class Trainer(PeftModelTask):
                     path = Path(folder) / f"step-{step:06d}-{number}.txt"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     write_atomic(path, text)
-                    saved.append((path, prompt))
+                    saved.append(Sample(path, prompt, text))
         finally:
             model.train()
         return saved

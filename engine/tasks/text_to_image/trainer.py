@@ -21,6 +21,7 @@ from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
 from engine.model_index import model_info
+from engine.tasks import Sample
 from engine.tasks.text_to_image.cache import Caches, build_caches
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -236,7 +237,7 @@ class Trainer:
         return folder / "pytorch_lora_weights.safetensors"
 
     # -- samples -----------------------------------------------------------------------------------------
-    def sample(self, step: int, folder: Path) -> list[tuple[Path, str]]:
+    def sample(self, step: int, folder: Path) -> list[Sample]:
         import diffusers
 
         validation, train = self.spec.validation, self.spec.train
@@ -272,7 +273,7 @@ class Trainer:
         for i, image in enumerate(images):
             path = folder / f"step-{step:06d}-{i}.png"
             image.save(path)
-            saved.append((path, validation.prompt))
+            saved.append(Sample(path, validation.prompt))
         return saved
 
 
