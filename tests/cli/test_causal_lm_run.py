@@ -3,8 +3,9 @@ adapter loads with stock transformers + PeftModel.from_pretrained (the tokenizer
 template trained with), and its loss on the training examples, computed by stock code, is clearly below the base
 model's.
 
-The three runs start together in one module fixture (their start-up, mostly imports, shares the cores) and
-other causal-lm tests take their adapters from it instead of training their own."""
+The runs start together in one module fixture (their start-up, mostly imports, shares the cores), with the chat
+run again on 2 processes for its eval loss, and other causal-lm tests take their adapters from it instead of
+training their own."""
 
 import json
 import os
@@ -38,13 +39,17 @@ FORMATS = {
     "prompt-response": f'[data]\nsource = "{DATA["prompt-response"]}"\ntemplate = "alpaca"\nmax_length = 64\n',
     # chatml adds two tokens to tiny-llama; packed; evaluated on held-out rows; a prompt completed at the end.
     "chat": f'[data]\nsource = "{DATA["chat"]}"\ntemplate = "chatml"\nmax_length = 96\npacking = true\n'
-            '[eval]\nsplit_ratio = 0.1\n[validation]\nprompts = ["Describe a red circle."]\nmax_new_tokens = 12\n',
+            '[eval]\nsplit_ratio = 0.1\nbatch_size = 3\n[validation]\nprompts = ["Describe a red circle."]\n'
+            'max_new_tokens = 12\n',
 }
+# The chat run again on 2 processes (gloo on CPU), to one step: its eval at step 0 must be the 1-process run's.
+# 16 eval rows in batches of 3: the last holds 1, padded to a whole batch and unpadded again by gather_for_metrics.
+TWO_PROCESSES = ("chat", "[launch]\nnum_processes = 2\nmulti_gpu = true\n")
 
 
 @pytest.fixture(scope="module")
 def lm_runs(tmp_path_factory, builtin_home) -> dict[str, Path]:
-    """Each format's finished run folder, in one LORATUI_HOME (returned under the key "home")."""
+    """Each format's finished run folder, and chat-2's, in one LORATUI_HOME (returned under the key "home")."""
     tmp = tmp_path_factory.mktemp("lm-runs")
     home = share_builtins(tmp / "home", builtin_home)
     env = {**os.environ, "LORATUI_HOME": str(home), "OMP_NUM_THREADS": "1"}
@@ -54,9 +59,12 @@ def lm_runs(tmp_path_factory, builtin_home) -> dict[str, Path]:
 
         for ref in ("builtin:tiny-llama", *DATA.values()):
             builtin.path(ref)
+    specs = {name: f'name = "lm-{name}"\n{COMMON}{section}' for name, section in FORMATS.items()}
+    specs["chat-2"] = (f'name = "lm-chat-2"\n{COMMON}{FORMATS[TWO_PROCESSES[0]]}{TWO_PROCESSES[1]}'
+                       .replace(f"max_steps = {STEPS}", "max_steps = 1"))
     procs = {}
-    for name, section in FORMATS.items():
-        (tmp / f"{name}.toml").write_text(f'name = "lm-{name}"\n{COMMON}{section}')
+    for name, spec in specs.items():
+        (tmp / f"{name}.toml").write_text(spec)
         procs[name] = subprocess.Popen([sys.executable, "-m", "loratui", "run", "--spec", str(tmp / f"{name}.toml")],
                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folders = {"home": home}
@@ -158,3 +166,17 @@ def test_gen_and_merge_prompt_the_registered_adapter_as_training_did(lm_runs, tm
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     completion = model.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids["input_ids"].shape[1]:]
     assert tokenizer.decode(completion, skip_special_tokens=True) == trained
+
+
+def test_two_processes_evaluate_causal_lm_as_one_does(lm_runs):
+    from engine.events import read_events
+
+    def first_eval(folder: Path) -> tuple[int, dict]:
+        events = read_events(folder / "events.jsonl")
+        processes = next(e for e in events if e["type"] == "run_started")["num_processes"]
+        return processes, next(e["metrics"] for e in events if e["type"] == "eval" and e["step"] == 0)
+
+    (one, alone), (two, shared) = first_eval(lm_runs["chat"]), first_eval(lm_runs["chat-2"])
+    assert (one, two) == (1, 2)
+    assert shared["eval_loss"] == pytest.approx(alone["eval_loss"], abs=1e-6)
+    assert shared["perplexity"] == pytest.approx(alone["perplexity"], rel=1e-6)
