@@ -29,8 +29,9 @@ from loratui.widgets.image_pane import ImagePane
 from loratui.widgets.job_footer import JobFooter
 from loratui.widgets.mixer_form import ACTIONS, MixerForm
 from loratui.widgets.nav import MainNav
-from loratui.widgets.weights import WeightRow, WeightSlider
+from loratui.widgets.weights import WeightRow
 
+FIRST_FIELD = {"generate": "prompt", "sweep": "prompt", "combine": "name", "merge": "out"}  # focused on opening
 NO_IMAGE = "No image yet: ctrl+g generates (or sweeps) with the weights on the left."
 
 
@@ -78,9 +79,7 @@ class MixerScreen(LoratuiScreen):
 
     def on_mount(self) -> None:
         self.show_action()
-        sliders = self.query(WeightSlider)
-        if sliders:
-            sliders.first().focus()
+        self.query_one(f"#mix-{FIRST_FIELD[self.action]}", Input).focus()  # weights come preferred; shift+tab
 
     def show_action(self) -> None:
         self.query_one(MixerForm).show(self.action)

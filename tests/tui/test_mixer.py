@@ -2,7 +2,11 @@
 combine and merge, each through one warm library worker shared by the module."""
 
 import json
+import os
+import re
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from loratui.widgets.job_footer import JobFooter
 from loratui.widgets.weights import BlockScales, WeightRow, WeightSlider
 
 from .conftest import until
+from .tmux import Tmux, needs_tmux
 
 IMAGE = {"prompt": "a red circle", "seed": "7", "steps": "3", "size": "32x32"}
 JOB_S = 60  # the longest a job may take here: the first loads the base
@@ -91,6 +96,8 @@ async def test_weights_are_typed_nudged_scaled_per_block_and_generated_with(work
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _open(app, pilot, home, **IMAGE)
         ink, paper = screen.query(WeightRow)
+        assert screen.focused is screen.query_one("#mix-prompt")  # what to type first
+        await pilot.press("shift+tab", "shift+tab", "shift+tab", "shift+tab")  # back past paper to ink's slider
         assert screen.focused is ink.query_one(WeightSlider)
         await pilot.press("right", "right", "left", "right")
         assert ink.query_one(Input).value == "0.9" and ink.weight() == 0.9
@@ -196,3 +203,79 @@ async def test_merge_writes_a_folder_stock_diffusers_loads(worker, home, tmp_pat
         assert await _run(pilot, screen) == "merge: done"
     pipe = StableDiffusionPipeline.from_pretrained(out)
     assert pipe.unet is not None and pipe.text_encoder is not None
+
+
+def _children(pid: int) -> list[int]:
+    """Of every thread: the worker process is started from one of the dashboard's worker threads."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+def _maps_libtorch(pid: int) -> list[str]:
+    return [line for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if "libtorch" in line]
+
+
+def _until_shown(tmux: Tmux, key: str, text: str) -> str:
+    """Press `key` (one that may safely be pressed again) until `text` shows: Textual moves focus after the
+    keys it has already read, so an Enter right after the filter's may still reach the filter."""
+    for _ in range(5):
+        tmux.keys(key)
+        try:
+            return tmux.wait_for(text, timeout=3)
+        except AssertionError:
+            continue
+    return tmux.wait_for(text, timeout=1)
+
+
+def _styled(tmux: Tmux) -> str:
+    return subprocess.run([*tmux.base, "capture-pane", "-e", "-p", "-t", "t"], capture_output=True,
+                          text=True).stdout
+
+
+@needs_tmux
+def test_filter_detail_and_generate_in_a_real_terminal(home):
+    """The core path in tmux: filter the library, open an adapter's detail, generate from the mixer; the
+    dashboard process maps no libtorch before or after, and its worker ends with it."""
+    socket = f"/tmp/loratui-mixer-{os.getpid()}.sock"
+    tmux = Tmux(socket, home)
+    try:
+        tmux.start("--screen library")
+        listed = re.search(r"(\d+) of \1 adapters", tmux.wait_for(" ink ")).group(1)  # all of them, ink too
+        pane = int(subprocess.run([*tmux.base, "display", "-p", "-t", "t", "#{pane_pid}"], capture_output=True,
+                                  text=True, check=True).stdout)
+        (dashboard,) = _children(pane)
+        assert _maps_libtorch(dashboard) == []
+        before = _styled(tmux)
+        tmux.keys("/")  # nothing blinks while the table has focus: the next change is the filter's focus
+        deadline = time.monotonic() + 10
+        while _styled(tmux) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tmux.keys("ink")
+        screen = tmux.wait_for("ink")
+        deadline = time.monotonic() + 10
+        while f"{listed} of {listed} adapters" in screen and time.monotonic() < deadline:
+            time.sleep(0.05)
+            screen = tmux.screen()
+        assert not re.search(r"\bpaper\b", screen)  # filtered out (a combination named inkpaper may stay)
+        tmux.keys("Enter")  # back to the table
+        screen = _until_shown(tmux, "Enter", "sha256")  # the detail of the first match
+        assert "rank / alpha" in screen
+        tmux.keys("g")
+        tmux.wait_for("mixer · generate · 1 adapter")  # the prompt has focus
+        tmux.keys("a red circle")
+        tmux.wait_for("a red circle")
+        tmux.keys("Enter")
+        screen = tmux.wait_for("generate: done", timeout=JOB_S * 2)
+        assert "generate #" in screen and "seed " in screen
+        (worker,) = _children(dashboard)
+        assert "loratui.library.worker" in Path(f"/proc/{worker}/cmdline").read_text()
+        assert _maps_libtorch(dashboard) == [] and _maps_libtorch(worker)  # the worker has torch; the dashboard not
+        tmux.keys("Escape")
+        tmux.wait_for("/ Filter")  # the library's footer again
+        tmux.keys("q")
+        tmux.wait_for("EXITED 0")
+        assert not Path(f"/proc/{worker}").exists()
+    finally:
+        tmux.close()
+        if os.path.exists(socket):
+            os.unlink(socket)
