@@ -46,11 +46,13 @@ class LoratuiApp(App):
     selected_adapter: reactive[int | None] = reactive(None)
     """The adapter the library screen puts its cursor on."""
 
-    def __init__(self, screen: str | None = None, worker=None) -> None:
-        """`worker`: a library WorkerClient to use instead of starting one (its owner closes it)."""
+    def __init__(self, screen: str | None = None, worker=None, quick_worker=None) -> None:
+        """`worker`, `quick_worker`: library WorkerClients to use instead of starting them (their owner closes
+        them)."""
         super().__init__()
         self.initial_screen = screen or "runs"
         self._library_worker, self._owns_worker = worker, worker is None
+        self._quick_worker, self._owns_quick_worker = quick_worker, quick_worker is None
         themes, self.theme_problems = load_themes()
         builtin = set(self.available_themes)
         for theme in themes:
@@ -78,9 +80,20 @@ class LoratuiApp(App):
             self._library_worker = WorkerClient()
         return self._library_worker
 
+    def quick_worker(self):
+        """A second library worker for quick engine questions (a run's estimate, a dataset's detail), so they
+        never wait behind a generation; torch stays imported in it between questions. Started on first use."""
+        if self._quick_worker is None:
+            from loratui.library.worker_client import WorkerClient
+
+            self._quick_worker = WorkerClient()
+        return self._quick_worker
+
     def on_unmount(self) -> None:
         if self._owns_worker and self._library_worker is not None:
             self._library_worker.close()  # cancels what runs; the worker process ends with the dashboard
+        if self._owns_quick_worker and self._quick_worker is not None:
+            self._quick_worker.close()
 
     def watch_theme(self, name: str) -> None:
         if name != getattr(self, "_saved_theme", name):

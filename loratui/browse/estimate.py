@@ -1,15 +1,16 @@
 """What a run would cost, before it starts: optimizer steps and epochs, trainable parameters, rough memory.
 
 Parameters are counted on the model built from its config files under accelerate's init_empty_weights, so no
-weights are read or allocated. Heavy imports stay inside functions: call this from a worker.
+weights are read or allocated. init_empty_weights patches torch.nn.Module for the whole process, and the
+imports are heavy: the dashboard asks its quick worker process (loratui.browse.questions), never itself.
 """
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from loratui.browse import local
 from loratui.browse.network import hub_errors, quiet, state
+from loratui.library.requests import Estimate
 
 CONFIG_FILES = ["model_index.json", "config.json", "*/config.json"]
 # Activation elements kept for backward per latent element (h x w x channels, summed over UNet levels), for
@@ -19,18 +20,6 @@ UNET_ACTIVATION_FACTOR = 1000
 CHECKPOINTING_SHARE = 0.2
 # Bytes per trainable parameter: fp32 weight + fp32 grad + AdamW's two moments (8-bit AdamW: one byte each).
 TRAIN_STATE_BYTES = {False: 4 + 4 + 8, True: 4 + 4 + 2}
-
-
-@dataclass
-class Estimate:
-    rows: int | None = None
-    steps: int | None = None
-    epochs: int | None = None
-    steps_per_epoch: int | None = None
-    trainable_params: int | None = None
-    base_params: int | None = None
-    memory_bytes: int | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def split_rows(split: str, counts: dict[str, int | None]) -> int | None:

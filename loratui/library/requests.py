@@ -5,13 +5,16 @@ dashboard sends them to the worker process (loratui.library.worker) as JSON. No 
 imports this module.
 """
 
+import base64
 import dataclasses
+import io
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from engine.errors import LoratuiError
+from loratui.browse.entries import DatasetDetail
 
-PROTOCOL = 1  # of the worker's JSON lines (loratui.library.worker); bumped when a message changes
+PROTOCOL = 2  # of the worker's JSON lines (loratui.library.worker); bumped when a message changes
 Weight = float | dict  # a weight, or per-block scales (engine.adapters.blocks)
 
 
@@ -164,13 +167,97 @@ class LayoutResult:
         return _build(cls, {**data, **ints})
 
 
-REQUESTS = {cls.op: cls for cls in (GenerateRequest, CombineRequest, MergeRequest, CheckRequest, LayoutRequest)}
+@dataclass
+class Estimate:
+    """What a run would cost before it starts (loratui.browse.estimate works it out); None where unknown."""
+
+    rows: int | None = None
+    steps: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    trainable_params: int | None = None
+    base_params: int | None = None
+    memory_bytes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EstimateRequest:
+    """The run settings' estimate for a valid spec, with preflight's problems (what `spec validate` finds)."""
+
+    op: ClassVar[str] = "estimate"
+    values: dict  # the spec, as its TOML reads
+    split_counts: dict[str, int | None] | None = None  # the dataset's rows per split; None: read them
+    full: bool = False  # also check a Hub dataset (downloads it); local and built-in data always are
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    estimate: Estimate
+    problems: list[str]  # preflight's errors, each `section.field: problem`
+    checked: bool  # preflight ran (the data is local or built-in, or `full` was asked)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EstimateResult":
+        return _build(cls, {**data, "estimate": _build(Estimate, data.get("estimate") or {})})
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """Browse's detail of a dataset: what it holds and its first rows (a built-in is built first)."""
+
+    op: ClassVar[str] = "dataset"
+    ref: str
+    config: str | None = None
+    rows: int = 8
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    """In JSON, the images of the preview rows travel as base64 PNG; from_json makes them PIL images again."""
+
+    detail: DatasetDetail
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DatasetResult":
+        detail = _build(DatasetDetail, data.get("detail") or {})
+        for row in detail.rows:
+            for column in detail.image_columns:
+                if isinstance(row.get(column), str):
+                    row[column] = _image(row[column])
+        return cls(detail)
+
+    def to_json(self) -> dict:
+        rows = [{name: _png(value) if name in self.detail.image_columns else value for name, value in row.items()}
+                for row in self.detail.rows]
+        return {"detail": {**dataclasses.asdict(dataclasses.replace(self.detail, rows=[])), "rows": rows}}
+
+
+def _png(image) -> str | None:
+    if image is None:
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image(text: str):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(text)))
+    image.load()
+    return image
+
+
+REQUESTS = {cls.op: cls for cls in (GenerateRequest, CombineRequest, MergeRequest, CheckRequest, LayoutRequest,
+                                    EstimateRequest, DatasetRequest)}
 RESULTS = {"generate": GenerateResult, "combine": CombineResult, "merge": MergeResult, "check": CheckResult,
-           "layout": LayoutResult}
+           "layout": LayoutResult, "estimate": EstimateResult, "dataset": DatasetResult}
 
 
 def to_json(obj) -> dict:
-    return dataclasses.asdict(obj)
+    writer = getattr(obj, "to_json", None)
+    return writer() if writer else dataclasses.asdict(obj)
 
 
 def from_json(cls, data: dict):

@@ -4,7 +4,7 @@
 
 JSON lines, one object each (loratui.library.requests holds the request and result types and PROTOCOL).
 In, on stdin:
-    {"id": N, "op": "generate" | "combine" | "merge" | "check" | "layout", "request": {...}}
+    {"id": N, "op": "generate" | "combine" | "merge" | "check" | "layout" | "estimate" | "dataset", "request": {...}}
     {"id": N, "op": "cancel"}
 Out, on stdout:
     {"event": "ready", "protocol": PROTOCOL, "pid": P}                 once, at start
@@ -14,7 +14,8 @@ Out, on stdout:
     {"id": N, "event": "failed", "message": M, "hint": H}
 Requests run one at a time; a cancel (or SIGINT) is seen between denoising steps or tokens. The base model
 stays loaded between requests (WarmSession). Closing stdin cancels what runs and ends the worker. Whatever
-the libraries print goes to stderr, never into the channel.
+the libraries print goes to stderr, never into the channel. The dashboard runs a second one for its quick
+engine questions (estimate, dataset: loratui.browse.questions), so they never wait behind a generation.
 """
 
 import json
@@ -30,6 +31,8 @@ from loratui.library.requests import (
     REQUESTS,
     CheckRequest,
     CombineRequest,
+    DatasetRequest,
+    EstimateRequest,
     GenerateRequest,
     LayoutRequest,
     MergeRequest,
@@ -101,6 +104,7 @@ class Worker:
             self.stops.pop(job, None)
 
     def run(self, request, job, should_stop):
+        from loratui.browse import questions
         from loratui.library.combine import combine
         from loratui.library.fit import check, layout
         from loratui.library.generate import generate
@@ -109,21 +113,24 @@ class Worker:
         def progress(event: Progress) -> None:
             self.send(id=job, event="progress", **to_json(event))
 
-        db = self.db()
         match request:
             case GenerateRequest():
-                return generate(db, request, warm=self.warm, progress=progress, should_stop=should_stop)
+                return generate(self.db(), request, warm=self.warm, progress=progress, should_stop=should_stop)
             case LayoutRequest():
-                return layout(db, request, warm=self.warm, progress=progress)
+                return layout(self.db(), request, warm=self.warm, progress=progress)
             case CombineRequest():
                 progress(Progress("combining"))
-                return combine(db, request)
+                return combine(self.db(), request)
             case MergeRequest():
                 self.warm.drop()  # a merge loads its own copy of the base: never hold two
                 progress(Progress("merging"))
-                return merge(db, request)
+                return merge(self.db(), request)
             case CheckRequest():
-                return check(db, request)
+                return check(self.db(), request)
+            case EstimateRequest():  # the quick questions: no library needed
+                return questions.estimate(request, progress, should_stop)
+            case DatasetRequest():
+                return questions.dataset(request)
 
     def db(self):
         if self._db is None:

@@ -77,6 +77,7 @@ class WorkerClient:
         self._ids = itertools.count(1)
         self._job: Job | None = None
         self._write_lock = threading.Lock()
+        self._ask_lock = threading.Lock()  # ask() callers take turns
         self.log = home() / "logs" / "worker.log"  # the worker's stderr
 
     @property
@@ -119,6 +120,19 @@ class WorkerClient:
             if on_progress is not None:
                 on_progress(progress)
         return job.outcome
+
+    def ask(self, request, cancelled=lambda: False) -> Outcome:
+        """Call from any thread, waiting for the worker to be free: for questions asked on several threads where
+        only the newest answer counts. One whose asker gave up (`cancelled()`) while waiting is never sent;
+        one in flight is cancelled at its next progress step."""
+        with self._ask_lock:
+            if cancelled():
+                return Outcome(CANCELLED)
+            job = self.submit(request)
+            for _ in job:
+                if cancelled():
+                    job.cancel()
+            return job.outcome
 
     def close(self) -> None:
         """End the worker: closing its stdin cancels what runs; it is killed if it does not stop in time."""

@@ -1,8 +1,8 @@
 """Run settings: the spec as a form (from the spec's own schema), what differs from the defaults, the
 pre-launch estimate, load/save TOML, and Launch, which starts a detached run and opens its monitor.
 
-Validation runs on every change (cheap, no I/O); the estimate (model configs, torch on meta tensors) runs
-in a worker a moment after the last change, and only for a valid spec. The save path starts absolute: the
+Validation runs on every change (cheap, no I/O); the estimate (model configs, torch on meta tensors) is
+asked of the app's quick worker process a moment after the last change, and only for a valid spec. The save path starts absolute: the
 file the spec came from, else LORATUI_HOME/specs/NAME.toml. Leaving with edits not saved asks first.
 """
 
@@ -113,27 +113,22 @@ class SpecEditorScreen(LoratuiScreen):
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def run_estimate(self, values: dict, full: bool = False) -> None:
-        """The estimate, plus the engine's preflight (what `loratui spec validate` checks) when the data is
-        local or built-in, or when asked (`full`): a Hub dataset is downloaded to be checked."""
-        from pathlib import Path
+        """Asked of the app's quick worker process (model configs, preflight, torch on meta tensors); an
+        estimate superseded by newer settings is dropped (cancelled, or its hash no longer current)."""
+        from textual.worker import get_current_worker
 
-        from engine import builtin, preflight
-        from engine.home import runs_dir
-        from engine.spec import parse_spec
-        from loratui.browse import dataset_info, estimate
+        from loratui.library.requests import EstimateRequest
+        from loratui.library.worker_client import DONE, FAILED
 
-        spec = parse_spec(values)
-        counts = self.split_counts
-        if counts is None or values["data"]["source"] != self.values["data"]["source"]:
-            counts = dataset_info.describe(spec.data.source, spec.data.config or None, rows=0).splits
-        result = estimate.estimate(spec, counts)
-        source = spec.data.source
-        checked = full or builtin.is_builtin(source) or Path(source).expanduser().exists()
-        problems = []
-        if checked:
-            output = Path(spec.output.dir).expanduser() if spec.output.dir else runs_dir()
-            problems = preflight.check(spec, output, images=False, disk=False).errors
-        self.post_message(EstimateReady(result, spec.hash(), problems, checked))
+        asker, spec_hash = get_current_worker(), validate(values).hash()
+        same_source = values["data"]["source"] == self.values["data"]["source"]
+        request = EstimateRequest(values, self.split_counts if same_source else None, full)
+        outcome = self.app.quick_worker().ask(request, cancelled=lambda: asker.is_cancelled)
+        if outcome.status == FAILED:
+            raise outcome.error
+        if outcome.status == DONE:
+            answer = outcome.result
+            self.post_message(EstimateReady(answer.estimate, spec_hash, answer.problems, answer.checked))
 
     @work(thread=True, group="launch", exit_on_error=False)
     def start_run(self, values: dict) -> None:

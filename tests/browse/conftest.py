@@ -70,3 +70,17 @@ def no_estimate(monkeypatch):
     from loratui.screens import spec_editor
 
     monkeypatch.setattr(spec_editor, "ESTIMATE_DELAY_S", 3600)
+
+
+@pytest.fixture(scope="session")
+def quick_worker(builtin_home):
+    """One quick worker process (estimates, dataset details; LoratuiApp(quick_worker=...)) for the offline
+    tests, as a process of its own costs seconds to start: its home is the session's, the Hub is off."""
+    from loratui.library.worker_client import WorkerClient
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(builtin_home))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        client = WorkerClient()
+    yield client
+    client.close()

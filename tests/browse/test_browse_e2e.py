@@ -20,11 +20,11 @@ EDITS = {
 }
 
 
-async def test_browse_edit_launch_and_watch_the_run_finish(offline, built):
+async def test_browse_edit_launch_and_watch_the_run_finish(offline, built, quick_worker):
     from loratui.library.db import open_db
     from loratui.runs.control import stop_run
 
-    app = LoratuiApp(screen="browse")
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     said = []  # notifications expire on screen; keep them for the failure message
     notify = app.notify
     app.notify = lambda message, *a, **k: (said.append(str(message)), notify(message, *a, **k))[1]

@@ -162,11 +162,11 @@ async def test_unreachable_hub_shows_the_banner(fake_hub):
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet", "text", "imagefolder"])
-async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_path, offline):
+async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_path, offline, quick_worker):
     from test_browse_local import _imagefolder, _write
 
     path = _imagefolder(tmp_path / "pics") if kind == "imagefolder" else _write(kind, tmp_path)
-    app = LoratuiApp(screen="browse")
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await pilot.press("ctrl+t", "slash")
@@ -182,12 +182,12 @@ async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_pa
     assert local.remembered_paths(open_db()) == [path]
 
 
-async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_path, offline):
+async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_path, offline, quick_worker):
     from test_browse_local import _imagefolder
     from textual_image.widget import Image
 
     path = _imagefolder(tmp_path / "pics")
-    app = LoratuiApp(screen="browse")
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await pilot.press("ctrl+t", "slash")
@@ -225,13 +225,13 @@ async def test_a_dataset_with_several_configs_offers_them(fake_hub):
         await until(pilot, lambda: screen.query_one("#detail-preview").row_count == 5)
 
 
-async def test_a_typed_model_folder_switches_to_models_and_is_judged(tmp_path, offline):
+async def test_a_typed_model_folder_switches_to_models_and_is_judged(tmp_path, offline, quick_worker):
     import shutil
     from pathlib import Path
 
     folder = tmp_path / "my-sd"
     shutil.copytree(Path(__file__).parent / "fixtures" / "repos" / "models" / "acme--tiny-sd", folder)
-    app = LoratuiApp(screen="browse")
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await pilot.press("ctrl+t")

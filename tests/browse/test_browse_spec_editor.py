@@ -21,8 +21,8 @@ def row_error(editor, path: str) -> str:
     return text_of(editor.query_one(f"#field-{path.replace('.', '-')} .field-error", Static))
 
 
-async def test_every_schema_field_gets_an_editor_with_its_help(offline, built, no_estimate):
-    app = LoratuiApp(screen="browse")
+async def test_every_schema_field_gets_an_editor_with_its_help(offline, built, no_estimate, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         form = editor.query_one(SpecForm)
@@ -33,8 +33,8 @@ async def test_every_schema_field_gets_an_editor_with_its_help(offline, built, n
         assert "Inner dimension of the LoRA matrices" in help_text and "[default: 4]" in help_text
 
 
-async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_columns(offline, built, no_estimate):
-    app = LoratuiApp(screen="browse")
+async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_columns(offline, built, no_estimate, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         values = editor.query_one(SpecForm).values()
@@ -47,8 +47,8 @@ async def test_starts_from_the_template_for_the_model_and_data_with_the_chosen_c
         assert "lora.rank" not in changes
 
 
-async def test_inline_validation_gives_the_messages_of_spec_validate(offline, built, no_estimate, tmp_path):
-    app = LoratuiApp(screen="browse")
+async def test_inline_validation_gives_the_messages_of_spec_validate(offline, built, no_estimate, tmp_path, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         form = editor.query_one(SpecForm)
@@ -75,8 +75,8 @@ async def test_inline_validation_gives_the_messages_of_spec_validate(offline, bu
         assert any("fix the problems" in n.message for n in app._notifications)
 
 
-async def test_edits_show_as_differences_and_reach_the_estimate(offline, built):
-    app = LoratuiApp(screen="browse")
+async def test_edits_show_as_differences_and_reach_the_estimate(offline, built, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         estimate = editor.query_one("#editor-estimate", Static)
@@ -95,8 +95,8 @@ async def test_edits_show_as_differences_and_reach_the_estimate(offline, built):
         assert editor.query_one("#field-lora-rank").has_class("-changed")
 
 
-async def test_preflight_problems_show_under_their_field(offline, built):
-    app = LoratuiApp(screen="browse")
+async def test_preflight_problems_show_under_their_field(offline, built, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         editor.query_one("#edit-data-caption_column", Input).value = "caption"
@@ -108,8 +108,8 @@ async def test_preflight_problems_show_under_their_field(offline, built):
         assert "✗" not in text_of(editor.query_one("#editor-errors", Static))
 
 
-async def test_save_and_load_toml(offline, built, no_estimate, tmp_path):
-    app = LoratuiApp(screen="browse")
+async def test_save_and_load_toml(offline, built, no_estimate, tmp_path, quick_worker):
+    app = LoratuiApp(screen="browse", quick_worker=quick_worker)
     async with app.run_test(size=SIZE) as pilot:
         editor = await open_editor(pilot, app)
         path = tmp_path / "mine.toml"
