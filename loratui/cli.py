@@ -11,7 +11,7 @@ from loratui.screens import MAIN_KEYS
 
 # Modules under loratui.commands, each with register(subparsers). They must import cheaply:
 # heavy imports belong inside the handlers.
-COMMAND_MODULES = ["builtin", "library", "ops", "spec", "run", "runs", "queue"]
+COMMAND_MODULES = ["builtin", "library", "ops", "spec", "data", "run", "runs", "queue"]
 
 
 def build_parser(commands: bool = True) -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from engine.errors import LoratuiError
+
 TASKS = (
     "text-to-image",
     "sequence-classification",
@@ -40,6 +42,18 @@ def predictor(task: str):
     """The task's predict module, for a task whose adapters `loratui gen` tries on inputs: load(base, adapter)
     gives (PeftModel, its tokenizer or image processor); predict(...) what the adapter says of an input."""
     return _part(task, "predict")
+
+
+def previewer(task: str):
+    """The task's preview module, for `loratui data preview`: preview(spec, count) shows its first rows as training
+    sees them."""
+    try:
+        return _part(task, "preview")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{task.replace('-', '_')}.preview":
+            raise
+        raise LoratuiError(f"task: {task} has no data preview", hint="data preview shows the tokens a language "
+                           "model trains on (task causal-lm)") from None
 
 
 def preflight(task: str):
