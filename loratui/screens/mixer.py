@@ -24,6 +24,7 @@ from loratui.library.requests import (
 )
 from loratui.library.worker_client import CANCELLED, DONE, FAILED, Outcome
 from loratui.screens.base import LoratuiScreen
+from loratui.screens.binding_commands import ScreenKeys
 from loratui.screens.mixer_messages import JobEnded, JobProgressed
 from loratui.widgets.image_pane import ImagePane
 from loratui.widgets.job_footer import JobFooter
@@ -49,6 +50,8 @@ def merge_defaults(adapters: list[dict]) -> tuple[str, str]:
 
 class MixerScreen(LoratuiScreen):
     CSS_PATH = "mixer.tcss"
+    COMMANDS = {ScreenKeys}
+    PALETTE_TITLE = "Mixer"
     BINDINGS = [
         Binding("ctrl+g", "start", "Go"),
         Binding("ctrl+t", "next_action", "Operation"),

@@ -36,6 +36,7 @@ class MixerForm(Vertical):
                 with Horizontal(classes="mix-row"):
                     yield _field("seed", "seed", placeholder="random")
                     yield _field("steps", "steps", "25")
+                with Horizontal(classes="mix-row"):
                     yield _field("guidance", "guidance", "7.5")
                     yield _field("size", "size", placeholder="native (WxH)")
                 yield _field("sweep weights", "sweep", ", ".join(f"{w:g}" for w in DEFAULT_GRID_WEIGHTS))
