@@ -61,7 +61,7 @@ def write_events(path: Path, steps: int) -> None:
 
 
 def build_run(home: Path, steps: int) -> tuple[float, float, int]:
-    """The run in a fresh library: (seconds to ingest it, CPU seconds of that, metric rows written)."""
+    """The run in a fresh library: (seconds to ingest it, CPU seconds of that, step rows written)."""
     from loratui.library.db import open_db
     from loratui.runs.ingest import ingest
 
@@ -75,7 +75,7 @@ def build_run(home: Path, steps: int) -> tuple[float, float, int]:
     start, cpu = time.perf_counter(), time.process_time()
     ingest(db, run_dir, RUN_ID)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rows = db.execute("SELECT count(*) FROM metrics WHERE run_id = ?", [RUN_ID]).fetchone()[0]
+    rows = db.execute("SELECT count(*) FROM steps WHERE run_id = ?", [RUN_ID]).fetchone()[0]
     db.close()
     return seconds, cpu, rows
 
@@ -130,7 +130,7 @@ def main() -> None:
         if out.returncode:
             sys.exit(f"the dashboard process failed:\n{out.stderr[-3000:]}")
         figures = {"ingest_s": ingest_s, **json.loads(out.stdout.strip().splitlines()[-1])}
-    print(f"{args.events:,} step events, {rows:,} metric rows; ingest used {ingest_cpu:.2f} s of CPU "
+    print(f"{args.events:,} step events, {rows:,} step rows; ingest used {ingest_cpu:.2f} s of CPU "
           f"(on a busy machine, wall time is more)")
     report = [("ingest", "ingest_s", "s", 2), ("chart shown", "chart_s", "s", 2),
               ("peak RSS", "peak_rss_mb", "MB", 0), ("idle CPU", "idle_cpu_pct", "% of a core", 2)]

@@ -2,13 +2,15 @@
 and its highest point, so a spike still shows when 200,000 steps are drawn in a few hundred columns.
 
 The same buckets are built three ways: folded one event at a time (RunHistory), read from the library's
-metrics table in SQL (library_series, a run's past without holding its rows), and from a list of points
+step tables in SQL (library_series, a run's past without holding its rows), and from a list of points
 (decimate, what a chart of a given width can draw). Runs of up to `capacity` steps are kept exactly.
 """
 
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
+
+from loratui.runs.metric_store import Source, source
 
 CAPACITY = 1024  # buckets per series: two points each, several times the points of the widest chart
 
@@ -137,34 +139,27 @@ def decimate(steps: Sequence[int], values: Sequence[float], limit: int) -> tuple
     return series.points()
 
 
-def library_series(db, run_id: str, key: str, width: int, up_to: int) -> Decimated:
+def library_series(db, run_id: str, key: str, width: int, up_to: int, capacity: int = CAPACITY) -> Decimated:
     """A metric of a run (steps up to `up_to`) from the library, bucketed in SQL: only the buckets' rows come
     into Python, whatever the run's length. Each bucket is a range seek on the primary key; its extremes'
     steps are found in the same pass (a bare column beside min() or max() comes from that row, SQLite's
     rule), then their values looked up (a GROUP BY on step / width would sort every row first)."""
-    rows = db.execute(_BUCKETS, {"run": run_id, "key": key, "width": width, "up_to": up_to}).fetchall()
-    last = db.execute("SELECT step, value FROM metrics WHERE run_id = ? AND key = ? AND step <= ? "
-                      "AND value IS NOT NULL ORDER BY step DESC LIMIT 1", [run_id, key, up_to]).fetchone()
+    where = source(key)
+    params = {"run": run_id, "width": width, "up_to": up_to, **where.params}
+    rows = db.execute(_buckets(where), params).fetchall()
+    last = db.execute(f"SELECT step, {where.column} FROM {where.table} WHERE run_id = :run {where.where} "
+                      f"AND step <= :up_to AND {where.column} IS NOT NULL ORDER BY step DESC LIMIT 1", params).fetchone()
     buckets = [(index, int(low_step), low, int(high_step), high) for index, low_step, low, high_step, high in rows]
-    return Decimated.from_buckets(width, buckets, tuple(last) if last else None)
+    return Decimated.from_buckets(width, buckets, tuple(last) if last else None, capacity)
 
 
-_IN_BUCKET = ("FROM metrics WHERE run_id = :run AND key = :key AND value IS NOT NULL "
-              "AND step BETWEEN i * :width AND min(i * :width + :width - 1, :up_to)")
-_VALUE_AT = "SELECT value FROM metrics WHERE run_id = :run AND key = :key AND step = "
-_BUCKETS = f"""
+def _buckets(where: Source) -> str:
+    value, rows = where.column, f"FROM {where.table} WHERE run_id = :run {where.where}"
+    in_bucket = f"{rows} AND {value} IS NOT NULL AND step BETWEEN i * :width AND min(i * :width + :width - 1, :up_to)"
+    value_at = f"SELECT {value} {rows} AND step = "
+    return f"""
 WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i < :up_to / :width),
 extremes(i, low_step, high_step) AS MATERIALIZED (
-    SELECT i, (SELECT step + 0 * min(value) {_IN_BUCKET}), (SELECT step + 0 * max(value) {_IN_BUCKET}) FROM bucket)
-SELECT i, low_step, ({_VALUE_AT}low_step), high_step, ({_VALUE_AT}high_step) FROM extremes
+    SELECT i, (SELECT step + 0 * min({value}) {in_bucket}), (SELECT step + 0 * max({value}) {in_bucket}) FROM bucket)
+SELECT i, low_step, ({value_at}low_step), high_step, ({value_at}high_step) FROM extremes
 WHERE low_step IS NOT NULL"""
-
-
-def library_keys(db, run_id: str) -> list[str]:
-    """The metric keys a run has, found by seeking the primary key (not by reading every row)."""
-    keys, after = [], ""
-    while True:
-        row = db.execute("SELECT min(key) FROM metrics WHERE run_id = ? AND key > ?", [run_id, after]).fetchone()
-        if row[0] is None:
-            return keys
-        keys.append(after := row[0])

@@ -16,7 +16,8 @@ from engine.errors import LoratuiError
 from engine.events import EventTail, offset_after, parse_event
 from loratui.history import RATE_WINDOW, RunHistory, RunView, chart_series
 from loratui.runs.ingest import catch_up
-from loratui.series import library_keys, library_series, width_for
+from loratui.runs.metric_store import run_keys
+from loratui.series import library_series, width_for
 
 RUN_COLUMNS = (
     "id, name, task, dir, base_model, status, pid, pid_start, created, started, ended, step, total_steps, "
@@ -209,7 +210,7 @@ class RunWatcher:
             up_to, applied = int(row["step"] or 0), row["last_seq"] or 0
             width = width_for(max(up_to, row["total_steps"] or 0))
             series = {key: library_series(self.db, self.run_id, key, width, up_to)
-                      for key in library_keys(self.db, self.run_id) if chart_series(key)}
+                      for key in run_keys(self.db, self.run_id) if chart_series(key)}
         self.history = RunHistory(self.run_dir, width)
         self.history.load(series)
         path = self.run_dir / "events.jsonl"

@@ -14,6 +14,7 @@ from engine.adapters.inspect import AdapterInfo, inspect_file
 from engine.adapters.safeload import safe_name
 from engine.errors import LoratuiError
 from loratui.library import store
+from loratui.runs.metric_store import last_values
 
 JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings")
 # Everything but the metadata blob, which lists and searches do not need.
@@ -318,9 +319,7 @@ def details(db, id_or_name) -> dict:
             run["summary"] = json.loads(run["summary"]) if run["summary"] else None
             run["samples"] = _rows(db, "SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step",
                                    [run["id"]])
-            run["final_metrics"] = dict(db.execute(
-                "SELECT key, value FROM metrics m WHERE run_id = ? AND step = "
-                "(SELECT max(step) FROM metrics WHERE run_id = m.run_id AND key = m.key)", [run["id"]]).fetchall())
+            run["final_metrics"] = last_values(db, run["id"])
     row["run"] = run
     row["generations"] = db.execute(
         "SELECT count(*) FROM generations g, json_each(g.adapters) j WHERE json_extract(j.value, '$.id') = ?",

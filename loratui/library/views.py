@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.errors import LoratuiError
 from loratui.library import adapters, generations, store
+from loratui.series import library_series, width_for
 
 PAGE = 100  # more than a screen holds; each row costs a stat of its files
 FACETS = ("family", "task", "base", "tag")
@@ -98,10 +99,11 @@ def adapter_view(db, adapter_id: int) -> AdapterView:
 
 
 def loss_curve(db, run_id: str, points: int = LOSS_POINTS) -> tuple[list[int], list[float]]:
-    """The run's loss from the metrics table, every k-th step (and the last) so at most about `points`."""
-    rows = db.execute(
-        "SELECT step, value FROM (SELECT step, value, row_number() OVER (ORDER BY step) - 1 AS n, "
-        "count(*) OVER () AS total FROM metrics WHERE run_id = ? AND key = 'loss') "
-        "WHERE n % max(1, (total + ? - 1) / ?) = 0 OR n = total - 1 ORDER BY step",
-        [run_id, points, points]).fetchall()
-    return [r[0] for r in rows], [r[1] for r in rows]
+    """The run's loss, at most about `points` of it: each stretch of steps keeps its low and its high, so a
+    spike still shows."""
+    (last,) = db.execute("SELECT max(step) FROM steps WHERE run_id = ?", [run_id]).fetchone()
+    if last is None:
+        return [], []
+    capacity = max(1, points // 2)
+    steps, loss = library_series(db, run_id, "loss", width_for(last + 1, capacity), last, capacity).points()
+    return list(steps), list(loss)

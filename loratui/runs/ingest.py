@@ -1,4 +1,4 @@
-"""events.jsonl -> library.db: the runs row, metrics in long format, samples.
+"""events.jsonl -> library.db: the runs row, a row of metrics per step (loratui/runs/metric_store.py), samples.
 
 Idempotent: runs.last_seq records the highest event applied, so anyone may call ingest() at any time to
 catch up (the supervisor does every half second; `runs ls` does for runs whose supervisor died).
@@ -15,8 +15,9 @@ from engine.rundir import RunDir
 from loratui.runs.liveness import is_alive
 from loratui.runs.txn import immediate
 
-STEP_METRICS = ("loss", "lr", "grad_norm", "samples_per_s", "step_time")
 _TAIL_BYTES = 64 * 1024  # far more than one event line
+_INSERT_STEP = ("INSERT OR REPLACE INTO steps (run_id, step, loss, lr, grad_norm, samples_per_s, step_time, memory_rss) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")  # the order _apply's rows have
 
 
 def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail | None = None) -> list[dict]:
@@ -80,7 +81,7 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
         return
     update: dict = {}
     summary = json.loads(row[1] or "{}")
-    metrics, samples = [], []
+    steps, gpu_memory, metrics, samples = [], [], [], []
     for event in events:
         kind = event["type"]
         if kind == "step":  # nearly every event: kept lean (a long run has 200,000)
@@ -88,9 +89,11 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
             update["total_steps"] = event["total_steps"]
             if event.get("loss") is not None:
                 update["last_loss"] = event["loss"]
-            metrics += [(run_id, step, key, value) for key in STEP_METRICS if (value := event.get(key)) is not None]
-            if event.get("memory"):
-                metrics += [(run_id, step, key, value) for key, value in _memory(event["memory"])]
+            memory = event.get("memory") or {}
+            steps.append((run_id, step, event.get("loss"), event.get("lr"), event.get("grad_norm"),
+                          event.get("samples_per_s"), event.get("step_time"), memory.get("rss")))
+            gpu_memory += [(run_id, device["index"], step, device["allocated"], device["reserved"], device["peak"])
+                           for device in memory.get("devices", ())]
         elif kind == "run_started":
             update.update(status="running", started=update.get("started") or _iso(event["time"]), ended=None,
                           error=None, total_steps=event["total_steps"], step=event["resume_step"])
@@ -112,6 +115,12 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
             update.update(status="failed", ended=_iso(event["time"]), error=event["reason"])
             summary.update(hint=event.get("hint"), traceback_path=event.get("traceback_path"))
     update.update(summary=json.dumps(summary), last_seq=events[-1]["seq"])
+    # A step done again after a resume replaces the first try's row whole.
+    if steps:
+        db.conn.executemany(_INSERT_STEP, steps)
+    if gpu_memory:
+        db.conn.executemany("INSERT OR REPLACE INTO gpu_memory (run_id, device, step, allocated, reserved, peak) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", gpu_memory)
     if metrics:
         db.conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)", metrics)
     if samples:
@@ -163,12 +172,6 @@ def _newest_seq(path: Path) -> int:
         except (ValueError, KeyError, TypeError):
             continue  # the window's first line, cut short
     return 0
-
-
-def _memory(memory: dict) -> list[tuple[str, float]]:
-    if memory.get("kind") == "rss":
-        return [("memory_rss", memory["rss"])]
-    return [(f"gpu{d['index']}_{key}", d[key]) for d in memory.get("devices", []) for key in ("allocated", "reserved", "peak")]
 
 
 def _iso(timestamp: float) -> str:

@@ -175,7 +175,7 @@ def test_sd_run_is_recorded_in_the_library(sd_run):
     events = events_of(home, run_id)
     assert (row["status"], row["step"], row["total_steps"], row["last_seq"]) == ("finished", 200, 200, events[-1]["seq"])
     assert row["last_loss"] == pytest.approx(losses(events)[-1])
-    count = db.execute("SELECT count(*) FROM metrics WHERE run_id = ? AND key = 'loss'", [run_id]).fetchone()[0]
+    count = db.execute("SELECT count(loss) FROM steps WHERE run_id = ?", [run_id]).fetchone()[0]
     assert count == 200
     samples = [r["path"] for r in db.query("SELECT path FROM samples WHERE run_id = ? ORDER BY step", [run_id])]
     assert samples and all(Path(p).is_file() and p.endswith(".png") for p in samples)
@@ -187,7 +187,7 @@ def test_sd_run_is_recorded_in_the_library(sd_run):
     db.execute("UPDATE runs SET last_seq = 0 WHERE id = ?", [run_id])
     db.conn.commit()
     assert len(ingest(db, row["dir"], run_id)) == len(events)
-    assert db.execute("SELECT count(*) FROM metrics WHERE run_id = ? AND key = 'loss'", [run_id]).fetchone()[0] == 200
+    assert db.execute("SELECT count(loss) FROM steps WHERE run_id = ?", [run_id]).fetchone()[0] == 200
     assert next(db.query("SELECT status FROM runs WHERE id = ?", [run_id]))["status"] == "finished"
 
 

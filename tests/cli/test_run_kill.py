@@ -80,7 +80,7 @@ def test_a_killed_run_is_crashed_with_its_steps_and_its_neighbour_finishes(tmp_p
         (row,) = [r for r in list_runs(db) if r["name"] == "victim"]
         assert (row["status"], row["step"]) == ("crashed", steps[-1])
         assert "without recording an end" in row["error"]
-        logged = db.execute("SELECT step FROM metrics WHERE run_id = ? AND key = 'loss' ORDER BY step", [row["id"]])
+        logged = db.execute("SELECT step FROM steps WHERE run_id = ? AND loss IS NOT NULL ORDER BY step", [row["id"]])
         assert [step for (step,) in logged] == steps
     listed = {r["name"]: r for r in json.loads(cli(home, "runs", "ls", "--json").stdout)}
     assert (listed["victim"]["status"], listed["victim"]["step"]) == ("crashed", steps[-1])

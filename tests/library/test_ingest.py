@@ -1,4 +1,5 @@
-"""Ingest of a long event stream: found where it left off without rereading, idempotent in any slices."""
+"""Ingest of a long event stream: found where it left off without rereading, idempotent in any slices, a row
+per step."""
 
 import json
 import math
@@ -6,6 +7,8 @@ import math
 from engine.events import offset_after
 from loratui.library.db import open_db
 from loratui.runs.ingest import catch_up, ingest
+from loratui.runs.metric_store import GPU_FIELDS, last_values, run_keys
+from loratui.series import library_series
 
 
 def _events(steps: int, resume_at: int | None = None) -> list[dict]:
@@ -33,10 +36,12 @@ def _run(db, run_id: str, events: list[dict], tmp_path) -> tuple:
 
 
 def _library_of(db, run_id: str) -> tuple:
+    steps = db.execute("SELECT step, loss, lr, grad_norm, samples_per_s, step_time, memory_rss FROM steps "
+                       "WHERE run_id = ? ORDER BY step", [run_id]).fetchall()
     metrics = db.execute("SELECT step, key, value FROM metrics WHERE run_id = ? ORDER BY key, step", [run_id]).fetchall()
     row = db.execute("SELECT status, step, total_steps, last_loss, last_seq, summary FROM runs WHERE id = ?",
                      [run_id]).fetchone()
-    return metrics, row
+    return steps, metrics, row
 
 
 def test_offset_after_bisects_to_the_first_newer_event_past_a_torn_line(tmp_path):
@@ -71,9 +76,27 @@ def test_ingest_in_slices_equals_ingest_at_once_and_again_changes_nothing(tmp_pa
     (sliced_dir / "events.jsonl").write_text("".join(lines))
     assert catch_up(db) == []  # its supervisor is gone: the rest is caught up, and it ended by itself
     assert _library_of(db, "sliced") == _library_of(db, "whole")
-    metrics, row = _library_of(db, "whole")
+    steps, metrics, row = _library_of(db, "whole")
     assert row[:5] == ("finished", 3_000, 3_000, 1 / 3_000, len(events))
-    loss = {step: value for step, key, value in metrics if key == "loss"}
-    assert loss[1_195] == 2 / 1_195 and loss[1_189] == 1 / 1_189  # redone steps replaced, the others kept
-    assert len(metrics) == 3_000 * 4 - 1 and not any(math.isnan(v) for _, _, v in metrics)
+    assert [step for step, *_ in steps] == list(range(1, 3_001)) and metrics == []
+    by_step = {step: values for step, *values in steps}
+    # Redone steps replaced whole (the second try logged no grad norm or memory), the others kept.
+    assert by_step[1_195] == [2 / 1_195, 1e-4, None, None, None, None]
+    assert by_step[1_189] == [1 / 1_189, 1e-4, 0.5, None, None, 1e9 + 1_189]
+    assert by_step[7][2] is None and not any(math.isnan(v) for values in by_step.values() for v in values if v)
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_each_gpu_s_memory_is_a_row_per_step_read_back_by_its_key(tmp_path):
+    db = open_db()
+    devices = [{"index": index, "allocated": 1e9 * index + 1, "reserved": 2e9, "peak": 3e9} for index in (0, 1)]
+    events = [{"v": 1, "seq": step, "time": 1.7e9, "type": "step", "step": step, "total_steps": 2, "loss": 1 / step,
+               "memory": {"kind": "cuda", "devices": devices}} for step in (1, 2)]
+    run_dir, lines = _run(db, "cuda", events, tmp_path)
+    (run_dir / "events.jsonl").write_text("".join(lines))
+    ingest(db, run_dir, "cuda")
+    assert db.execute("SELECT device, step, allocated FROM gpu_memory ORDER BY device, step").fetchall() == [
+        (0, 1, 1), (0, 2, 1), (1, 1, 1e9 + 1), (1, 2, 1e9 + 1)]
+    assert run_keys(db, "cuda") == ["loss", *(f"gpu{i}_{field}" for i in (0, 1) for field in GPU_FIELDS)]
+    assert last_values(db, "cuda")["gpu1_allocated"] == 1e9 + 1
+    assert library_series(db, "cuda", "gpu1_reserved", 1, 2).points() == ((1, 2), (2e9, 2e9))

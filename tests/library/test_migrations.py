@@ -2,6 +2,8 @@
 
 from loratui.library import adapters
 from loratui.library.db import connect, migrate, migrations, open_db, schema_version
+from loratui.runs.metric_store import GPU_FIELDS, last_values, run_keys
+from loratui.series import decimate, library_series
 
 LATEST = migrations()[-1][0]
 
@@ -92,3 +94,38 @@ def test_entries_from_before_tasks_get_theirs_from_their_file_or_family(tmp_path
     db = open_db(path)
     assert {r["name"]: r["task"] for r in adapters.list_adapters(db)} == {
         "cls": "sequence-classification", "xl": "text-to-image", "chat": "causal-lm", "odd": None}
+
+
+def test_step_metrics_from_before_the_step_tables_are_moved_there_and_read_as_before(tmp_path):
+    """Rows as ingest wrote them once, one per metric and step, become a row per step (and per GPU and step);
+    eval figures stay in metrics; the readers find every key with its values."""
+    path = tmp_path / "library.db"
+    old = connect(path)
+    migrate(old, target=next(v for v, name, _ in migrations() if name == "step_tables") - 1)
+    gpu = [(f"gpu{device}_{field}", device * 1e9 + n) for device in (0, 1) for n, field in enumerate(GPU_FIELDS)]
+    rows = [("cuda", 300, "loss", 0.25), ("cpu", 100, "eval/accuracy", 0.9), ("cpu", 300, "eval/accuracy", 0.95)]
+    for step in range(1, 301):
+        rows += [("cpu", step, "loss", 1 / step), ("cpu", step, "lr", 1e-4), ("cpu", step, "memory_rss", 1e9 + step)]
+        rows += [("cpu", step, "grad_norm", 0.5)] if step != 7 else []
+        rows += [("cuda", step, key, value + step) for key, value in gpu]
+    with old.conn:
+        for run in ("cpu", "cuda"):
+            old.conn.execute("INSERT INTO runs (id, name, task, dir, spec, status) VALUES (?, ?, 'causal-lm', '/r', "
+                             "'', 'finished')", [run, run])
+        old.conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+    old.conn.close()
+
+    db = open_db(path)
+    assert db.execute("SELECT run_id, step, key FROM metrics ORDER BY step").fetchall() == [
+        ("cpu", 100, "eval/accuracy"), ("cpu", 300, "eval/accuracy")]
+    assert db.execute("SELECT count(*), count(grad_norm), count(samples_per_s) FROM steps WHERE run_id = 'cpu'"
+                      ).fetchone() == (300, 299, 0)
+    assert db.execute("SELECT * FROM gpu_memory WHERE step = 5").fetchall() == [
+        ("cuda", 0, 5, 5, 6, 7), ("cuda", 1, 5, 1e9 + 5, 1e9 + 6, 1e9 + 7)]
+    assert run_keys(db, "cpu") == ["loss", "lr", "grad_norm", "memory_rss", "eval/accuracy"]
+    assert last_values(db, "cpu") == {"loss": 1 / 300, "lr": 1e-4, "grad_norm": 0.5, "memory_rss": 1e9 + 300,
+                                      "eval/accuracy": 0.95}
+    assert last_values(db, "cuda") == {"loss": 0.25, **{key: value + 300 for key, value in gpu}}
+    for run, key in (("cpu", "loss"), ("cpu", "eval/accuracy"), ("cuda", "gpu1_peak")):
+        kept = sorted((step, value) for r, step, k, value in rows if (r, k) == (run, key))
+        assert library_series(db, run, key, 1, 300).points() == decimate(*zip(*kept, strict=True), 10_000), key

@@ -67,8 +67,8 @@ def test_lineage_and_source_run(db, lora_copy):
         db.conn.execute("INSERT INTO runs (id, name, task, dir, spec, status, summary) VALUES "
                         "('run-1', 'combo', 'text-to-image', '/r', '[train]\nsteps = 2', 'finished', "
                         "'{\"loss\": 0.1}')")
-        db.conn.executemany("INSERT INTO metrics VALUES ('run-1', ?, ?, ?)",
-                            [(1, "loss", 0.5), (2, "loss", 0.25), (1, "lr", 1e-4)])
+        db.conn.executemany("INSERT INTO steps (run_id, step, loss, lr) VALUES ('run-1', ?, ?, ?)",
+                            [(1, 0.5, 1e-4), (2, 0.25, None)])
         db.conn.execute("INSERT INTO samples (run_id, step, prompt, path) VALUES ('run-1', 2, 'a cat', '/s.png')")
     child = adapters.register(
         db, lora_copy("sdxl"), name="mix", source_run="run-1",

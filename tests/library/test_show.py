@@ -19,8 +19,8 @@ def _trained(db, lora_copy, status: str, summary: dict, error: str | None = None
         db.conn.execute("INSERT INTO runs (id, name, task, dir, spec, status, step, total_steps, summary, error) "
                         "VALUES ('run-1', 'shapes-demo', 'text-to-image', '/r', ?, ?, 200, 200, ?, ?)",
                         [SPEC, status, json.dumps(summary), error])
-        db.conn.executemany("INSERT INTO metrics VALUES ('run-1', ?, ?, ?)",
-                            [(190, "loss", 0.5), (200, "loss", 0.25), (200, "grad_norm", 0.0142)])
+        db.conn.executemany("INSERT INTO steps (run_id, step, loss, grad_norm) VALUES ('run-1', ?, ?, ?)",
+                            [(190, 0.5, None), (200, 0.25, 0.0142)])
         db.conn.execute("INSERT INTO samples (run_id, step, prompt, path) VALUES ('run-1', 200, 'a cat', '/s.png')")
     adapters.register(db, lora_copy("sd"), name="ink", source_run="run-1")
 

@@ -8,6 +8,7 @@ import os
 from loratui import watch
 from loratui.app import LoratuiApp
 from loratui.history import RunHistory
+from loratui.library.views import loss_curve
 from loratui.runs.ingest import ingest
 from loratui.runs.liveness import process_start_time
 from loratui.series import CAPACITY, Decimated, decimate, library_series, width_for
@@ -72,6 +73,17 @@ def test_sql_downsampling_gives_the_fold_of_the_same_steps(db):
     assert history.loss.width > 1  # decimated, not exact
     assert library_series(db, "long", "loss", width_for(5_000), 5_000).points() == history.loss.points()
     assert library_series(db, "long", "lr", width_for(5_000), 5_000).points() == history.lr.points()
+
+
+def test_the_library_detail_s_loss_curve_is_small_and_keeps_the_spike(db):
+    add_run(db, "spiky", status="finished", total=6_000)
+    with db.conn:
+        db.conn.executemany("INSERT INTO steps (run_id, step, loss) VALUES ('spiky', ?, ?)",
+                            [(step, _wave(step)) for step in range(1, 6_001)])
+    steps, loss = loss_curve(db, "spiky", points=100)
+    assert len(steps) <= 101 and steps[-1] == 6_000 and list(steps) == sorted(steps)
+    assert (3_001, SPIKE) in zip(steps, loss, strict=True) and (4_567, DIP) in zip(steps, loss, strict=True)
+    assert loss_curve(db, "none") == ([], [])
 
 
 def test_the_watcher_reads_the_past_from_the_library_and_the_rest_from_the_file(db):

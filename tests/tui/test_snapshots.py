@@ -80,7 +80,7 @@ def test_library_screen_wide_with_detail(library, snap_compare):
         library.conn.execute("UPDATE adapters SET path = '/library/cpu-check.safetensors', tags = '[\"shapes\"]', "
                              "trigger_words = '[\"red circle\"]', metadata = ?",
                              ['{"ss_network_dim": "4", "modelspec.title": "CPU check"}'])
-        library.conn.executemany("INSERT INTO metrics (run_id, step, key, value) VALUES ('20250104-cpu', ?, 'loss', ?)",
+        library.conn.executemany("INSERT INTO steps (run_id, step, loss) VALUES ('20250104-cpu', ?, ?)",
                                  [(step, 0.5 / step) for step in range(1, 61)])
 
     async def detail(pilot):
