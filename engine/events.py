@@ -21,6 +21,8 @@ import os
 import time
 from pathlib import Path
 
+import orjson
+
 SCHEMA_VERSION = 1
 TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")
 EVENT_TYPES = ("run_started", "step", "checkpoint_saved", "sample_saved", "eval", "log", *TERMINAL_TYPES)
@@ -130,9 +132,13 @@ def _next_event(handle, limit: int) -> tuple[int, int, dict] | None:
 
 
 def parse_event(line: bytes) -> dict | None:
-    """The event on one line, or None for a torn or foreign one."""
+    """The event on one line, or None for a torn or foreign one. orjson reads a long run's lines in a third of
+    json's time; json reads what it refuses that json.dumps writes: NaN and Infinity (a diverged loss)."""
     try:
-        event = json.loads(line)
-    except ValueError:
-        return None
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
     return event if isinstance(event, dict) and "seq" in event else None

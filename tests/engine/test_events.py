@@ -1,6 +1,8 @@
 """events.jsonl: one writer, sequence numbers across resumes, torn lines survived."""
 
-from engine.events import EventTail, EventWriter, read_events
+import math
+
+from engine.events import EventTail, EventWriter, parse_event, read_events
 
 
 def test_seq_continues_after_reopen_and_torn_line(tmp_path):
@@ -32,3 +34,14 @@ def test_tail_returns_only_new_complete_events(tmp_path):
         handle.write("}\n")
     assert [e["step"] for e in tail.poll()] == [2]
     assert read_events(path, after_seq=1)[0]["step"] == 2
+
+
+def test_a_diverged_loss_reads_back_as_written_and_a_torn_line_as_none(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("step", step=1, loss=math.nan, grad_norm=math.inf)
+    writer.emit("step", step=2, loss=0.5)
+    writer.close()
+    first, second = read_events(path)
+    assert math.isnan(first["loss"]) and first["grad_norm"] == math.inf and second["loss"] == 0.5
+    assert parse_event(b'{"v":1,"seq":3,"ty') is None and parse_event(b'{"seq":\xff}') is None
