@@ -2,7 +2,8 @@
 
 One group per section, one row per field with its description, allowed values and default; every change is
 validated with engine.spec.spec_errors, so the messages are those `loratui spec validate` prints, shown
-under the field they name. Rows that differ from the schema's defaults are marked.
+under the field they name. Rows that differ from the schema's defaults are marked. A section shown collapsed
+mounts its rows when first opened (the form appears sooner); until then its rows answer with their values.
 """
 
 import tomllib
@@ -55,6 +56,7 @@ class FieldRow(Vertical):
         self.annotation = field.annotation
         self.value = value
         self.shown: tuple[bool, str] = (False, "")
+        self._editor = None
 
     @property
     def kind(self) -> str:
@@ -85,6 +87,10 @@ class FieldRow(Vertical):
         yield Static(self.help_text(), classes="field-help", markup=False)
         yield Static("", classes="field-error", markup=False)
 
+    def on_mount(self) -> None:
+        if self.shown != (False, ""):
+            self._paint()  # shown while its section was still collapsed
+
     def help_text(self) -> str:
         text = self.field.description or ""
         allowed = typing.get_args(self.annotation) if self.kind == "choice" else ()
@@ -102,12 +108,21 @@ class FieldRow(Vertical):
             return ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
         return "" if value is None else str(value)
 
-    def read(self, widget) -> object:
-        """The editor's value typed as the schema wants it; text that does not parse is passed on as text,
+    def current(self) -> object:
+        """The value typed as the schema wants it: the editor's once mounted, else the one given, read as if
+        typed (so a section not opened yet gives what it would give opened)."""
+        if self.is_mounted:
+            self._editor = self._editor or self.editor  # values() reads every row on each keystroke
+            return self.read(self._editor.value)
+        return bool(self.value) if self.kind == "bool" else self.read(
+            self.value if self.kind == "choice" else self.text_of(self.value))
+
+    def read(self, typed) -> object:
+        """An editor's value typed as the schema wants it; text that does not parse is passed on as text,
         so validation names it the way `loratui spec validate` does."""
         if self.kind in ("bool", "choice"):
-            return widget.value
-        text = widget.value.strip()
+            return typed
+        text = typed.strip()
         if self.kind == "list":
             parts = [part.strip() for part in text.split(",") if part.strip()]
             return parts[0] if parts == ["all-linear"] else parts
@@ -122,7 +137,7 @@ class FieldRow(Vertical):
                     return parse(text)
                 except ValueError:
                     return text
-        return widget.value
+        return typed
 
     @property
     def editor(self):
@@ -132,6 +147,11 @@ class FieldRow(Vertical):
         if (changed, error) == self.shown:
             return  # most rows stay as they were: updating them all made typing lag
         self.shown = (changed, error)
+        if self.is_mounted:
+            self._paint()
+
+    def _paint(self) -> None:
+        changed, error = self.shown
         self.set_class(changed, "-changed")
         self.query_one(".field-name", Label).update(("● " if changed else "") + self.path[-1])
         line = self.query_one(".field-error", Static)
@@ -161,23 +181,31 @@ class SpecForm(VerticalScroll):
     def compose(self) -> ComposeResult:
         groups: dict[str, list[tuple[tuple[str, ...], object]]] = {}
         for path, field in schema_fields(self.model):
-            groups.setdefault(path[0] if len(path) > 1 else TOP, []).append((path, field))
+            groups.setdefault(_group(path), []).append((path, field))
         for group, fields in groups.items():
             title = group if group == TOP else f"{group}: {self.model.model_fields[group].description}"
-            with Collapsible(title=title, collapsed=group not in (TOP, *OPEN_SECTIONS), id=f"group-{group}"):
+            collapsed = group not in (TOP, *OPEN_SECTIONS)
+            with Collapsible(title=title, collapsed=collapsed, id=f"group-{group}"):
                 for path, field in fields:
                     row = FieldRow(path, field, _get(self.initial, path, default_of(field)))
                     self.rows[path] = row
-                    yield row
+                    if not collapsed:
+                        yield row
 
     def on_mount(self) -> None:
-        self._editors = {path: row.editor for path, row in self.rows.items()}
         self.revalidate()
+
+    @on(Collapsible.Expanded)
+    async def section_opened(self, event: Collapsible.Expanded) -> None:
+        group = event.collapsible.id.removeprefix("group-")
+        unmounted = [row for path, row in self.rows.items() if _group(path) == group and row.parent is None]
+        if unmounted:
+            await event.collapsible.query_one(Collapsible.Contents).mount_all(unmounted)
 
     def values(self) -> dict:
         values: dict = {}
         for path, row in self.rows.items():
-            _set(values, path, row.read(self._editors[path]))
+            _set(values, path, row.current())
         return values
 
     def load(self, values: dict) -> list[str]:
@@ -186,10 +214,14 @@ class SpecForm(VerticalScroll):
         self.initial = values
         for path, row in self.rows.items():
             value = _get(values, path, default_of(row.field))
-            widget = self._editors[path]
+            if row.kind == "choice" and value not in typing.get_args(row.annotation):
+                continue  # the editor cannot show it; the returned problems name it
+            if not row.is_mounted:
+                if row.kind != "bool" or isinstance(value, bool):
+                    row.value = value  # its section shows it when opened
+                continue
+            widget = row.editor
             with self.prevent(Input.Changed, Switch.Changed, Select.Changed):
-                if row.kind == "choice" and value not in typing.get_args(row.annotation):
-                    continue  # the editor cannot show it; the returned problems name it
                 if row.kind == "bool":
                     if isinstance(value, bool):
                         widget.value = value
@@ -230,6 +262,10 @@ class SpecForm(VerticalScroll):
                 changes.append(f"{'.'.join(path)} = {row.text_of(value) or repr(value)} (default {shown_default})")
             row.show(changed, "\n".join(by_field.get(path, [])))
         self.post_message(self.Changed(values, errors, changes))
+
+
+def _group(path: tuple[str, ...]) -> str:
+    return path[0] if len(path) > 1 else TOP
 
 
 def _get(values: dict, path: tuple[str, ...], default):

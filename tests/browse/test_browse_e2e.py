@@ -2,7 +2,7 @@
 the run finish in the monitor. A real detached `loratui run` through accelerate launch (32 px, 6 steps)."""
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Collapsible, Input, Static
 from tuihelp import open_editor, text_of, until
 
 from engine.spec import load_spec
@@ -32,6 +32,8 @@ async def test_browse_edit_launch_and_watch_the_run_finish(offline, built, quick
     try:
         async with app.run_test(size=SIZE) as pilot:
             editor = await open_editor(pilot, app)
+            editor.query_one("#group-validation", Collapsible).collapsed = False  # its rows mount when opened
+            await until(pilot, lambda: editor.query("#edit-validation-prompt"))
             for field, value in EDITS.items():
                 editor.query_one(f"#edit-{field}", Input).value = value
             await pilot.pause()

@@ -177,3 +177,31 @@ async def test_a_hub_model_on_local_images_is_estimated_from_its_config_files(fa
         assert "rows            3" in text_of(estimate) and "23.0k parameters" in text_of(estimate)
         assert "model and data checked" in text_of(estimate)
         assert not [p for m, p, _ in fake_hub.requests if m == "GET" and "/resolve/" in p and not p.endswith(".json")]
+
+
+async def test_a_collapsed_section_mounts_its_rows_when_opened_and_counts_before(no_estimate, tmp_path):
+    """The form appears sooner: rows of sections shown collapsed are not built until opened, yet their
+    values (as given, as loaded) are the form's all along."""
+    from textual.widgets import Collapsible
+
+    from loratui.screens.spec_editor import SpecEditorScreen
+
+    values = template_values(model="builtin:tiny-sd", data="builtin:shapes")
+    values["validation"]["every_steps"] = 7
+    app = LoratuiApp(screen="runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = SpecEditorScreen(values)
+        await app.push_screen(editor)
+        form = editor.query_one(SpecForm)
+        assert form.values() == values and not editor.query("#edit-validation-every_steps")
+        assert "validation.every_steps = 7 (default" in text_of(editor.query_one("#editor-changes", Static))
+        loaded = {**values, "validation": {**values["validation"], "every_steps": 9}}
+        assert form.load(loaded) == [] and form.values()["validation"]["every_steps"] == 9
+        editor.query_one("#group-validation", Collapsible).collapsed = False
+        await until(pilot, lambda: editor.query("#edit-validation-every_steps"))
+        field = editor.query_one("#edit-validation-every_steps", Input)
+        assert field.value == "9" and editor.query_one("#field-validation-every_steps").has_class("-changed")
+        field.value = "x"
+        await pilot.pause()
+        assert form.values()["validation"]["every_steps"] == "x"
+        assert row_error(editor, "validation.every_steps").strip() == "expected an integer (got 'x')"
