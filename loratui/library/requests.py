@@ -214,7 +214,8 @@ class DatasetRequest:
 
 @dataclass(frozen=True)
 class DatasetResult:
-    """In JSON, the images of the preview rows travel as base64 PNG; from_json makes them PIL images again."""
+    """In JSON, the preview rows' images travel as PNG (base64) no larger than PREVIEW_PX a side, with the size
+    the dataset holds them at; from_json makes them PIL images again, that size in info["source_size"]."""
 
     detail: DatasetDetail
 
@@ -223,7 +224,7 @@ class DatasetResult:
         detail = _build(DatasetDetail, data.get("detail") or {})
         for row in detail.rows:
             for column in detail.image_columns:
-                if isinstance(row.get(column), str):
+                if isinstance(row.get(column), dict) and "png" in row[column]:
                     row[column] = _image(row[column])
         return cls(detail)
 
@@ -233,21 +234,28 @@ class DatasetResult:
         return {"detail": {**dataclasses.asdict(dataclasses.replace(self.detail, rows=[])), "rows": rows}}
 
 
-def _png(image) -> str | None:
-    if image is None:
-        return None
+PREVIEW_PX = 1024  # Browse draws a preview a few dozen cells wide: a photo's full size would only slow the pipe
+
+
+def _png(image):
+    if not hasattr(image, "save"):
+        return image  # not decoded into a picture: passed on as it is
+    size = list(image.size)
+    if max(size) > PREVIEW_PX:
+        image = image.copy()
+        image.thumbnail((PREVIEW_PX, PREVIEW_PX))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"png": base64.b64encode(buffer.getvalue()).decode("ascii"), "size": size}
 
 
-def _image(text: str):
+def _image(sent: dict):
     from PIL import Image
 
-    image = Image.open(io.BytesIO(base64.b64decode(text)))
+    image = Image.open(io.BytesIO(base64.b64decode(sent["png"])))
     image.load()
+    image.info["source_size"] = tuple(sent["size"])
     return image
-
 
 REQUESTS = {cls.op: cls for cls in (GenerateRequest, CombineRequest, MergeRequest, CheckRequest, LayoutRequest,
                                     EstimateRequest, DatasetRequest)}

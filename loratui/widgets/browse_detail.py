@@ -142,8 +142,9 @@ class DetailPanel(VerticalScroll):
 
 def cell_text(value) -> Text:
     """Plain text (data may hold brackets that markup would swallow), shortened."""
-    if hasattr(value, "size") and hasattr(value, "mode"):  # a PIL image
-        return Text(f"[image {value.size[0]}×{value.size[1]}]")
+    if hasattr(value, "size") and hasattr(value, "mode"):  # a PIL image, maybe a preview of a larger one
+        width, height = value.info.get("source_size", value.size)
+        return Text(f"[image {width}×{height}]")
     text = str(value)
     return Text(text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…")
 

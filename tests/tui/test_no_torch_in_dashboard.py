@@ -33,3 +33,19 @@ def test_a_question_superseded_while_it_waits_is_never_sent():
     client = WorkerClient()
     assert client.ask(DatasetRequest("builtin:shapes"), cancelled=lambda: True).status == CANCELLED
     assert not client.running  # no process was started for it
+
+
+def test_a_datasets_preview_images_cross_the_pipe_scaled_and_keep_their_size():
+    from PIL import Image
+
+    from loratui.browse.entries import DatasetDetail
+    from loratui.library.requests import PREVIEW_PX, DatasetResult, from_json, to_json
+    from loratui.widgets.browse_detail import cell_text
+
+    photo, icon = Image.new("RGB", (3000, 1500), "red"), Image.new("RGB", (8, 8), "green")
+    rows = [{"image": photo, "text": "a"}, {"image": icon, "text": "b"}, {"image": None, "text": "c"}]
+    sent = DatasetDetail(ref="pics", source="local", rows=rows, image_columns=["image"])
+    got = from_json(DatasetResult, json.loads(json.dumps(to_json(DatasetResult(sent))))).detail
+    assert got.rows[0]["image"].size == (PREVIEW_PX, PREVIEW_PX // 2) and got.rows[1]["image"].getpixel((0, 0)) == (0, 128, 0)
+    assert [str(cell_text(row["image"])) for row in got.rows[:2]] == ["[image 3000×1500]", "[image 8×8]"]
+    assert got.rows[2] == {"image": None, "text": "c"}
