@@ -56,7 +56,14 @@ class PeftModelTask:
 
     def lora_state(self) -> dict:
         """The LoRA weights, their biases when they train, and the whole head (BatchNorm statistics too)."""
-        return get_peft_model_state_dict(self._unwrapped())
+        state = get_peft_model_state_dict(self._unwrapped())
+        # Embeddings grown for added tokens come under two names sharing one tensor, which safetensors refuses.
+        seen = set()
+        for key, value in state.items():
+            if value.data_ptr() in seen:
+                state[key] = value.clone()
+            seen.add(value.data_ptr())
+        return state
 
     def load_lora_state(self, state: dict) -> None:
         model = self._unwrapped()

@@ -31,7 +31,7 @@ batch_size = 8
 max_steps = {STEPS}
 learning_rate = 1e-2
 log_every_steps = {STEPS}
-checkpointing_steps = 0
+checkpointing_steps = {STEPS}
 """
 DATA = {"text": "builtin:tiny-text", "prompt-response": "builtin:tiny-instruct", "chat": "builtin:tiny-chat"}
 FORMATS = {
@@ -126,7 +126,11 @@ def test_each_format_trains_an_adapter_stock_peft_loads_and_it_lowers_the_loss(n
     assert after < 0.5 * before, (before, after)
 
     if name == "chat":
+        from safetensors import safe_open
+
         events = list(read_events(folder / "events.jsonl"))
+        with safe_open(folder / "checkpoints" / f"checkpoint-{STEPS:06d}" / "lora.safetensors", "pt") as checkpoint:
+            assert any("embed_tokens" in key for key in checkpoint.keys())  # the grown embeddings are checkpointed
         assert "<|im_start|>" in tokenizer.chat_template
         evals = [e for e in events if e["type"] == "eval"]
         assert [e["step"] for e in evals] == [0, STEPS]
