@@ -89,6 +89,19 @@ class LoratuiApp(App):
             self._quick_worker = WorkerClient()
         return self._quick_worker
 
+    def ask_quick(self, request):
+        """Ask the quick worker, from a thread worker: the typed result, or None when a newer question has
+        superseded this one (its thread worker was cancelled); a failure raises its LoratuiError."""
+        from textual.worker import get_current_worker
+
+        from loratui.library.worker_client import DONE, FAILED
+
+        asker = get_current_worker()
+        outcome = self.quick_worker().ask(request, cancelled=lambda: asker.is_cancelled)
+        if outcome.status == FAILED:
+            raise outcome.error
+        return outcome.result if outcome.status == DONE else None
+
     def on_unmount(self) -> None:
         if self._owns_worker and self._library_worker is not None:
             self._library_worker.close()  # cancels what runs; the worker process ends with the dashboard

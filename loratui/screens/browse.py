@@ -141,24 +141,17 @@ class BrowseScreen(LoratuiScreen):
     def describe(self, entry: Entry, config: str | None = None) -> None:
         """A dataset is read (and a built-in built) by the app's quick worker process: datasets' streaming
         imports torch. A detail the cursor has left behind is never asked for."""
-        from textual.worker import get_current_worker
-
         from loratui.browse import hub, models
         from loratui.library.requests import DatasetRequest
-        from loratui.library.worker_client import DONE, FAILED
 
         try:
             if entry.kind == "model":
                 self.post_message(EntryDescribed(entry, models.describe(entry)))
                 return
             card = hub.dataset_card(entry.ref) if entry.source == "hub" else None
-            asker = get_current_worker()
-            outcome = self.app.quick_worker().ask(DatasetRequest(entry.ref, config),
-                                                  cancelled=lambda: asker.is_cancelled)
-            if outcome.status == FAILED:
-                raise outcome.error
-            if outcome.status == DONE:
-                self.post_message(EntryDescribed(entry, outcome.result.detail, card))
+            answer = self.app.ask_quick(DatasetRequest(entry.ref, config))
+            if answer is not None:
+                self.post_message(EntryDescribed(entry, answer.detail, card))
         except LoratuiError as exc:
             self.post_message(EntryFailed(entry, exc))
 

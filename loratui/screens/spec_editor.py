@@ -115,20 +115,12 @@ class SpecEditorScreen(LoratuiScreen):
     def run_estimate(self, values: dict, full: bool = False) -> None:
         """Asked of the app's quick worker process (model configs, preflight, torch on meta tensors); an
         estimate superseded by newer settings is dropped (cancelled, or its hash no longer current)."""
-        from textual.worker import get_current_worker
-
         from loratui.library.requests import EstimateRequest
-        from loratui.library.worker_client import DONE, FAILED
 
-        asker, spec_hash = get_current_worker(), validate(values).hash()
         same_source = values["data"]["source"] == self.values["data"]["source"]
-        request = EstimateRequest(values, self.split_counts if same_source else None, full)
-        outcome = self.app.quick_worker().ask(request, cancelled=lambda: asker.is_cancelled)
-        if outcome.status == FAILED:
-            raise outcome.error
-        if outcome.status == DONE:
-            answer = outcome.result
-            self.post_message(EstimateReady(answer.estimate, spec_hash, answer.problems, answer.checked))
+        answer = self.app.ask_quick(EstimateRequest(values, self.split_counts if same_source else None, full))
+        if answer is not None:
+            self.post_message(EstimateReady(answer.estimate, validate(values).hash(), answer.problems, answer.checked))
 
     @work(thread=True, group="launch", exit_on_error=False)
     def start_run(self, values: dict) -> None:
