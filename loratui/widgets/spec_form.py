@@ -177,6 +177,7 @@ class SpecForm(VerticalScroll):
         self.extra_errors = extra_errors or (lambda values: [])
         self.rows: dict[tuple[str, ...], FieldRow] = {}
         self.external: list[str] = []  # problems found by a deeper check of the current values
+        self.validated: dict | None = None  # the values as last validated
 
     def compose(self) -> ComposeResult:
         groups: dict[str, list[tuple[tuple[str, ...], object]]] = {}
@@ -237,7 +238,8 @@ class SpecForm(VerticalScroll):
     @on(Select.Changed)
     def edited(self, event: Message) -> None:
         event.stop()
-        self.external = []  # they were about the values before this edit
+        if self.values() != self.validated:  # an editor mounting (a section opened) says Changed too
+            self.external = []  # they were about the values before this edit
         self.revalidate()
 
     def set_external(self, errors: list[str]) -> None:
@@ -246,7 +248,7 @@ class SpecForm(VerticalScroll):
         self.revalidate()
 
     def revalidate(self) -> None:
-        values = self.values()
+        values = self.validated = self.values()
         errors = spec_errors(values) + self.extra_errors(values)
         errors += [e for e in self.external if e not in errors]
         by_field: dict[tuple[str, ...], list[str]] = {}

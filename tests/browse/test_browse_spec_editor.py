@@ -197,10 +197,13 @@ async def test_a_collapsed_section_mounts_its_rows_when_opened_and_counts_before
         assert "validation.every_steps = 7 (default" in text_of(editor.query_one("#editor-changes", Static))
         loaded = {**values, "validation": {**values["validation"], "every_steps": 9}}
         assert form.load(loaded) == [] and form.values()["validation"]["every_steps"] == 9
+        form.set_external(["train.resolution: must be a multiple of 8"])  # as the estimate's preflight says
         editor.query_one("#group-validation", Collapsible).collapsed = False
         await until(pilot, lambda: editor.query("#edit-validation-every_steps"))
         field = editor.query_one("#edit-validation-every_steps", Input)
         assert field.value == "9" and editor.query_one("#field-validation-every_steps").has_class("-changed")
+        await pilot.pause()
+        assert "must be a multiple of 8" in row_error(editor, "train.resolution")  # opening is no edit
         field.value = "x"
         await pilot.pause()
         assert form.values()["validation"]["every_steps"] == "x"
