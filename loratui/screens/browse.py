@@ -34,7 +34,8 @@ class BrowseScreen(LoratuiScreen):
     BINDINGS = [
         Binding("ctrl+t", "toggle_kind", "Models/Datasets"),
         Binding("ctrl+n", "edit", "New run"),
-        Binding("slash,ctrl+f", "focus_search", "Search", key_display="/"),
+        # A priority binding acts as the key is read, so the keys typed after it reach the search box.
+        Binding("slash,ctrl+f", "focus_search", "Search", key_display="/", priority=True),
         Binding("escape", "leave_field", "Leave field"),
     ]
 
@@ -299,10 +300,13 @@ class BrowseScreen(LoratuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_field":
             return isinstance(self.focused, Input)  # offered (and shown) only while typing in a field
+        if action == "focus_search":
+            return not isinstance(self.focused, Input)  # a `/` typed in a field is the field's (org/model)
         return True
 
     def action_focus_search(self) -> None:
-        self.query_one("#browse-search", Input).focus()
+        # Focused now, not after the keys already read (Widget.focus waits): `/sd` typed fast lands in the box.
+        self.set_focus(self.query_one("#browse-search", Input))
 
     def action_leave_field(self) -> None:
         self.query_one("#browse-list", DataTable).focus()

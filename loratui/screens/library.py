@@ -45,7 +45,8 @@ class LibraryScreen(LoratuiScreen):
     COMMANDS = {ScreenKeys}
     PALETTE_TITLE = "Library"
     BINDINGS = [
-        Binding("slash", "filter", "Filter", key_display="/"),
+        # A priority binding acts as the key is read, so the keys typed after it reach the filter box.
+        Binding("slash", "filter", "Filter", key_display="/", priority=True),
         Binding("space", "mark", "Mark"),
         Binding("g", "mixer('generate')", "Generate"),
         Binding("c", "mixer('combine')", "Combine"),
@@ -243,13 +244,16 @@ class LibraryScreen(LoratuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ROW_ACTIONS:
             return self.current_row() is not None or None
+        if action == "filter":
+            return not isinstance(self.focused, Input)  # a `/` typed in a field is the field's
         if action == "open_run":
             row = self.current_row()
             return (row is not None and row["source_run"] is not None) or None
         return True
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        # Focused now, not after the keys already read (Widget.focus waits): `/ink` typed fast lands in the box.
+        self.set_focus(self.query_one("#filter", Input))
 
     def action_back(self) -> None:
         if self.query_one("#filter", Input).has_focus:
