@@ -16,6 +16,7 @@ from loratui.series import Decimated
 
 GIB = 1024**3
 RATE_WINDOW = 50  # recent step events the throughput and ETA are measured over
+TEXT_SAMPLES = 24  # text samples kept for the panel: a few steps' completions of every validation prompt
 _CUDA_MEMORY = (("allocated", "alloc"), ("reserved", "resv"), ("peak", "peak"))  # event field, chart label
 
 
@@ -51,6 +52,7 @@ class RunView:
     device: str | None = None
     sample: dict | None = None
     sample_image: object = None  # PIL image, decoded off the UI thread
+    texts: tuple[dict, ...] = ()  # sample_saved events with text (causal-lm), newest step first
     log_lines: tuple[str, ...] = ()
     log_total: int = 0
     ended: dict | None = None
@@ -84,6 +86,7 @@ class RunHistory:
     last_step: dict | None = None
     started: dict | None = None
     sample: dict | None = None
+    texts: deque = field(default_factory=lambda: deque(maxlen=TEXT_SAMPLES))
     ended: dict | None = None
     _recent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
 
@@ -115,6 +118,8 @@ class RunHistory:
         elif kind == "sample_saved":
             path = Path(event["path"])
             self.sample = {**event, "path": str(path if path.is_absolute() else self.run_dir / path)}
+            if self.sample.get("text") is not None:
+                self.texts.append(self.sample)
         elif kind in TERMINAL_TYPES:
             self.ended = event
 
@@ -127,6 +132,9 @@ class RunHistory:
         if resume and points:
             for series in (self.loss, self.lr, *self.memory.values(), *self.eval.values()):
                 series.cut(resume)
+        if resume:  # the samples after the checkpoint are made again too
+            kept = [sample for sample in self.texts if sample["step"] <= resume]
+            self.texts = deque(kept, maxlen=TEXT_SAMPLES)
 
     def _step(self, event: dict, points: bool) -> None:
         step = int(event["step"])
@@ -191,6 +199,7 @@ class RunHistory:
             device=(self.started or {}).get("device"),
             sample=self.sample,
             sample_image=sample_image,
+            texts=tuple(sorted(self.texts, key=lambda sample: -sample["step"])),  # stable: prompts in order
             log_lines=tuple(log_lines),
             log_total=log_total,
             ended=self.ended,

@@ -179,7 +179,7 @@ class RunWatcher:
             self._log_event(event)
         logged = self.log.poll()
         sample = self.history.sample
-        if sample and sample["path"] != self._sample_path:
+        if sample and sample.get("text") is None and sample["path"] != self._sample_path:  # text: no image
             self._sample_path = sample["path"]
             self.sample_image = load_image(sample["path"])
         changed = recalled or bool(events) or logged or row != self.row

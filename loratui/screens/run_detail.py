@@ -149,7 +149,7 @@ class RunDetailScreen(LoratuiScreen):
         view = self.view
         self.query_one(MainNav).note(f"{view.row['name']} · {view.row['status']}")
         self.query_one(RunSummary).show(view)
-        self.query_one(SamplePanel).show(view.sample, view.sample_image)
+        self.query_one(SamplePanel).show(view.sample, view.sample_image, view.texts)
         new = min(view.log_total - self._log_shown, len(view.log_lines))
         if new > 0:
             self.query_one(WrappedLog).write_lines(view.log_lines[-new:])

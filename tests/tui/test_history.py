@@ -95,3 +95,14 @@ def test_peek_finds_the_latest_step_at_the_end_of_a_long_stream(tmp_path):
     script_events(tmp_path, 3000, total=3000, sample=False)
     latest = peek_latest_step(tmp_path / "events.jsonl")
     assert latest["step"] == 3000 and latest["time"] == T0 + 5 + 3000 * 0.5
+
+
+def test_a_resume_drops_the_text_samples_made_after_its_checkpoint(tmp_path):
+    def said(step: int, text: str) -> dict:
+        return {"type": "sample_saved", "step": step, "path": f"samples/step-{step}.txt", "prompt": "hi", "text": text}
+
+    events = [{"type": "run_started", "resume_step": 0}, said(10, "a"), said(20, "b"), said(30, "c"),
+              {"type": "run_stopped", "step": 30}, {"type": "run_started", "resume_step": 20}, said(30, "d")]
+    view = _history(tmp_path, events).view("r", {"status": "running"})
+    assert [(sample["step"], sample["text"]) for sample in view.texts] == [(30, "d"), (20, "b"), (10, "a")]
+    assert view.sample_image is None and view.sample["path"] == str(tmp_path / "samples/step-30.txt")

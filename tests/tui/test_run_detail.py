@@ -169,3 +169,45 @@ async def test_long_log_lines_wrap_to_the_pane_and_again_when_it_changes_width(d
         await until(pilot, lambda: log.scrollable_content_region.width > width)
         await pilot.pause()
         assert " ".join(shown()[1:]) == long_line and len(shown()) < 2 + len(long_line) // width
+
+
+def _completions(run_dir, seq: int, step: int, answers: list[str]) -> int:
+    """sample_saved events as a causal-lm run writes them: one per [validation] prompt, with the completion."""
+    import json
+
+    with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
+        for number, answer in enumerate(answers):
+            seq += 1
+            handle.write(json.dumps({"v": 1, "seq": seq, "time": 1.0, "type": "sample_saved", "step": step,
+                                     "path": f"samples/step-{step:06d}-{number}.txt", "prompt": f"question {number}",
+                                     "text": answer}) + "\n")
+    return seq
+
+
+async def test_a_text_task_shows_its_completions_newest_first_and_wrapped(db):
+    from textual.widgets import Static
+
+    run_dir = _live_run(db, "chat")
+    seq = _completions(run_dir, script_events(run_dir, 10, sample=False), 5, ["early one", "early two"])
+    long_answer = " ".join(f"word{n:02d}" for n in range(40))  # 279 characters: wider than the pane
+    seq = _completions(run_dir, seq, 10, [long_answer, "late two"])
+    app = LoratuiApp()
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.open_run("chat")
+        await pilot.pause()
+        panel = app.screen.query_one(SamplePanel)
+        text = panel.query_one("#sample-text", Static)
+
+        def shown() -> str:
+            return str(text.render())
+
+        await until(pilot, lambda: "late two" in shown())
+        assert shown().index("step 10  question 0\n-> " + long_answer) < shown().index("late two") \
+            < shown().index("step 5  question 0\n-> early one") < shown().index("early two")
+        assert "newest first (step 10)" in str(panel.query_one("#sample-caption").render())
+        assert not panel.query("#sample-image")
+        await pilot.pause()
+        assert text.size.width < len(long_answer) and text.size.height > shown().count("\n") + 1  # wrapped
+
+        _completions(run_dir, seq, 15, ["newest"])
+        await until(pilot, lambda: shown().startswith("step 15  question 0\n-> newest"))
