@@ -317,8 +317,8 @@ def details(db, id_or_name) -> dict:
         if runs:
             run = runs[0]
             run["summary"] = json.loads(run["summary"]) if run["summary"] else None
-            run["samples"] = _rows(db, "SELECT step, prompt, path FROM samples WHERE run_id = ? ORDER BY step",
-                                   [run["id"]])
+            run["samples"] = _rows(db, "SELECT step, prompt, path, text FROM samples WHERE run_id = ? "
+                                       "ORDER BY step, id", [run["id"]])
             run["final_metrics"] = last_values(db, run["id"])
     row["run"] = run
     row["generations"] = db.execute(

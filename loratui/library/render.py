@@ -100,7 +100,8 @@ def _run_facts(run: dict, name: str) -> list[tuple[str, str]]:
         facts.append(("last checkpoint", summary["checkpoint"]))
     facts += [(f"last {key}", f"{value:g}") for key, value in sorted(run.get("final_metrics", {}).items())
               if not key.startswith("eval/")]  # the eval figures are above, beside the base model's
-    facts += [(f"sample step {s['step']}", s["path"]) for s in run.get("samples", [])]
+    facts += [(f"sample step {s['step']}", s["path"] if s.get("text") is None else f"{s['prompt']!r} -> {s['text']!r}")
+              for s in run.get("samples", [])]
     return facts
 
 

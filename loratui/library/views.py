@@ -1,5 +1,6 @@
 """What the Library screen reads: one page of adapters for a filter and facets (each row with its file's
-status), the values each facet can take, and one adapter's detail with its run's loss curve and its images.
+status), the values each facet can take, and one adapter's detail with its run's loss curve and its images (or
+its text samples, for a task whose samples are text).
 
 A page is small (PAGE rows, one more asked to know whether more match), so a keystroke in the filter costs
 one indexed query and a few hundred stats, whatever the size of the library; the screen asks for a longer
@@ -17,6 +18,7 @@ PAGE = 100  # more than a screen holds; each row costs a stat of its files
 FACETS = ("family", "task", "base", "tag")
 LOSS_POINTS = 400  # about what a chart in a side pane can draw
 SAMPLES, GENERATIONS = 2, 4  # images shown: the newest of each
+TEXTS = 6  # text samples shown (causal-lm): the newest steps' completions
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class AdapterView:
     loss_steps: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     pictures: list[tuple[str, str]] = field(default_factory=list)  # (caption, image path)
+    texts: list[dict] = field(default_factory=list)  # the run's text samples (step, prompt, text), newest step first
 
 
 def page(db, query: LibraryQuery) -> LibraryPage:
@@ -89,13 +92,15 @@ def adapter_view(db, adapter_id: int) -> AdapterView:
     row = adapters.details(db, adapter_id)
     run = row["run"]
     steps, loss = loss_curve(db, run["id"]) if run else ([], [])
-    pictures = []
+    pictures, texts = [], []
     if run:  # sample paths are relative to the run folder
         (folder,) = db.execute("SELECT dir FROM runs WHERE id = ?", [run["id"]]).fetchone()
-        pictures = [(f"sample, step {s['step']}", str(Path(folder) / s["path"])) for s in run["samples"][::-1][:SAMPLES]]
+        images = [s for s in run["samples"][::-1] if s["text"] is None]
+        pictures = [(f"sample, step {s['step']}", str(Path(folder) / s["path"])) for s in images[:SAMPLES]]
+        texts = sorted((s for s in run["samples"] if s["text"] is not None), key=lambda s: -s["step"])[:TEXTS]
     pictures += [(f"generation #{g['id']}: {g['prompt']}", g["path"])
                  for g in generations.recent(db, limit=GENERATIONS, adapter_id=row["id"]) if g["path"]]
-    return AdapterView(row, steps, loss, pictures)
+    return AdapterView(row, steps, loss, pictures, texts)
 
 
 def loss_curve(db, run_id: str, points: int = LOSS_POINTS) -> tuple[list[int], list[float]]:

@@ -1,6 +1,7 @@
 """The Library's detail pane: the adapter's facts and its run's (render.details, as `library show` prints
 them), what its file says about itself in a few lines, its lineage as a tree, the run's loss curve, and the
-newest samples and generations as images (decoded in the screen's worker)."""
+newest samples and generations as images (decoded in the screen's worker), or a text task's samples as its
+prompts with their completions."""
 
 import json
 
@@ -12,6 +13,7 @@ from loratui.library.render import details
 from loratui.library.views import AdapterView
 from loratui.widgets.charts import LossChart
 from loratui.widgets.graphics import image_widget
+from loratui.widgets.sample_panel import completions
 
 KOHYA_KEYS = ("ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_base_model_version", "ss_output_name",
               "ss_sd_model_name", "ss_num_epochs", "ss_learning_rate", "ss_resolution")
@@ -73,18 +75,22 @@ class AdapterDetail(VerticalScroll):
         yield Static(id="detail-metadata")
         yield Tree("lineage", id="detail-lineage")
         yield LossChart(id="detail-loss")
+        yield Static(id="detail-texts")
         yield Horizontal(id="detail-images")
 
     def show(self, view: AdapterView, images: list[tuple[str, object]]) -> None:
         """`images`: (caption, decoded image or None when unreadable), as listed in view.pictures."""
         row = view.row
-        run = row["run"] and {**row["run"], "samples": []}  # samples are shown as images below
+        run = row["run"] and {**row["run"], "samples": []}  # samples are shown below, as images or text
         self.query_one("#detail-facts", Static).update(details({**row, "metadata": {}, "lineage": {}, "run": run}))
         self.query_one("#detail-metadata", Static).update(metadata_summary(row.get("metadata") or {}))
         self._show_lineage(row)
         chart = self.query_one(LossChart)
         chart.display = bool(view.loss)
         chart.show_loss(view.loss_steps, view.loss)
+        said = self.query_one("#detail-texts", Static)
+        said.display = bool(view.texts)
+        said.update(completions(view.texts))
         self._show_images(images)
 
     def _show_lineage(self, row: dict) -> None:

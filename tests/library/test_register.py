@@ -79,7 +79,7 @@ def test_lineage_and_source_run(db, lora_copy):
     assert info["lineage"]["parents"][1]["params"] == {"density": 0.5}
     assert info["run"]["summary"] == {"loss": 0.1}
     assert info["run"]["final_metrics"] == {"loss": 0.25, "lr": 1e-4}
-    assert info["run"]["samples"] == [{"step": 2, "prompt": "a cat", "path": "/s.png"}]
+    assert info["run"]["samples"] == [{"step": 2, "prompt": "a cat", "path": "/s.png", "text": None}]
     from loratui.library.render import details
 
     text = details(info)

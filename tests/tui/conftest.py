@@ -89,6 +89,17 @@ def script_events(run_dir: Path, steps: int, *, total: int = 100, memory: str = 
     return seq
 
 
+def script_completions(run_dir: Path, seq: int, step: int, answers: list[str]) -> int:
+    """sample_saved events as a causal-lm run writes them: one per [validation] prompt, with the completion."""
+    with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
+        for number, answer in enumerate(answers):
+            seq += 1
+            handle.write(json.dumps({"v": 1, "seq": seq, "time": 1.0, "type": "sample_saved", "step": step,
+                                     "path": f"samples/step-{step:06d}-{number}.txt", "prompt": f"question {number}",
+                                     "text": answer}) + "\n")
+    return seq
+
+
 def write_sample(path: Path, step: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.new("RGB", (32, 32), (20, 20, 40))

@@ -1,6 +1,8 @@
 """A small real library for the Library screen's tests: kohya LoRA files written with numpy (no torch, so
-no model is built), registered as the CLI registers them, one trained by a scripted run, one combined."""
+no model is built), registered as the CLI registers them, one trained by a scripted run, one combined; and a
+PEFT causal-lm adapter whose run's samples are text."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ from safetensors.numpy import save_file
 from loratui.library import adapters, generations
 from loratui.runs.ingest import ingest
 
-from .conftest import add_run, script_events, write_sample
+from .conftest import add_run, script_completions, script_events, write_sample
 
 MODULES = ("down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q",
            "down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_v")
@@ -51,3 +53,30 @@ def seed_library(db, folder: Path) -> dict[str, dict]:
                                                                      "weight": 0.8}],
                        prompt="a red circle", seed=1, path=str(picture))
     return {row["name"]: row for row in (paper, ink, mixed)}
+
+
+def peft_llm_folder(folder: Path) -> Path:
+    """A PEFT causal-lm adapter for tiny-llama (q_proj and v_proj of one layer, rank 4), as peft saves one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8,
+              "target_modules": ["q_proj", "v_proj"], "base_model_name_or_path": "builtin:tiny-llama"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    rng = np.random.default_rng(4)
+    tensors = {}
+    for module in ("q_proj", "v_proj"):
+        prefix = f"base_model.model.model.layers.0.self_attn.{module}"
+        tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((4, 64)).astype(np.float32)
+        tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((64, 4)).astype(np.float32)
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
+def seed_chat_adapter(db, folder: Path, answers: dict[int, list[str]]) -> dict:
+    """chat-lora, trained by run `chat-run` whose validation prompts were answered `answers` {step: [text]}."""
+    run_dir = add_run(db, "chat-run", status="finished", steps=10, total=10)
+    seq = script_events(run_dir, 10, total=10, sample=False)
+    for step, texts in answers.items():
+        seq = script_completions(run_dir, seq, step, texts)
+    ingest(db, run_dir, "chat-run")
+    return adapters.register(db, peft_llm_folder(folder / "chat-lora"), name="chat-lora", source_run="chat-run",
+                             base_model="builtin:tiny-llama")

@@ -12,6 +12,7 @@ from textual.widgets import Input, OptionList, Select, Tree
 from engine.adapters.inspect import inspect_file
 from loratui.app import LoratuiApp
 from loratui.library import adapters
+from loratui.library.render import details
 from loratui.screens.adapter_dialogs import EditDialog, ExportDialog, ImportDialog, RemoveDialog, RenameDialog
 from loratui.screens.library import LibraryScreen
 from loratui.widgets.adapter_detail import AdapterDetail
@@ -19,7 +20,7 @@ from loratui.widgets.adapter_table import AdapterTable
 from loratui.widgets.charts import LossChart
 
 from .conftest import until
-from .library_seed import kohya_file, seed_library
+from .library_seed import kohya_file, seed_chat_adapter, seed_library
 
 
 @pytest.fixture
@@ -83,6 +84,7 @@ async def test_detail_shows_lineage_loss_and_images_and_opens_the_run(seeded):
         chart = detail.query_one(LossChart)
         await until(pilot, lambda: chart.points == 40 and len(detail.query(".detail-image")) == 3)
         assert detail.display and screen.query_one(AdapterTable).display
+        assert not detail.query_one("#detail-texts").display  # an image task's samples are its images
         facts = str(detail.query_one("#detail-facts").render())
         assert "trained by run" in facts and "shapes-run" in facts
         assert "most frequent training tags: paper, cut" in str(detail.query_one("#detail-metadata").render())
@@ -232,3 +234,20 @@ async def test_the_marked_adapters_open_the_mixer(seeded):
         await pilot.press("down", "space", "space", "c")
         assert isinstance(app.screen, MixerScreen) and app.screen.action == "combine"
         assert [row["name"] for row in app.screen.adapters] == ["ink-wash", "paper-cut"]
+
+
+async def test_a_causal_lm_adapter_shows_its_runs_samples_as_text(db, tmp_path):
+    seed_chat_adapter(db, tmp_path, {5: ["early one", "early two"], 10: ["late one", "late two"]})
+    shown = " ".join(details(adapters.details(db, "chat-lora")).split())  # as library show prints it, unaligned
+    assert "sample step 10: 'question 1' -> 'late two'" in shown
+    app = LoratuiApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _library(pilot, 1)
+        await pilot.press("enter")
+        detail = screen.query_one(AdapterDetail)
+        said = detail.query_one("#detail-texts")
+        await until(pilot, lambda: "late one" in str(said.render()))
+        assert said.display and not detail.query(".detail-image")
+        assert str(said.render()) == ("step 10  question 0\n-> late one\n\nstep 10  question 1\n-> late two\n\n"
+                                      "step 5  question 0\n-> early one\n\nstep 5  question 1\n-> early two")
+        assert "sample step" not in str(detail.query_one("#detail-facts").render())

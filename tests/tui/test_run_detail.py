@@ -3,6 +3,8 @@ log lines wrap; another run's sample never lingers."""
 
 import os
 
+from textual.widgets import Static
+
 from loratui.app import LoratuiApp
 from loratui.history import RunHistory
 from loratui.messages import RunProgressed
@@ -11,7 +13,7 @@ from loratui.widgets.charts import LossChart, StepChart
 from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.sample_panel import SamplePanel
 
-from .conftest import add_run, script_events, settings_saved, step_event, until
+from .conftest import add_run, script_completions, script_events, settings_saved, step_event, until
 
 
 def _live_run(db, run_id="live"):
@@ -171,26 +173,11 @@ async def test_long_log_lines_wrap_to_the_pane_and_again_when_it_changes_width(d
         assert " ".join(shown()[1:]) == long_line and len(shown()) < 2 + len(long_line) // width
 
 
-def _completions(run_dir, seq: int, step: int, answers: list[str]) -> int:
-    """sample_saved events as a causal-lm run writes them: one per [validation] prompt, with the completion."""
-    import json
-
-    with open(run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
-        for number, answer in enumerate(answers):
-            seq += 1
-            handle.write(json.dumps({"v": 1, "seq": seq, "time": 1.0, "type": "sample_saved", "step": step,
-                                     "path": f"samples/step-{step:06d}-{number}.txt", "prompt": f"question {number}",
-                                     "text": answer}) + "\n")
-    return seq
-
-
 async def test_a_text_task_shows_its_completions_newest_first_and_wrapped(db):
-    from textual.widgets import Static
-
     run_dir = _live_run(db, "chat")
-    seq = _completions(run_dir, script_events(run_dir, 10, sample=False), 5, ["early one", "early two"])
+    seq = script_completions(run_dir, script_events(run_dir, 10, sample=False), 5, ["early one", "early two"])
     long_answer = " ".join(f"word{n:02d}" for n in range(40))  # 279 characters: wider than the pane
-    seq = _completions(run_dir, seq, 10, [long_answer, "late two"])
+    seq = script_completions(run_dir, seq, 10, [long_answer, "late two"])
     app = LoratuiApp()
     async with app.run_test(size=(200, 50)) as pilot:
         app.open_run("chat")
@@ -209,5 +196,5 @@ async def test_a_text_task_shows_its_completions_newest_first_and_wrapped(db):
         await pilot.pause()
         assert text.size.width < len(long_answer) and text.size.height > shown().count("\n") + 1  # wrapped
 
-        _completions(run_dir, seq, 15, ["newest"])
+        script_completions(run_dir, seq, 15, ["newest"])
         await until(pilot, lambda: shown().startswith("step 15  question 0\n-> newest"))
