@@ -67,6 +67,10 @@ class StepChart(PlotextPlot):
     def _draw(self) -> None:
         plt = self.plt
         plt.clear_data()
+        if self.is_mounted:
+            # Lines take their colours from the plot's theme when plotted, and textual-plotext sets the theme
+            # only as it renders: set it first, or the first lines drawn keep plotext's own colours.
+            plt.theme(self._get_plotext_theme_name(self.app.theme))
         plt.title(self.title if self.points else f"{self.title}: waiting for the first step")
         limit = 2 * self.size.width if self.size.width else _DEFAULT_POINTS
         for label, xs, ys in self._lines:
