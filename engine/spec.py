@@ -36,10 +36,14 @@ class ModelSection(_Section):
     variant: str = Field("", description="Weight variant to load, such as fp16; empty for the default files")
 
 
-def column_role(role: str, kinds: tuple[str, ...], preferred: tuple[str, ...]) -> dict:
+def column_role(role: str, kinds: tuple[str, ...], preferred: tuple[str, ...], *, format: str = "",
+                optional: bool = False) -> dict:
     """What a `*_column` field of a task's [data] names, for Browse to pick and check a dataset's columns:
-    the role, the column types that fit (best first; a trailing * matches a prefix), names tried first."""
-    return {"role": role, "kinds": list(kinds), "preferred": list(preferred)}
+    the role, the column types that fit (best first; a trailing * matches a prefix), names tried first; for a
+    task whose data comes in alternative formats, the format the column belongs to and whether it may be left
+    out (DataSection.resolve_columns says which format a dataset's columns are)."""
+    return {"role": role, "kinds": list(kinds), "preferred": list(preferred), "format": format,
+            "optional": optional}
 
 
 class DataSection(_Section):
@@ -61,6 +65,11 @@ class DataSection(_Section):
 
     def image_columns(self) -> list[str]:
         return [getattr(self, name) for name in self.IMAGE_FIELDS if getattr(self, name)]
+
+    def resolve_columns(self, column_names: list[str]) -> tuple[dict[str, str], list[str]]:
+        """({field: column} a run reads from a dataset with these columns, problems naming the field): a task
+        whose data has one layout reads the columns named; one with alternative formats decides here."""
+        return self.columns(), []
 
 
 class LoftqSection(_Section):

@@ -108,8 +108,9 @@ class SpecEditorScreen(LoratuiScreen):
         data = values.get("data", {})
         if self.features is None or data.get("source") != self.values["data"].get("source"):
             return []
-        mapping = {field: data.get(field, "") for field in ("image_column", "caption_column")}
-        return columns.check(values.get("task", ""), self.features, mapping, data.get("source", ""))
+        task = values.get("task", "")
+        mapping = {role.field: data.get(role.field, "") for role in columns.roles(task)}
+        return columns.check(task, self.features, mapping, data.get("source", ""), data.get("format", ""))
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def run_estimate(self, values: dict, full: bool = False) -> None:

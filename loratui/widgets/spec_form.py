@@ -249,8 +249,8 @@ class SpecForm(VerticalScroll):
 
     def revalidate(self) -> None:
         values = self.validated = self.values()
-        errors = spec_errors(values) + self.extra_errors(values)
-        errors += [e for e in self.external if e not in errors]
+        errors = spec_errors(values)
+        errors += [e for e in self.extra_errors(values) + self.external if e not in errors]
         by_field: dict[tuple[str, ...], list[str]] = {}
         for error in errors:
             where, _, what = error.partition(": ")

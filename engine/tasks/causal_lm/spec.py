@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
-from engine.spec import DataSection, LoraSection, ModelSection, Spec, TrainSection, _Section
+from engine.spec import DataSection, LoraSection, ModelSection, Spec, TrainSection, _Section, column_role
 from engine.tasks.causal_lm import layout
 from engine.tasks.causal_lm.templates import ALLOWED, template_problem
 
@@ -49,25 +49,36 @@ class Model(ModelSection):
                 "bnb_4bit_compute_dtype": compute, "bnb_4bit_use_double_quant": True}
 
 
+def _role(field: str) -> dict:
+    """Browse's column role of a format's field (layout.FIELDS): its usual names are the ones tried first."""
+    fmt = next(name for name, fields in layout.FIELDS.items() if field in fields)
+    kinds = ("list of struct",) if field == "messages_column" else ("string",)
+    return column_role(field.removesuffix("_column"), kinds, layout.USUAL_NAMES[field], format=fmt,
+                       optional=field in layout.OPTIONAL)
+
+
 class Data(DataSection):
     format: Literal["", "text", "prompt-response", "chat"] = Field(
         "", description="text (plain), prompt-response (a template formats each pair) or chat (a list of "
         "{role, content}); empty: told by the columns"
     )
-    text_column: str = Field("", description="format text: column holding the texts; empty: text or content")
+    text_column: str = Field("", description="format text: column holding the texts; empty: text or content",
+                             json_schema_extra=_role("text_column"))
     prompt_column: str = Field(
-        "", description="format prompt-response: column holding the prompts; empty: prompt, instruction or question"
+        "", description="format prompt-response: column holding the prompts; empty: prompt, instruction or question",
+        json_schema_extra=_role("prompt_column"),
     )
     response_column: str = Field(
         "", description="format prompt-response: column holding the responses; empty: response, output, answer "
-        "or completion"
+        "or completion", json_schema_extra=_role("response_column"),
     )
     system_column: str = Field(
-        "", description="format prompt-response: column holding a system message per row (optional); empty: system"
+        "", description="format prompt-response: column holding a system message per row (optional); empty: system",
+        json_schema_extra=_role("system_column"),
     )
     messages_column: str = Field(
         "", description="format chat: column holding each conversation as a list of {role, content}; empty: "
-        "messages, conversations or conversation"
+        "messages, conversations or conversation", json_schema_extra=_role("messages_column"),
     )
     template: str = Field(
         "", description=f"Chat template for prompt-response and chat data: {ALLOWED} (saved with the adapter, used "
@@ -83,6 +94,14 @@ class Data(DataSection):
     packing: bool = Field(
         False, description="Pack examples into max_length sequences, each attending only to itself: no padding"
     )
+
+    def resolve_columns(self, column_names: list[str]) -> tuple[dict[str, str], list[str]]:
+        """The format and its columns as preflight decides them (layout.resolve), a mixed choice refused."""
+        problem = layout.spec_problem(self)
+        if problem:
+            return {}, [f"data.{problem}"]
+        found, problems = layout.resolve(self, column_names)
+        return (found.columns if found else {}), problems
 
     @model_validator(mode="after")
     def _format_and_template(self):
