@@ -17,6 +17,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Select, Static, Tab, Tabs
 
 from engine.errors import LoratuiError
+from loratui.browse import columns
 from loratui.browse.entries import Entry, ModelDetail, human_count
 from loratui.browse.hub import LIBRARIES, SORTS, TASKS, looks_like_repo_id
 from loratui.browse.local import looks_like_path
@@ -262,6 +263,9 @@ class BrowseScreen(LoratuiScreen):
             return
         else:
             self.model = (entry, detail)
+            self.query_one(DetailPanel).show_task(detail.trainability.task)
+            if self.data is not None:  # its columns were mapped for the task before
+                self.mapping = columns.guess(detail.trainability.task, self.data[1].features or {})
         self.show_chosen()
 
     def run_search(self) -> None:

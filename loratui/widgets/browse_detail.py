@@ -1,19 +1,21 @@
 """Browse's right-hand panel: a model's facts and trainability, or a dataset's info, first rows (images drawn
-in the terminal) and the mapping of its columns to the task's roles, checked as it changes."""
+in the terminal) and the mapping of its columns to the roles of the chosen model's task (text-to-image until
+a model is chosen), checked as it changes."""
 
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, Static
 from textual_image.widget import Image
 
+from engine.tasks import DEFAULT_TASK
 from loratui.browse import columns
 from loratui.browse.entries import DatasetDetail, Entry, ModelDetail, human_count, human_size
 
-TASK = "text-to-image"
 CELL_CHARS = 40
 FILES_LISTED = 30
 
@@ -36,14 +38,13 @@ class DetailPanel(VerticalScroll):
         super().__init__(id=id)
         self.dataset: DatasetDetail | None = None
         self.entry: Entry | None = None
+        self.model_task = DEFAULT_TASK  # the chosen model's: its spec's [data] says the column roles
 
     def compose(self) -> ComposeResult:
         yield Static("Pick a model or dataset on the left to see its details.", id="detail-text")
         yield Select([], prompt="config", id="detail-config", compact=True)
-        with Horizontal(id="detail-roles"):
-            for role in columns.roles(TASK):
-                yield Label(f"{role.name}:", classes="role-label")
-                yield Select([], prompt="column", id=f"role-{role.field}", compact=True)
+        with Grid(id="detail-roles"):
+            yield from role_widgets(self.model_task)
         yield Static("", id="detail-checks", markup=False)
         yield DataTable(id="detail-preview", cursor_type="row", zebra_stripes=True)
         yield Image(id="detail-image")
@@ -76,23 +77,41 @@ class DetailPanel(VerticalScroll):
             if detail.config in detail.configs:
                 config.value = detail.config
         config.display = len(detail.configs) > 1
-        guessed = columns.guess(TASK, detail.features or {})
-        with self.prevent(Select.Changed):
-            for role in columns.roles(TASK):
-                select = self.query_one(f"#role-{role.field}", Select)
-                select.set_options([(c, c) for c in detail.features or {}])
-                if role.field in guessed:
-                    select.value = guessed[role.field]
+        self._fill_roles(detail)
         self._fill_preview(detail)
-        self._roles_changed()
+
+    def show_task(self, task: str) -> None:
+        """The chosen model's task: its roles replace those shown, and a dataset on show is mapped again."""
+        if task != self.model_task:
+            self.model_task = task
+            self.run_worker(self._mount_roles(task), group="roles", exclusive=True)
 
     def mapping(self) -> dict[str, str]:
         chosen = {}
-        for role in columns.roles(TASK):
-            value = self.query_one(f"#role-{role.field}", Select).value
-            if isinstance(value, str):
-                chosen[role.field] = value
+        for field, select in self._role_selects().items():
+            if isinstance(select.value, str):
+                chosen[field] = select.value
         return chosen
+
+    async def _mount_roles(self, task: str) -> None:
+        box = self.query_one("#detail-roles", Grid)
+        await box.remove_children()
+        await box.mount_all(role_widgets(task))
+        if self.dataset is not None:
+            self._fill_roles(self.dataset)
+
+    def _role_selects(self) -> dict[str, Select]:
+        """The role selects mounted, by spec field (while the task changes, those of the one before)."""
+        return {select.id.removeprefix("role-"): select for select in self.query("#detail-roles Select")}
+
+    def _fill_roles(self, detail: DatasetDetail) -> None:
+        guessed = columns.guess(self.model_task, detail.features or {})
+        with self.prevent(Select.Changed):
+            for field, select in self._role_selects().items():
+                select.set_options([(c, c) for c in detail.features or {}])
+                if field in guessed:
+                    select.value = guessed[field]
+        self._roles_changed()
 
     def _fill_preview(self, detail: DatasetDetail) -> None:
         table = self.query_one("#detail-preview", DataTable)
@@ -133,11 +152,23 @@ class DetailPanel(VerticalScroll):
         if self.dataset is None:
             return
         mapping = self.mapping()
-        errors = columns.check(TASK, self.dataset.features, mapping, self.dataset.ref)
+        errors = columns.check(self.model_task, self.dataset.features, mapping, self.dataset.ref)
         checks = self.query_one("#detail-checks", Static)
-        checks.update(Text("\n".join(errors)) if errors else Text("✓ columns fit the text-to-image task"))
+        formats = {role.format for role in columns.roles(self.model_task) if role.format and mapping.get(role.field)}
+        fit = f"✓ columns fit the {self.model_task} task" + "".join(f" as {fmt} data" for fmt in formats)
+        checks.update(Text("\n".join(errors)) if errors else Text(fit))
         checks.set_class(bool(errors), "-bad")
         self.post_message(self.RolesChanged(mapping, errors))
+
+
+def role_widgets(task: str) -> list[Widget]:
+    """A label and a column select per role of the task's [data] (alternative formats' roles side by side)."""
+    widgets: list[Widget] = []
+    for role in columns.roles(task):
+        label = f"{role.name} (optional):" if role.optional else f"{role.name}:"
+        widgets += [Label(label, classes="role-label"),
+                    Select([], prompt="column", id=f"role-{role.field}", compact=True)]
+    return widgets
 
 
 def cell_text(value) -> Text:
