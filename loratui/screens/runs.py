@@ -49,11 +49,16 @@ def started_cell(row: dict) -> str:
     return moment.astimezone().strftime("%m-%d %H:%M")
 
 
+class RunsTable(DataTable):
+    """The table's own Enter (select the row, which opens the run), shown in the footer. Not a screen binding
+    with priority: that would act as Enter is read, before the arrow keys typed ahead of it move the cursor."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open run")]
+
+
 class RunsScreen(LoratuiScreen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
-        # A priority binding, so the footer shows it over the table's own (hidden) Enter.
-        Binding("enter", "open_run", "Open run", priority=True),
         Binding("n", "new_run", "New run"),
         Binding("ctrl+r", "refresh", "Refresh"),
     ]
@@ -68,7 +73,7 @@ class RunsScreen(LoratuiScreen):
 
     def compose(self) -> ComposeResult:
         yield MainNav(active="runs")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(EMPTY, id="runs-empty", classes="empty-state")
         yield Footer()
 
@@ -175,11 +180,6 @@ class RunsScreen(LoratuiScreen):
         from loratui.screens.spec_editor import SpecEditorScreen
 
         self.app.push_screen(SpecEditorScreen(message.values, origin=message.origin, save_path=message.save_path))
-
-    def action_open_run(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.app.open_run(run_id)
 
     def action_new_run(self) -> None:
         self.app.push_screen(NewRunScreen(), self.new_run_chosen)

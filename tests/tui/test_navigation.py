@@ -2,6 +2,7 @@
 
 import pytest
 import tomli_w
+from textual import events
 from textual.widgets import DataTable, Input
 from textual.widgets._footer import FooterKey
 
@@ -70,6 +71,21 @@ async def test_runs_at_80_columns_keep_the_id_in_view_and_the_footer_says_enter_
         assert keys.get("Open run") == "enter" and keys.get("New run") == "n"
         await pilot.press("enter")
         assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == run_id
+
+
+async def test_arrows_typed_ahead_of_enter_move_the_cursor_before_it_opens_a_run(db):
+    add_run(db, "older", created="2025-01-04T10:00:00Z")
+    add_run(db, "newer", created="2025-01-04T11:00:00Z")
+    app = LoratuiApp()
+    async with app.run_test() as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=1)
+        await pilot.pause()
+        for key in ("up", "up", "enter"):  # in one burst, as a terminal delivers keys typed fast
+            app.post_message(events.Key(key, None))
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id is not None)
+        assert app.screen.run_id == "newer"
 
 
 async def test_n_opens_the_run_settings_from_a_spec_file_whose_path_completes(loratui_home, monkeypatch):
