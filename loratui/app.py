@@ -49,8 +49,10 @@ class LoratuiApp(App):
     def __init__(self, screen: str | None = None, worker=None, quick_worker=None) -> None:
         """`worker`, `quick_worker`: library WorkerClients to use instead of starting them (their owner closes
         them)."""
+        # The first screen is the starting mode itself, not a default screen switched away from on mount:
+        # that switch cost the first frame a second CSS pass over the screen.
+        self.DEFAULT_MODE = screen or "runs"
         super().__init__()
-        self.initial_screen = screen or "runs"
         self._library_worker, self._owns_worker = worker, worker is None
         self._quick_worker, self._owns_quick_worker = quick_worker, quick_worker is None
         themes, self.theme_problems = load_themes()
@@ -67,7 +69,6 @@ class LoratuiApp(App):
         self._settings_lock = threading.Lock()
 
     def on_mount(self) -> None:
-        self.switch_mode(self.initial_screen)
         for problem in self.theme_problems:
             self.notify(problem, title="theme skipped", severity="warning", timeout=10)
 

@@ -8,6 +8,7 @@ when it changed; the table then updates the cells that differ, so the cursor sta
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -18,9 +19,11 @@ from textual.worker import get_current_worker
 
 from loratui.messages import RunsRefreshed, SpecRead
 from loratui.screens.base import LoratuiScreen
-from loratui.screens.new_run import NewRunChoice, NewRunScreen
 from loratui.widgets.nav import MainNav
 from loratui.widgets.run_summary import STATUS_MARKS
+
+if TYPE_CHECKING:  # the new-run dialog is imported when `n` is pressed, not before the first frame
+    from loratui.screens.new_run import NewRunChoice
 
 EMPTY = (
     "No runs yet.\n\nPress n to start one from a template or a spec file, or 3 to browse models and datasets.\n"
@@ -66,7 +69,7 @@ class RunsScreen(LoratuiScreen):
     HIDDEN_REFRESH_S = 5.0  # behind another screen only crashes need noticing, and the detail screen looks too
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(classes="-empty")  # set before mounting: on mount it would restyle the whole screen
         self.rows: dict[str, dict] = {}
         self.latest: list[dict] | None = None
         self._wake = threading.Event()  # ends the watcher's wait early: shown again, or closing
@@ -81,7 +84,6 @@ class RunsScreen(LoratuiScreen):
         table = self.query_one(DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
-        self.set_class(True, "-empty")
         self.app.theme_changed_signal.subscribe(self, lambda _: self.redraw_all())
         self.call_after_refresh(self.watch_runs)  # its first read of the library waits for the first frame
 
@@ -101,7 +103,7 @@ class RunsScreen(LoratuiScreen):
                 self._wake.clear()
 
     @work(thread=True, group="new-run", exit_on_error=False)
-    def read_new_spec(self, choice: NewRunChoice) -> None:
+    def read_new_spec(self, choice: "NewRunChoice") -> None:
         from engine.spec import read_spec_file
         from engine.spec_template import template_values
         from loratui.screens.spec_editor import default_save_path
@@ -182,9 +184,11 @@ class RunsScreen(LoratuiScreen):
         self.app.push_screen(SpecEditorScreen(message.values, origin=message.origin, save_path=message.save_path))
 
     def action_new_run(self) -> None:
+        from loratui.screens.new_run import NewRunScreen
+
         self.app.push_screen(NewRunScreen(), self.new_run_chosen)
 
-    def new_run_chosen(self, choice: NewRunChoice | None) -> None:
+    def new_run_chosen(self, choice: "NewRunChoice | None") -> None:
         if choice is not None:
             self.read_new_spec(choice)
 
