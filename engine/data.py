@@ -124,12 +124,22 @@ def bad_images(rows, column: str) -> list[tuple[int, str, str]]:
         return [found for found in pool.map(check, range(len(raw))) if found]
 
 
-class EpochOrder:
-    """Sampler yielding (epoch, row) keys in a seeded order per epoch, from `skip` on for a resumed epoch."""
+GROUP_BATCHES = 50  # batches per length group (transformers' megabatch)
 
-    def __init__(self, num_rows: int, seed: int) -> None:
+
+class EpochOrder:
+    """Sampler yielding (epoch, row) keys in a seeded order per epoch, from `skip` on for a resumed epoch.
+
+    Given row lengths and the rows a step takes (`batch`), the shuffled order is sorted by length within each
+    group of GROUP_BATCHES batches (transformers' group_by_length), cut into batches, and the batches of a group
+    shuffled: a batch holds similar lengths and pads little, while which rows share a batch, and whether long
+    or short batches come first, still change every epoch. Batches never straddle a resumed epoch's `skip`."""
+
+    def __init__(self, num_rows: int, seed: int, lengths: list[int] | None = None, batch: int = 1) -> None:
         self.num_rows = num_rows
         self.seed = seed
+        self.lengths = lengths
+        self.batch = batch
         self.epoch = 0
         self.skip = 0
 
@@ -140,8 +150,17 @@ class EpochOrder:
 
     def order(self, epoch: int) -> list[int]:
         rows = list(range(self.num_rows))
-        random.Random(f"order:{self.seed}:{epoch}").shuffle(rows)
-        return rows
+        rng = random.Random(f"order:{self.seed}:{epoch}")
+        rng.shuffle(rows)
+        if self.lengths is None:
+            return rows
+        group, grouped = GROUP_BATCHES * self.batch, []
+        for start in range(0, len(rows), group):
+            by_length = sorted(rows[start:start + group], key=lambda r: -self.lengths[r])
+            batches = [by_length[i:i + self.batch] for i in range(0, len(by_length), self.batch)]
+            rng.shuffle(batches)
+            grouped += [row for batch in batches for row in batch]
+        return grouped
 
     def __iter__(self):
         for row in self.order(self.epoch)[self.skip:]:

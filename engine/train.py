@@ -57,7 +57,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
 
     scale = t.gradient_accumulation_steps * t.batch_size * n if t.scale_lr else 1
     optimizer = _optimizer(params, t.learning_rate * scale, t)
-    order = EpochOrder(len(task.dataset), t.seed)  # a task may drop or pack rows
+    # A task may drop or pack rows; one whose dataset has lengths gets batches of similar lengths.
+    order = EpochOrder(len(task.dataset), t.seed, getattr(task.dataset, "lengths", None), t.batch_size * n)
     # Workers live across epochs: a small dataset would otherwise fork them again every few steps.
     loader = DataLoader(task.dataset, batch_size=t.batch_size, sampler=order, collate_fn=task.collate,
                         num_workers=t.dataloader_num_workers, persistent_workers=t.dataloader_num_workers > 0,

@@ -35,7 +35,8 @@ checkpointing_steps = {STEPS}
 """
 DATA = {"text": "builtin:tiny-text", "prompt-response": "builtin:tiny-instruct", "chat": "builtin:tiny-chat"}
 FORMATS = {
-    "text": f'[data]\nsource = "{DATA["text"]}"\nmax_length = 48\n',
+    # text in plain shuffled order, prompt-response grouped by length (the default): both orders end to end.
+    "text": f'[data]\nsource = "{DATA["text"]}"\nmax_length = 48\ngroup_by_length = false\n',
     "prompt-response": f'[data]\nsource = "{DATA["prompt-response"]}"\ntemplate = "alpaca"\nmax_length = 64\n',
     # chatml adds two tokens to tiny-llama; packed; evaluated on held-out rows; a prompt completed at the end.
     "chat": f'[data]\nsource = "{DATA["chat"]}"\ntemplate = "chatml"\nmax_length = 96\npacking = true\n'

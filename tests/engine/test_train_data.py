@@ -87,6 +87,32 @@ def test_epoch_order_is_seeded_per_epoch_and_resumes_mid_epoch():
     assert resumed.skip == 0 and len(list(resumed)) == 10
 
 
+def test_epoch_order_by_length_batches_similar_lengths_seeded_and_resumable():
+    lengths = [(i * 37) % 500 + 16 for i in range(400)]  # a spread of lengths in no order
+    order = EpochOrder(400, seed=5, lengths=lengths, batch=8)
+    epoch0 = [row for _, row in order]
+    assert sorted(epoch0) == list(range(400))  # every example once
+    assert epoch0 == [row for _, row in EpochOrder(400, seed=5, lengths=lengths, batch=8)]  # seeded
+    assert epoch0 != [row for _, row in EpochOrder(400, seed=6, lengths=lengths, batch=8)]
+    batches = [epoch0[i:i + 8] for i in range(0, 400, 8)]
+    spans = [max(lengths[r] for r in b) - min(lengths[r] for r in b) for b in batches]
+    assert max(spans) < 40  # a batch of 8 out of 400 lengths spread over 500 tokens: neighbours in length
+    assert [lengths[b[0]] for b in batches] != sorted((lengths[b[0]] for b in batches), reverse=True)  # shuffled
+
+    def padding(rows: list[int]) -> int:  # pad tokens of batches of 8 padded to their longest
+        cut = [rows[i:i + 8] for i in range(0, len(rows), 8)]
+        return sum(max(lengths[r] for r in b) * len(b) - sum(lengths[r] for r in b) for b in cut)
+
+    assert padding(epoch0) * 10 < padding(EpochOrder(400, seed=5).order(0))
+    order.set_epoch(1)
+    epoch1 = list(order)
+    assert sorted(row for _, row in epoch1) == list(range(400)) and [r for _, r in epoch1] != epoch0
+    resumed = EpochOrder(400, seed=5, lengths=lengths, batch=8)
+    resumed.set_epoch(1)
+    resumed.skip = 24
+    assert list(resumed) == epoch1[24:]
+
+
 def test_augment_resizes_the_short_side_flips_and_crops():
     image = Image.new("RGB", (40, 20), (0, 0, 0))
     image.paste((255, 255, 255), (0, 0, 10, 20))  # white on the left

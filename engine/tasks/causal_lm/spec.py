@@ -94,6 +94,10 @@ class Data(DataSection):
     packing: bool = Field(
         False, description="Pack examples into max_length sequences, each attending only to itself: no padding"
     )
+    group_by_length: bool = Field(
+        True, description="Without packing: batch examples of similar length together (sorted within shuffled "
+        "groups of 50 batches, the batches then shuffled), so batches pad little; false: plain shuffled order"
+    )
 
     def resolve_columns(self, column_names: list[str]) -> tuple[dict[str, str], list[str]]:
         """The format and its columns as preflight decides them (layout.resolve), a mixed choice refused."""

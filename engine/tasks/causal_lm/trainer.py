@@ -80,7 +80,10 @@ class Trainer(PeftModelTask):
             model.enable_input_require_grads()
         self.attach(model, spec, accelerator, heads, "CAUSAL_LM", "q_proj, v_proj for a Llama-style model")
         examples = screened.examples
-        self.dataset = Packed(examples, spec.data.max_length) if spec.data.packing else Examples(examples)
+        if spec.data.packing:
+            self.dataset = Packed(examples, spec.data.max_length)
+        else:
+            self.dataset = Examples(examples, grouped=spec.data.group_by_length)
         v = spec.validation
         self.sample_schedule = (v.every_steps, v.every_epochs) if v.prompts else None
         log("info", f"{found.format} data: {len(examples)} examples, {sum(e.trained() for e in examples)} trained "
@@ -173,10 +176,12 @@ def _embedding_modules(model) -> list[str]:
 
 
 class Examples:
-    """Examples by (epoch, index) keys."""
+    """Examples by (epoch, index) keys; `grouped`, their lengths, for the loop to batch similar lengths together
+    (engine.data.EpochOrder)."""
 
-    def __init__(self, examples: list[Example]) -> None:
+    def __init__(self, examples: list, grouped: bool = False) -> None:
         self.examples = examples
+        self.lengths = [len(e.ids) for e in examples] if grouped else None
 
     def __len__(self) -> int:
         return len(self.examples)
