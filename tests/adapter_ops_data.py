@@ -64,6 +64,23 @@ def sd_lora(
     return out / "pytorch_lora_weights.safetensors"
 
 
+def ink_and_paper_home(builtin_home: Path, root: Path, *, ink_weight: float | None = None) -> Path:
+    """A LORATUI_HOME under `root` whose library holds ink (rank 4) and paper (rank 8), tiny-sd LoRAs."""
+    from loratui.library import adapters
+    from loratui.library.db import open_db
+
+    sd = builtin_model("tiny-sd", builtin_home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORATUI_HOME", str(root / "home"))
+        db = open_db()
+        for name, rank, seed in (("ink", 4, 1), ("paper", 8, 2)):
+            adapters.register(db, sd_lora(sd, root / name, rank=rank, seed=seed), name=name, base_model=str(sd))
+        if ink_weight is not None:
+            adapters.edit(db, "ink", preferred_weight=ink_weight)
+        db.conn.close()
+    return root / "home"
+
+
 def llm_lora(
     base: Path, out: Path, *, rank: int, seed: int, targets=("q_proj", "v_proj"), model=None
 ) -> Path:

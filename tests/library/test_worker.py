@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from adapter_ops_data import builtin_model, sd_lora
+from adapter_ops_data import ink_and_paper_home
 from PIL import Image
 
 from loratui.library.requests import CheckRequest, CombineRequest, GenerateRequest, LayoutRequest, Pick
@@ -20,18 +20,7 @@ HEAVY = ["torch", "diffusers", "transformers", "peft", "accelerate"]
 @pytest.fixture(scope="module")
 def home(builtin_home, tmp_path_factory):
     """A library holding ink and paper (tiny-sd LoRAs), shared by this module's one warm worker."""
-    from loratui.library import adapters
-    from loratui.library.db import open_db
-
-    sd = builtin_model("tiny-sd", builtin_home)
-    root = tmp_path_factory.mktemp("worker")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LORATUI_HOME", str(root / "home"))
-        db = open_db()
-        for name, rank, seed in (("ink", 4, 1), ("paper", 8, 2)):
-            adapters.register(db, sd_lora(sd, root / name, rank=rank, seed=seed), name=name, base_model=str(sd))
-        db.conn.close()
-    return root / "home"
+    return ink_and_paper_home(builtin_home, tmp_path_factory.mktemp("worker"))
 
 
 @pytest.fixture(scope="module")

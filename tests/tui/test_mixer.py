@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from adapter_ops_data import builtin_model, sd_lora
+from adapter_ops_data import ink_and_paper_home
 from PIL import Image
 from textual.widgets import Input
 
@@ -30,19 +30,8 @@ JOB_S = 60  # the longest a job may take here: the first loads the base
 @pytest.fixture(scope="module")
 def home(builtin_home, tmp_path_factory):
     """A library holding ink (preferred weight 0.8) and paper (1.0), tiny-sd LoRAs, shared by this module's one warm worker."""
-    from loratui.library import adapters
-    from loratui.library.db import open_db
-
-    sd = builtin_model("tiny-sd", builtin_home)
-    root = tmp_path_factory.mktemp("mixer")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LORATUI_HOME", str(root / "home"))
-        db = open_db()
-        for name, rank, seed in (("ink", 4, 1), ("paper", 8, 2)):
-            adapters.register(db, sd_lora(sd, root / name, rank=rank, seed=seed), name=name, base_model=str(sd))
-        adapters.edit(db, "ink", preferred_weight=0.8)  # the mixer starts from each adapter's preferred weight
-        db.conn.close()
-    return root / "home"
+    # The mixer starts from each adapter's preferred weight.
+    return ink_and_paper_home(builtin_home, tmp_path_factory.mktemp("mixer"), ink_weight=0.8)
 
 
 @pytest.fixture(scope="module")
