@@ -97,11 +97,11 @@ def status(row: dict, *, deep: bool = False) -> str:
             return CHANGED
     try:
         _, _, files = locate(path)
-        size = sum(f.stat().st_size for f in files)
+        stats = [f.stat() for f in files]  # once: size and mtime both come from these
     except (LoratuiError, OSError):
         return CHANGED
-    same_time = row.get("mtime_ns") is None or stamp(path) == row["mtime_ns"]
-    return OK if size == row["size"] and same_time else CHANGED
+    same_time = row.get("mtime_ns") is None or max(s.st_mtime_ns for s in stats) == row["mtime_ns"]
+    return OK if sum(s.st_size for s in stats) == row["size"] and same_time else CHANGED
 
 
 def require_intact(row: dict) -> dict:
