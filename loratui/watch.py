@@ -318,13 +318,6 @@ def adapter_for_run(db, run_id: str) -> int | None:
     return rows[0]["id"] if rows else None
 
 
-def list_adapters(db) -> list[dict]:
-    return list(db.query(
-        "SELECT id, name, format, family, base_model, rank, alpha, size, created, source_run FROM adapters "
-        "ORDER BY created DESC, id DESC"
-    ))
-
-
 def run_spec(db, run_id: str) -> str:
     rows = list(db.query("SELECT spec FROM runs WHERE id = ?", [run_id]))
     if not rows or not rows[0]["spec"]:
