@@ -139,6 +139,8 @@ class TrainSection(_Section):
         "stop", description="A NaN or infinite loss: stop the run, or skip that step's update"
     )
     nan_skip_limit: int = Field(10, ge=0, description='With on_nan = "skip": stop once more steps than this are skipped')
+    compile: bool = Field(False, description="Compile the trained model with torch.compile: a slower start, "
+                          "faster steps")
 
     @model_validator(mode="after")
     def _length(self):
@@ -198,6 +200,29 @@ class LaunchSection(_Section):
     multi_gpu: bool = Field(False, description="Distributed data parallel across processes (accelerate --multi_gpu)")
     gpu_ids: str = Field("", description='GPUs to use, such as "0,1"; empty uses all visible')
     config_file: str = Field("", description="accelerate config file; empty uses your default accelerate config")
+    distributed: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
+        "auto", description="How processes share the work: auto takes the accelerate config, else data parallel "
+        "(ddp) when there are several processes; fsdp shards the model (causal-lm only)"
+    )
+    num_machines: int = Field(0, ge=0, description="Machines taking part; 0 takes the accelerate config (or 1)")
+    machine_rank: int = Field(0, ge=0, description="This machine's rank, 0 for the main one; "
+                              "`loratui run --machine-rank K` sets it on each of the others")
+    main_process_ip: str = Field("", description="Address of the main machine (machine_rank 0), for several machines")
+    main_process_port: int = Field(0, ge=0, le=65535, description="Port on the main machine; 0 picks a free one "
+                                   "(one machine only: several machines need the same port on each)")
+    timeout_s: int = Field(600, gt=0, description="Seconds a process waits for the others at a synchronisation "
+                           "before the run fails (a process that died never hangs the rest)")
+
+    @model_validator(mode="after")
+    def _machines(self):
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise ValueError("main_process_ip: several machines (num_machines > 1) need the main machine's address")
+        if self.num_machines > 1 and not self.main_process_port:
+            raise ValueError("main_process_port: several machines (num_machines > 1) need a port set in the spec, "
+                             "the same on every machine")
+        if self.machine_rank and self.machine_rank >= max(self.num_machines, 1):
+            raise ValueError(f"machine_rank: {self.machine_rank} is not below num_machines ({self.num_machines})")
+        return self
 
 
 class Spec(_Section):

@@ -14,7 +14,6 @@ import time
 import traceback
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader
 from engine import checkpoint, faults, memory
 from engine.checkpoint import Position
 from engine.data import EpochOrder, load_rows
+from engine.distributed import check_launch, launched_rank, make_accelerator
 from engine.errors import LoratuiError
 from engine.evaluation import Evaluation, eval_split
 from engine.events import EventWriter
@@ -64,6 +64,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                         num_workers=t.dataloader_num_workers, persistent_workers=t.dataloader_num_workers > 0,
                         generator=torch.Generator().manual_seed(t.seed))
     *models, optimizer, loader = accelerator.prepare(*task.trainable_modules(), optimizer, loader)
+    if t.compile:
+        models = [torch.compile(m) for m in models]  # the forward only; saving reads the uncompiled modules
     task.use_prepared(models)
     batches_per_epoch = len(loader)
     steps_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
@@ -309,15 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir(args.run_dir)
     stop = StopRequest.install()
     spec = load_spec(run.spec)
-    # Several processes without CUDA: accelerate's gloo data parallelism, which it enables only when told "cpu".
-    on_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
-        accelerator = Accelerator(cpu=on_cpu, gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
-                                  mixed_precision=spec.train.mixed_precision,
-                                  log_with=None if spec.output.report_to == "none" else spec.output.report_to,
-                                  project_dir=str(run.path))
-    except ValueError as exc:
-        print(f"error: train.mixed_precision: {exc}", file=sys.stderr)
+        accelerator = make_accelerator(spec, str(run.path))
+        check_launch(accelerator)
+    except LoratuiError as exc:
+        # Before any state can be trusted: only the process the launcher numbered 0 records the failure.
+        if launched_rank() == 0:
+            events = EventWriter(run.events)
+            events.emit("run_failed", step=0, reason=exc.message, hint=exc.hint, traceback_path=None)
+            events.sync()
+            events.close()
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
     run.write_pid(accelerator.process_index)
     events = EventWriter(run.events) if accelerator.is_main_process else None
