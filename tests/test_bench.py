@@ -20,6 +20,7 @@ CASES = {
     "mixer_switch.py": (["--rounds", "1", "--steps", "1"], "ratio warm generation / base load"),
     "tui_start.py": (["--rounds", "1"], "ratio"),
     "event_overhead.py": (["--steps", "6", "--rounds", "1", "--resolution", "32"], "ratio, median of the rounds"),
+    "gpu_check.py": (["--smoke"], "PASS/FAIL per goal"),
     "lm_throughput.py": (["--rows", "24", "--max-length", "64", "--rounds", "1"], "goals: packing >= 2.0"),
     "train_throughput.py": (["--steps", "7", "--rounds", "1", "--resolution", "32"], "goals: cache off >= 1.0"),
 }
