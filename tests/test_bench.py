@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 CASES = {
     "adapter_ops.py": (["--repeats", "1"], "merge/fuse + save"),
+    "cache_build.py": (["--images", "8", "--resolution", "32"], "ratio 1-proc / 2-proc"),
     "library_search.py": (["--adapters", "50", "--repeats", "1"], "ls --all (50 rows"),
     "long_run.py": (["--events", "2000", "--idle", "1"], "idle CPU"),
     "library_filter.py": (["--adapters", "300", "--repeats", "1"], "per keystroke at 300 adapters"),
