@@ -4,6 +4,10 @@ Each is written to a temporary folder, flushed to disk, renamed into place, and 
 COMPLETE file. Older checkpoints are pruned after that, so a limit of 1 never leaves zero valid ones.
 A checkpoint holds the LoRA weights, the optimizer, scheduler (and fp16 scaler) states, the RNG states of
 every process, and the data position; loading any part that fails raises, never passes silently.
+
+Only the main process reads and writes the folder (on several machines, the others may not even see it):
+the other processes send their RNG states to it and get the checkpoint from it. The position is counted
+in samples and the schedule in optimizer steps, so a checkpoint made by N processes resumes with M.
 """
 
 import json
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
 from safetensors.torch import load_file, save_file
 
 from engine import faults
@@ -24,12 +29,20 @@ from engine.rundir import COMPLETE, RunDir, fsync_dir, write_atomic
 
 @dataclass
 class Position:
-    """Where training stands: optimizer steps done, the epoch, and batches of it already consumed."""
+    """Where training stands: optimizer steps done, the epoch, and samples of it already consumed (by all
+    processes together)."""
 
     step: int = 0
     epoch: int = 0
-    batches: int = 0
+    samples: int = 0
     nan_skipped: int = 0
+
+
+@dataclass
+class Restored:
+    position: Position
+    scheduler: dict  # the schedule's state, its step counted in optimizer steps
+    processes: int  # how many processes made the checkpoint
 
 
 class NonFiniteWeights(LoratuiError):
@@ -53,22 +66,20 @@ def save_safetensors(tensors: dict, path: Path | str, metadata: dict[str, str] |
 def save(run: RunDir, position: Position, accelerator, task, optimizer, scheduler, limit: int, spec_hash: str) -> Path:
     final = run.checkpoint(position.step)
     tmp = run.checkpoints / f".tmp-{final.name}"
-    main = accelerator.is_main_process
-    if main:
+    rng = gather_object([_rng_state()]) if accelerator.num_processes > 1 else [_rng_state()]
+    if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    _torch_save(_rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
-    if main:
+        for rank, state in enumerate(rng):
+            _torch_save(state, tmp / f"rng-{rank}.pt")
         save_safetensors(task.lora_state(), tmp / "lora.safetensors")
         _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
         _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
         if accelerator.scaler is not None:
             _torch_save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
-        state = {**asdict(position), "num_processes": accelerator.num_processes, "spec_hash": spec_hash}
+        state = {**asdict(position), "num_processes": accelerator.num_processes, "spec_hash": spec_hash,
+                 "schedule_steps": "optimizer"}
         write_atomic(tmp / "state.json", json.dumps(state))
-    accelerator.wait_for_everyone()
-    if main:
         _discard(final)  # a torn attempt at this same step, left by a crash
         os.rename(tmp, final)
         fsync_dir(run.checkpoints)
@@ -94,6 +105,28 @@ def _discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def find(run: RunDir, value: str, log, accelerator) -> Path | None:
+    """The checkpoint to resume from, as the main process finds it, told to every process."""
+    found = None
+    if accelerator.is_main_process:
+        try:
+            found = resolve(run, value, log)
+        except LoratuiError as exc:
+            found = exc
+    return _from_main(found, accelerator)
+
+
+def _from_main(value, accelerator):
+    """The main process's value (or error, raised) in every process."""
+    if accelerator.num_processes > 1:
+        sent = [value]
+        broadcast_object_list(sent)
+        value = sent[0]
+    if isinstance(value, LoratuiError):
+        raise value
+    return value
+
+
 def resolve(run: RunDir, value: str, log) -> Path | None:
     """The checkpoint that `resume_from_checkpoint` names, or None to start fresh."""
     if not value:
@@ -112,19 +145,45 @@ def resolve(run: RunDir, value: str, log) -> Path | None:
     return complete[-1][1] if complete else None
 
 
-def load(path: Path, accelerator, task, optimizer, scheduler) -> Position:
-    state = _part(path, "state.json", lambda p: json.loads(p.read_text()))
-    if state["num_processes"] != accelerator.num_processes:
-        raise LoratuiError(f"checkpoint {path.name} was made by {state['num_processes']} processes, this run has "
-                           f"{accelerator.num_processes}", hint="resume with the same launch.num_processes")
+def load(path: Path, accelerator, task, optimizer, batch_size: int) -> Restored:
+    """Restore the checkpoint into every process; the main one reads it and sends it to the others."""
+    parts = None
+    if accelerator.is_main_process:
+        try:
+            parts = _read(path, accelerator.scaler is not None)
+        except LoratuiError as exc:
+            parts = exc
+    parts = _from_main(parts, accelerator)
+    state = parts["state"]
     device = accelerator.device
-    task.load_lora_state(_part(path, "lora.safetensors", lambda p: load_file(p, device=str(device))))
-    optimizer.load_state_dict(_part(path, "optimizer.pt", lambda p: _torch_load(p, device)))
-    scheduler.load_state_dict(_part(path, "scheduler.pt", lambda p: _torch_load(p, device)))
+    task.load_lora_state({k: v.to(device) for k, v in parts["lora"].items()})
+    optimizer.load_state_dict(parts["optimizer"])
     if accelerator.scaler is not None:
-        accelerator.scaler.load_state_dict(_part(path, "scaler.pt", lambda p: _torch_load(p, device)))
-    _set_rng_state(_part(path, f"rng-{accelerator.process_index}.pt", lambda p: _torch_load(p, "cpu")))
-    return Position(**{k: state[k] for k in Position.__dataclass_fields__})
+        accelerator.scaler.load_state_dict(parts["scaler"])
+    rank = accelerator.process_index
+    saved_by = state["num_processes"]
+    scheduler = parts["scheduler"]
+    if state.get("schedule_steps") != "optimizer":  # older checkpoints counted one step per process
+        scheduler = {**scheduler, "last_epoch": scheduler["last_epoch"] // saved_by,
+                     "_step_count": scheduler["last_epoch"] // saved_by + 1}
+    if rank < len(parts["rng"]):
+        _set_rng_state(parts["rng"][rank])
+    else:  # more processes than saved it: a fresh stream of this rank's own
+        _seed_all(state["step"] * 4096 + rank)
+    position = Position(**{k: state[k] for k in Position.__dataclass_fields__ if k in state})
+    if "batches" in state:  # older checkpoints counted each process's batches
+        position.samples = state["batches"] * batch_size * saved_by
+    return Restored(position, scheduler, saved_by)
+
+
+def _read(path: Path, scaler: bool) -> dict:
+    state = _part(path, "state.json", lambda p: json.loads(p.read_text()))
+    ranks = range(state["num_processes"])
+    return {"state": state, "lora": _part(path, "lora.safetensors", load_file),
+            "optimizer": _part(path, "optimizer.pt", lambda p: _torch_load(p, "cpu")),
+            "scheduler": _part(path, "scheduler.pt", lambda p: _torch_load(p, "cpu")),
+            "scaler": _part(path, "scaler.pt", lambda p: _torch_load(p, "cpu")) if scaler else None,
+            "rng": [_part(path, f"rng-{rank}.pt", lambda p: _torch_load(p, "cpu")) for rank in ranks]}
 
 
 def _part(path: Path, name: str, loader):
@@ -145,6 +204,12 @@ def _rng_state() -> dict:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _set_rng_state(state: dict) -> None:

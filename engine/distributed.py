@@ -14,8 +14,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, InitProcessGroupKwargs
 
 from engine.errors import LoratuiError
-
-EXPECT_PROCESSES = "LORATUI_EXPECT_PROCESSES"  # set by the launcher when the spec names a process count
+from engine.launch_check import EXPECT_PROCESSES
 
 
 class LaunchMismatch(LoratuiError):
@@ -77,6 +76,16 @@ def check_launch(accelerator) -> None:
                          f"({accelerator.distributed_type}){why}",
                          hint="check launch.distributed and launch.num_processes against the machine (and your "
                               "accelerate config); nothing was trained")
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """A collective that failed because another process died or stopped answering within the timeout."""
+    if isinstance(exc, torch.distributed.DistError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        sign in text for sign in ("connection closed by peer", "connection reset by peer", "timed out", "gloo",
+                                  "nccl", "broken pipe"))
 
 
 def _describe(processes: int, kind: str) -> str:

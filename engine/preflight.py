@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import data, reach, tasks
+from engine import data, launch_check, reach, tasks
 from engine.errors import HubUnreachable, LoratuiError
 from engine.spec import SpecError, field_is_valid, read_spec_file, spec_errors, spec_model, validate
 
@@ -49,6 +49,7 @@ def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline
     task.check_model(spec.model, {"train": spec.train.model_dump(), "lora": spec.lora.model_dump()}, report,
                      offline_ok)
     _check_packages(spec, report)
+    launch_check.check(spec, task.DISTRIBUTED, report)
     _check_output(spec, output, report, disk, task.adapter_bytes(spec, report.info))
     rows = _check_data(spec.data, spec.train.seed, report, offline_ok)
     if rows is not None:

@@ -96,13 +96,17 @@ class RunDir:
         write_atomic(self.pids / f"rank-{rank}", str(os.getpid()))
 
     def worker_pids(self) -> list[int]:
-        pids = []
+        return list(self.worker_ranks().values())
+
+    def worker_ranks(self) -> dict[int, int]:
+        """Process id by rank, of the training processes that have announced themselves."""
+        ranks = {}
         for entry in sorted(self.pids.glob("rank-*")) if self.pids.is_dir() else []:
             try:
-                pids.append(int(entry.read_text()))
+                ranks[int(entry.name.removeprefix("rank-"))] = int(entry.read_text())
             except (OSError, ValueError):
                 continue
-        return pids
+        return ranks
 
     def clear_pids(self) -> None:
         for entry in self.pids.glob("rank-*") if self.pids.is_dir() else []:

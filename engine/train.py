@@ -9,6 +9,7 @@ the update was finite and whether to stop, which must be known before the weight
 import argparse
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -21,11 +22,12 @@ from torch.utils.data import DataLoader
 from engine import checkpoint, faults, memory
 from engine.checkpoint import Position
 from engine.data import EpochOrder, load_rows
-from engine.distributed import check_launch, launched_rank, make_accelerator
+from engine.distributed import check_launch, launched_rank, lost_peer, make_accelerator
 from engine.errors import LoratuiError
 from engine.evaluation import Evaluation, eval_split
 from engine.events import EventWriter
-from engine.rundir import COMPLETE, RunDir
+from engine.liveness import has_ended
+from engine.rundir import RunDir
 from engine.spec import load_spec
 from engine.stopping import StopRequest
 from engine.tasks import load_task
@@ -58,7 +60,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     scale = t.gradient_accumulation_steps * t.batch_size * n if t.scale_lr else 1
     optimizer = _optimizer(params, t.learning_rate * scale, t)
     # A task may drop or pack rows; one whose dataset has lengths gets batches of similar lengths.
-    order = EpochOrder(len(task.dataset), t.seed, getattr(task.dataset, "lengths", None), t.batch_size * n)
+    # Grouped per process batch, not per step: the order is then the same for any process count (elastic resume).
+    order = EpochOrder(len(task.dataset), t.seed, getattr(task.dataset, "lengths", None), t.batch_size)
     # Workers live across epochs: a small dataset would otherwise fork them again every few steps.
     loader = DataLoader(task.dataset, batch_size=t.batch_size, sampler=order, collate_fn=task.collate,
                         num_workers=t.dataloader_num_workers, persistent_workers=t.dataloader_num_workers > 0,
@@ -67,21 +70,26 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     if t.compile:
         models = [torch.compile(m) for m in models]  # the forward only; saving reads the uncompiled modules
     task.use_prepared(models)
-    batches_per_epoch = len(loader)
-    steps_per_epoch = math.ceil(batches_per_epoch / t.gradient_accumulation_steps)
-    total = t.max_steps or t.num_epochs * steps_per_epoch
-    # accelerate steps a prepared scheduler once per process, hence the factor n (as the seed script does).
-    scheduler = accelerator.prepare(get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps * n,
-                                                  num_training_steps=total * n))
+    per_micro = t.batch_size * n  # samples of the epoch one micro-step takes, over all processes
+    epoch_samples = len(loader) * per_micro  # with accelerate's even batches, the last one topped up
 
-    found = checkpoint.resolve(run, resume, log)
-    if found:
-        loaded = checkpoint.load(found, accelerator, task, optimizer, scheduler)
-        position.__dict__.update(loaded.__dict__)
-        _follow_schedule(optimizer, scheduler)
-        log("info", f"resumed from {found.name}: step {position.step}, epoch {position.epoch}")
+    found = checkpoint.find(run, resume, log, accelerator)
+    restored = checkpoint.load(found, accelerator, task, optimizer, t.batch_size) if found else None
+    if restored:
+        position.__dict__.update(restored.position.__dict__)
+        log("info", f"resumed from {found.name}: step {position.step}, epoch {position.epoch}, sample "
+                    f"{position.samples}" + (f" (saved by {restored.processes} processes, now {n})"
+                                             if restored.processes != n else ""))
     elif resume:
         log("info", "no complete checkpoint to resume from: starting at step 0")
+    steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)  # an epoch's end always steps
+    left_in_epoch = max(0, steps_per_epoch - math.ceil(position.samples / per_micro / t.gradient_accumulation_steps))
+    total = t.max_steps or position.step + (t.num_epochs - position.epoch - 1) * steps_per_epoch + left_in_epoch
+    # Counted in optimizer steps, not steps times processes, so a checkpoint resumes with any process count.
+    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps, num_training_steps=total)
+    if restored:
+        scheduler.load_state_dict(restored.scheduler)
+        _follow_schedule(optimizer, scheduler)
     emit("run_started", run_id=run.run_id, name=spec.name, task=spec.task, total_steps=total, num_processes=n,
          device=str(accelerator.device), mixed_precision=accelerator.mixed_precision, resume_step=position.step)
     if spec.output.report_to != "none":
@@ -93,13 +101,14 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     generator = torch.Generator(accelerator.device)
     window = _Window()
     update_loss = torch.zeros((), device=accelerator.device)
+    checkpointed = position.step if restored else None  # the step of the newest checkpoint this run has
     micro = 0
     stopping = False
     while position.step < total and not stopping:
-        if position.batches >= batches_per_epoch:
-            position.epoch, position.batches = position.epoch + 1, 0
+        if position.samples >= epoch_samples:
+            position.epoch, position.samples = position.epoch + 1, 0
         loader.set_epoch(position.epoch)
-        order.skip = position.batches * t.batch_size * n  # a resumed epoch continues where it stopped
+        order.skip = position.samples  # a resumed epoch continues at the sample where it stopped
         for batch in loader:
             # Each micro-batch draws its noise from a generator seeded by (seed, step, micro-step, process).
             generator.manual_seed(step_seed(t.seed, position.step, micro, accelerator.process_index))
@@ -110,7 +119,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                 if faults.due("OOM_AT_STEP", position.step + 1):
                     raise torch.OutOfMemoryError("CUDA out of memory (injected by LORATUI_FAULT_OOM_AT_STEP)")
                 accelerator.backward(loss)
-            position.batches += 1
+            position.samples += per_micro
             micro += 1
             update_loss += loss.detach()
             if not accelerator.sync_gradients:
@@ -134,7 +143,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                         f"train.nan_skip_limit ({t.nan_skip_limit}); lower train.learning_rate")
                 log("warning", f"loss is NaN or infinite at step {position.step + 1}: update skipped "
                                f"({position.nan_skipped} of at most {t.nan_skip_limit})")
-            scheduler.step()
+            if not accelerator.optimizer_step_was_skipped:  # an fp16 overflow: the schedule waits too
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             position.step += 1
             micro = 0
@@ -144,14 +154,18 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                 _emit_step(emit, accelerator, window, position, total, scheduler, grad_norm, t, n)
             if t.checkpointing_steps and position.step % t.checkpointing_steps == 0:
                 _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
+                checkpointed = position.step
             if task.sample_schedule and _due(task.sample_schedule[0], position.step):
                 _sample(task, run, position.step, accelerator, emit)
             if evaluation and _due(spec.eval.every_steps, position.step) and position.step < total:
                 evaluation.run(position)
+            stopping = stopping or faults.due("STOP_AFTER_STEP", position.step)
+            faults.kill_if_due(f"KILL_RANK{accelerator.process_index}_AFTER_STEP", position.step)
+            faults.hang_if_due(f"HANG_RANK{accelerator.process_index}_AFTER_STEP", position.step)
             if stopping or position.step >= total:
                 break
         else:
-            position.epoch, position.batches = position.epoch + 1, 0
+            position.epoch, position.samples = position.epoch + 1, 0
             if task.sample_schedule and _due(task.sample_schedule[1], position.epoch):
                 _sample(task, run, position.step, accelerator, emit)
             if evaluation and _due(spec.eval.every_epochs, position.epoch) and position.step < total:
@@ -160,7 +174,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     # Stopped or finished: a checkpoint (unless this step has one; always on a stop, to resume from) and the adapter.
     adapter = None
     if position.step > 0:
-        if (t.checkpointing_steps or position.step < total) and not (run.checkpoint(position.step) / COMPLETE).exists():
+        # Decided from what this run did, never from the folder: other machines' processes cannot see it.
+        if (t.checkpointing_steps or position.step < total) and checkpointed != position.step:
             _checkpoint(run, position, accelerator, task, optimizer, scheduler, spec, emit)
         adapter = _save_adapter(task, run, position, spec, accelerator)
     if position.step < total:
@@ -197,11 +212,12 @@ def _optimizer(params, lr: float, t):
 
 def _follow_schedule(optimizer, scheduler) -> None:
     """Set the restored step's learning rates from this run's schedule. The checkpoint holds those of the
-    schedule it was saved under, which ended earlier if max_steps has since been raised (a finished run
-    trained on): the rest of the run then follows the schedule stretched to the new max_steps."""
-    inner = scheduler.scheduler  # diffusers' schedules are LambdaLR; lambdas are never saved, so these are new
-    for group, base, factor in zip(optimizer.param_groups, inner.base_lrs, inner.lr_lambdas, strict=True):
-        group["lr"] = base * factor(inner.last_epoch)
+    schedule it was saved under, which ended elsewhere if max_steps has since been raised (a finished run
+    trained on) or the process count changed the steps an epoch takes: the rest of the run then follows the
+    schedule stretched to the new total."""
+    # diffusers' schedules are LambdaLR; lambdas are never saved, so these are the new total's
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
@@ -346,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
              hint=memory.oom_hints(spec), traceback_path=_traceback(run, accelerator))
         return 1
     except Exception as exc:
+        if lost_peer(exc):
+            dead = ", ".join(f"rank {rank} (pid {pid})" for rank, pid in run.worker_ranks().items() if has_ended(pid))
+            reason = f"training process {dead} died" if dead else \
+                f"lost contact with another training process ({_said(exc)})"
+            emit("run_failed", sync=True, step=position.step, reason=f"{reason} at step {position.step}",
+                 hint=f"a process that dies or hangs for launch.timeout_s ({spec.launch.timeout_s} s) fails the run; "
+                      f"see {run.log}", traceback_path=None)
+            return 1
         path = _traceback(run, accelerator)
         emit("run_failed", sync=True, step=position.step, reason=f"{type(exc).__name__}: {exc}".splitlines()[0],
              hint=f"this is a bug in loratui or a library; the traceback is in {path}", traceback_path=str(path))
@@ -353,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if events is not None:
             events.close()
+
+
+def _said(exc: BaseException) -> str:
+    """The first line of a library's error, without the source location gloo and NCCL put first."""
+    return re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:160]
 
 
 def _traceback(run: RunDir, accelerator) -> str:

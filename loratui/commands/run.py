@@ -13,6 +13,9 @@ def register(sub) -> None:
     parser.add_argument("--max-steps", type=int, metavar="N",
                         help="with --resume: train on to step N (above the step reached); how a finished run "
                              "trains further")
+    parser.add_argument("--machine-rank", type=int, metavar="K",
+                        help="with --spec on several machines (launch.num_machines): this machine's rank; 0 is the "
+                             "main machine, which owns the run; each other machine runs the same command with its K")
     parser.add_argument("--detach", action="store_true",
                         help="run in the background, outliving the terminal; prints the run id and returns")
     parser.set_defaults(func=_run)
@@ -29,10 +32,24 @@ def _run(args) -> int:
                            hint="--resume continues a run with the spec it was started with")
     if args.max_steps is not None and not args.resume:
         raise LoratuiError("--max-steps goes with --resume RUN_ID", hint="a new run takes train.max_steps from its spec")
+    if args.machine_rank is not None and (args.resume or args.machine_rank < 0):
+        raise LoratuiError("--machine-rank K (K from 0) goes with --spec FILE",
+                           hint="each machine runs `loratui run --spec FILE --machine-rank K`")
+    spec = None
+    if args.spec:
+        from engine import preflight
+
+        spec = preflight.load_checked(args.spec)
+        if args.machine_rank is not None:
+            spec = spec.model_copy(update={"launch": spec.launch.model_copy(update={"machine_rank": args.machine_rank})})
+        if spec.launch.machine_rank > 0:
+            from loratui.runs.node import join
+
+            return join(spec, spec.launch.machine_rank)
     db = open_db()
     if args.resume:
         catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
-    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps)
+    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps, spec=spec)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     prepare(db, plan)

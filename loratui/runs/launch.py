@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine import preflight
 from engine.errors import LoratuiError
+from engine.launch_check import EXPECT_PROCESSES, default_accelerate_config
 from engine.reach import offline_env
 from engine.rundir import RunDir, claim_run_dir, planned_run_dir, write_atomic
 from engine.spec import Spec, load_spec, parse_spec
@@ -165,21 +166,34 @@ def record_supervisor(db, run_id: str, pid: int) -> None:
         db["runs"].update(run_id, {"pid": pid, "pid_start": process_start_time(pid)})
 
 
-def accelerate_command(plan: Plan) -> list[str]:
+def accelerate_command(plan: Plan, machine_rank: int | None = None) -> list[str]:
+    """The `accelerate launch` line; `machine_rank` for a machine other than the spec's own."""
     launch = plan.spec.launch
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if launch.config_file:
         cmd += ["--config_file", launch.config_file]
-    if launch.config_file or default_accelerate_config().is_file():
-        if launch.num_processes:  # the config's values stand unless the spec sets them
-            cmd += ["--num_processes", str(launch.num_processes)]
+    configured = bool(launch.config_file) or default_accelerate_config().is_file()
+    if configured:  # the config's values stand unless the spec sets them
+        cmd += ["--num_processes", str(launch.num_processes)] if launch.num_processes else []
+        cmd += ["--num_machines", str(launch.num_machines)] if launch.num_machines else []
     else:
         # accelerate's own defaults, passed so it does not warn that it used them
-        cmd += ["--num_processes", str(launch.num_processes or 1), "--num_machines", "1", "--dynamo_backend", "no"]
-    if launch.multi_gpu:
-        cmd += ["--multi_gpu"]
-    if launch.num_processes > 1 or launch.multi_gpu:
-        cmd += ["--main_process_port", str(_free_port())]  # two runs on one box must not share a port
+        cmd += ["--num_processes", str(launch.num_processes or 1), "--num_machines", str(launch.num_machines or 1),
+                "--dynamo_backend", "no"]
+    several = launch.num_processes > 1 or launch.num_machines > 1
+    if launch.distributed == "fsdp":
+        cmd += ["--use_fsdp", "--fsdp_version", "2"]
+    elif launch.distributed == "deepspeed":
+        cmd += ["--use_deepspeed"]
+    elif launch.multi_gpu or launch.distributed == "ddp" or (several and not configured):
+        cmd += ["--multi_gpu"]  # several processes are data parallel unless a config says otherwise
+    if launch.num_machines > 1:
+        rank = launch.machine_rank if machine_rank is None else machine_rank
+        cmd += ["--machine_rank", str(rank), "--main_process_ip", launch.main_process_ip,
+                "--main_process_port", str(launch.main_process_port)]
+    elif several or launch.multi_gpu:
+        # two runs on one box must not share a port
+        cmd += ["--main_process_port", str(launch.main_process_port or _free_port())]
     if launch.gpu_ids:
         cmd += ["--gpu_ids", launch.gpu_ids]
     cmd += ["--mixed_precision", plan.spec.train.mixed_precision, "-m", "engine.train", str(plan.run.path)]
@@ -188,16 +202,16 @@ def accelerate_command(plan: Plan) -> list[str]:
     return cmd
 
 
-def default_accelerate_config() -> Path:
-    """Where `accelerate config` writes and `accelerate launch` reads its default config (accelerate's rule)."""
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
-    return Path(os.environ.get("HF_HOME", os.path.join(cache, "huggingface"))).expanduser() / "accelerate" / \
-        "default_config.yaml"
+def launch_env(plan: Plan) -> dict[str, str]:
+    """The training processes' environment: offline if the Hub is, and what each must check it got."""
+    env = {**os.environ, **offline_env(), "PYTHONUNBUFFERED": "1"}
+    if plan.spec.launch.num_processes:
+        env[EXPECT_PROCESSES] = str(plan.spec.launch.num_processes)
+    return env
 
 
 def start_training(plan: Plan) -> subprocess.Popen:
-    env = {**os.environ, **offline_env(), "PYTHONUNBUFFERED": "1", SUPERVISOR_PID: str(os.getpid()),
-           SUPERVISOR_START: repr(process_start_time(os.getpid()))}
+    env = {**launch_env(plan), SUPERVISOR_PID: str(os.getpid()), SUPERVISOR_START: repr(process_start_time(os.getpid()))}
     with open(plan.run.log, "ab") as log:
         return subprocess.Popen(accelerate_command(plan), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -7,17 +7,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import psutil
 
 from engine.errors import LoratuiError
 from engine.events import EventTail
+from engine.liveness import has_ended
 from engine.rundir import RunDir
 from engine.spec import load_spec
 from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
 
 POLL_S = 0.5
+AFTER_END_S = 10  # how long the processes may take to exit once the main one has recorded the end
+END_EVENTS = ("run_finished", "run_stopped", "run_failed")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -54,13 +58,19 @@ class StopForwarder:
         workers = [pid for pid in self.run.worker_pids() if pid in family]
         if self.requests > 1:
             # Insisting: end at once. Checkpoints are atomic, so no half-written one can be taken for whole.
-            for pid in [*workers, self.proc.pid]:
-                _kill(pid, signal.SIGKILL)
+            self.kill_all(workers)
             return
         for pid in workers:
             if pid not in self.signalled:
                 self.signalled.add(pid)
                 _kill(pid, signal.SIGTERM)
+
+
+    def kill_all(self, workers: list[int] | None = None) -> None:
+        if workers is None:
+            workers = self.run.worker_pids()
+        for pid in [*workers, self.proc.pid]:
+            _kill(pid, signal.SIGKILL)
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -70,13 +80,37 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
+class RankWatch:
+    """Notices the training processes that die while others still run: when the run then ends without saying
+    how, they are the ones named."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.alive: dict[int, psutil.Process] = {}
+        self.first_dead: str | None = None  # "rank 0 (pid 123)", or several that were found dead together
+
+    def poll(self) -> None:
+        for rank, pid in self.run.worker_ranks().items():
+            if rank not in self.alive:
+                try:
+                    self.alive[rank] = psutil.Process(pid)
+                except psutil.NoSuchProcess:
+                    continue
+        dead = {rank: process.pid for rank, process in self.alive.items() if has_ended(process.pid)}
+        for rank in dead:
+            del self.alive[rank]
+        if dead and self.first_dead is None and self.alive:  # others still running: not a normal end
+            self.first_dead = ", ".join(f"rank {rank} (pid {pid})" for rank, pid in sorted(dead.items()))
+
+
 def supervise(db, plan: Plan, display=None) -> dict:
     """Run the training to its end; returns the final runs row. Call with the runs row already prepared."""
     record_supervisor(db, plan.run_id, os.getpid())
     forwarder = StopForwarder(plan.run)
+    ranks = RankWatch(plan.run)
     last_seq = db.execute("SELECT last_seq FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
     tail = EventTail(plan.run.events, after_seq=last_seq)
-    code = None
+    code = ended = None
     try:
         proc = forwarder.proc = start_training(plan)
         while code is None:
@@ -85,22 +119,31 @@ def supervise(db, plan: Plan, display=None) -> dict:
             except subprocess.TimeoutExpired:
                 pass
             forwarder.deliver()
+            ranks.poll()
             events = ingest(db, plan.run.path, plan.run_id, tail)
             if display is not None and events:
                 display.update(events)
+            if ended is None and any(e["type"] in END_EVENTS for e in events):
+                ended = time.monotonic()
+            if ended is not None and code is None and time.monotonic() - ended > AFTER_END_S:
+                forwarder.kill_all()  # the end is recorded and saved: a process still there is stuck
     finally:
         forwarder.restore()
     plan.run.clear_pids()
-    row = _finish(db, plan, code, forwarder.requests)
+    row = _finish(db, plan, code, forwarder.requests, ranks.first_dead)
     if display is not None:
         display.close(row)
     return row
 
 
-def _finish(db, plan: Plan, code: int, stop_requests: int) -> dict:
+def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | None = None) -> dict:
     row = next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
     status = None
-    if row["status"] == "running":  # the training ended without saying how: killed, or forced
+    if code and first_dead and row["status"] == "running" and not stop_requests:
+        # The main process died without a word, and the others were stopped because of it.
+        status, error = "failed", (f"training process {first_dead} died at step {row['step']}; the others were "
+                                   f"stopped (accelerate exited with code {code})")
+    elif row["status"] == "running":  # the training ended without saying how: killed, or forced
         status, error = ("stopped", "stopped at once by a second stop request, without saving") if stop_requests > 1 \
             else ("crashed", f"the training processes exited with code {code} without recording an end")
     elif code and not stop_requests and row["status"] != "failed":

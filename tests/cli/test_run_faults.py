@@ -102,4 +102,4 @@ def test_out_of_memory_fails_with_hints_and_resuming_latest_continues(tmp_path, 
     assert out.returncode == 0, out.stderr[-2000:]
     starts = [e for e in events if e["type"] == "run_started"]
     assert [s["resume_step"] for s in starts] == [0, 2] and events[-1]["type"] == "run_finished"
-    assert "resumed from checkpoint-000002: step 2, epoch 0" in [e.get("message") for e in events]
+    assert "resumed from checkpoint-000002: step 2, epoch 0, sample 8" in [e.get("message") for e in events]

@@ -155,7 +155,7 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, builti
 
     warnings = [e["message"] for e in read_events(folder / "events.jsonl") if e["type"] == "log"]
     assert "skipping incomplete checkpoint checkpoint-000020 (the run died while writing it)" in warnings
-    assert "resumed from checkpoint-000010: step 10, epoch 0" in warnings
+    assert "resumed from checkpoint-000010: step 10, epoch 0, sample 40" in warnings
 
 
 def test_data_loading_workers_change_the_speed_not_the_losses(tmp_path, builtin_home, uninterrupted):

@@ -4,17 +4,18 @@ format and columns, and, on a sample, the tokens training will see (formatting.p
 
 import importlib.util
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import model_kind
 from engine.errors import LoratuiError
+from engine.launch_check import cuda_available
 from engine.lora_targets import linear_layers, unmatched_problem
 from engine.model_index import lora_parameter_count
 from engine.tasks.causal_lm import layout, tokenizer
 from engine.tasks.causal_lm.formatting import Formatter, screen
 
+DISTRIBUTED = frozenset({"none", "ddp", "fsdp"})  # see engine.launch_check
 SAMPLE_ROWS = 1000  # rows tokenized before training: enough for percentiles and to meet a fault early
 
 
@@ -35,23 +36,6 @@ def lm_info(pretrained: str, revision: str = "main") -> LmInfo:
         raise LoratuiError(f"model.pretrained: {pretrained} ({kind.what}) {trained_by}, not causal-lm (allowed: a "
                            "causal language model, *ForCausalLM)", hint="choose a decoder LLM such as Qwen or Llama")
     return LmInfo(pretrained, folder, kind.family, config)
-
-
-def cuda_available() -> bool:
-    """Whether torch could use a CUDA GPU, judged without importing torch: a CUDA build of torch and a GPU
-    NVML sees (CUDA_VISIBLE_DEVICES="" hides them all)."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
-        return False
-    found = importlib.util.find_spec("torch")
-    if found is None or not any((Path(found.origin).parent / "lib").glob("libtorch_cuda*")):
-        return False
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml.nvmlDeviceGetCount() > 0
-    except Exception:  # no driver, no library: no GPU to use
-        return False
 
 
 def check_model(model, given: dict[str, dict], report, offline_ok: bool) -> None:

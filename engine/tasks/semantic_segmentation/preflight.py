@@ -21,6 +21,7 @@ from engine.tasks.semantic_segmentation.source import (
     weight_shapes,
 )
 
+DISTRIBUTED = frozenset({"none", "ddp"})  # see engine.launch_check; FSDP and DeepSpeed are untested here
 SHOWN = 5
 SAMPLED_ROWS = 32  # rows decoded when not every image is checked (spec validate): spread over the split
 SINGLE_CHANNEL = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")

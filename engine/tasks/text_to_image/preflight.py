@@ -9,6 +9,8 @@ from engine.errors import LoratuiError
 from engine.lora_targets import linear_layers, unmatched_problem
 from engine.model_index import ModelInfo, lora_parameter_count, model_info
 
+DISTRIBUTED = frozenset({"none", "ddp"})  # see engine.launch_check; FSDP and DeepSpeed are untested here
+
 SHOWN_BAD_IMAGES = 5
 
 

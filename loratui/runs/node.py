@@ -1,0 +1,56 @@
+"""Taking part in a run on several machines from a machine other than the main one (`loratui run --spec S
+--machine-rank K`, K > 0).
+
+The main machine (rank 0) owns the run: its folder, events, checkpoints and library.db. Here, the training
+processes only compute: they work in a scratch folder of their own under LORATUI_HOME/nodes (the spec, the
+rows preflight skips, which must match the main machine's, a log), are given the checkpoint to resume from
+by the main process, and never write events, checkpoints, adapters or the library.
+"""
+
+import json
+import subprocess
+import sys
+
+from engine import preflight
+from engine.errors import LoratuiError
+from engine.home import home
+from engine.rundir import RunDir, write_atomic
+from engine.spec import Spec
+from loratui.runs.launch import Plan, accelerate_command, launch_env
+
+
+class NodeFailed(LoratuiError):
+    exit_code = 1
+
+
+def node_folder(spec: Spec, machine_rank: int) -> RunDir:
+    return RunDir(home() / "nodes" / f"{spec.name}-machine{machine_rank}")
+
+
+def join(spec: Spec, machine_rank: int) -> int:
+    """Train this machine's share of the run `spec` describes, in the foreground; the exit code."""
+    launch = spec.launch
+    if launch.num_machines < 2:
+        raise LoratuiError("--machine-rank: the spec's launch.num_machines is not above 1",
+                           hint="set launch.num_machines, main_process_ip and main_process_port for several machines")
+    if machine_rank >= launch.num_machines:
+        raise LoratuiError(f"--machine-rank {machine_rank} is not below launch.num_machines ({launch.num_machines})",
+                           hint=f"machines are numbered 0 to {launch.num_machines - 1}; 0 is the main one")
+    run = node_folder(spec, machine_rank)
+    report = preflight.check(spec, run.path)
+    report.raise_if_failed()
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_atomic(run.spec, spec.to_toml())
+    write_atomic(run.preflight, json.dumps({"skip_rows": report.skip_rows, "notes": report.notes}))
+    plan = Plan(spec, run, resume="latest" if spec.train.resume_from_checkpoint else None)
+    print(f"machine {machine_rank} of {launch.num_machines}: joining the run at {launch.main_process_ip}:"
+          f"{launch.main_process_port} (log: {run.log})", file=sys.stderr, flush=True)
+    with open(run.log, "ab") as log:
+        code = subprocess.call(accelerate_command(plan, machine_rank), stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, env=launch_env(plan))
+    run.clear_pids()
+    if code:
+        raise NodeFailed(f"machine {machine_rank}'s training processes exited with code {code}",
+                         hint=f"see {run.log}, and the run on the main machine ({launch.main_process_ip})")
+    print(f"machine {machine_rank}: done", file=sys.stderr)
+    return 0
