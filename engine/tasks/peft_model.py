@@ -12,6 +12,7 @@ from peft import get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 
+from engine import fsdp
 from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
@@ -52,11 +53,14 @@ class PeftModelTask:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def _unwrapped(self):
-        return self.accelerator.unwrap_model(self.prepared)
+        """The model itself, out of accelerate's wrappers and torch.compile's ([train] compile): its state_dict
+        keys must not gain _orig_mod."""
+        return self.accelerator.unwrap_model(self.prepared, keep_torch_compile=False)
 
-    def lora_state(self) -> dict:
-        """The LoRA weights, their biases when they train, and the whole head (BatchNorm statistics too)."""
-        state = get_peft_model_state_dict(self._unwrapped())
+    def lora_state(self, model_state: dict | None = None) -> dict:
+        """The LoRA weights, their biases when they train, and the whole head (BatchNorm statistics too), read from
+        the model or from `model_state`, its whole state dict (one gathered from FSDP's shards)."""
+        state = get_peft_model_state_dict(self._unwrapped(), state_dict=model_state)
         # Embeddings grown for added tokens come under two names sharing one tensor, which safetensors refuses.
         seen = set()
         for key, value in state.items():
@@ -76,11 +80,22 @@ class PeftModelTask:
 
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
         """peft's adapter_config.json and adapter_model.safetensors in `folder`, the weights' header holding
-        `metadata` for the library; written aside first, so a crash leaves the previous adapter whole."""
+        `metadata` for the library; written aside first, so a crash leaves the previous adapter whole.
+        Under FSDP every process calls it (the weights are gathered from all) and the main process writes."""
         folder = Path(folder)
+        model_state = None
+        if fsdp.sharded(self.accelerator):
+            model_state = fsdp.model_state_all_ranks(self.accelerator, self.prepared)
+            if not self.accelerator.is_main_process:
+                return folder
+        return self.write_adapter(folder, metadata, model_state)
+
+    def write_adapter(self, folder: Path, metadata: dict[str, str], model_state: dict | None) -> Path:
+        """save_adapter's files, the weights from `model_state` when given (see lora_state)."""
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".adapter-") as tmp:
-            self._unwrapped().save_pretrained(tmp)  # its README.md model card stays behind
+            # its README.md model card stays behind
+            self._unwrapped().save_pretrained(tmp, state_dict=model_state)
             save_safetensors(load_file(Path(tmp) / WEIGHTS_NAME), folder / WEIGHTS_NAME, {"format": "pt", **metadata})
             os.replace(Path(tmp) / CONFIG_NAME, folder / CONFIG_NAME)
         return folder

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine import builtin
+from engine import builtin, fsdp
 from engine.errors import LoratuiError
 from engine.rundir import write_atomic
 from engine.tasks import Sample
@@ -92,6 +92,11 @@ class Trainer(PeftModelTask):
                     + (f"; {len(self.dataset)} packed sequences" if spec.data.packing else "")
                     + (f"; tokens added: {', '.join(files.added)}" if files.added else ""))
 
+    def use_prepared(self, modules: list) -> None:
+        super().use_prepared(modules)
+        if fsdp.sharded(self.accelerator):
+            fsdp.allow_generate(self.model)
+
     def collate(self, items: list) -> dict:
         """Packs (lists of examples) into packed rows; examples (eval's always) padded to the longest."""
         if isinstance(items[0], list):
@@ -125,7 +130,8 @@ class Trainer(PeftModelTask):
     # -- samples and saving ------------------------------------------------------------------------------
     def sample(self, step: int, folder: Path) -> list[Sample]:
         """Each [validation] prompt completed (greedy, or sampled from a generator seeded by train.seed) into
-        folder/step-N-K.txt."""
+        folder/step-N-K.txt. Under FSDP every process generates (each forward gathers the weights from all) and
+        the main process writes."""
         v = self.spec.validation
         model = self._unwrapped()
         model.eval()
@@ -139,6 +145,8 @@ class Trainer(PeftModelTask):
                                          max_new_tokens=v.max_new_tokens, do_sample=v.temperature > 0,
                                          temperature=v.temperature or None, top_p=None, top_k=None,
                                          eos_token_id=sorted(self.formatter.stop_ids), pad_token_id=self.pad_id)
+                    if not self.accelerator.is_main_process:
+                        continue
                     text = self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
                     path = Path(folder) / f"step-{step:06d}-{number}.txt"
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +156,12 @@ class Trainer(PeftModelTask):
             model.train()
         return saved
 
-    def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
+    def write_adapter(self, folder: Path, metadata: dict[str, str], model_state: dict | None) -> Path:
         """peft's folder, the tokenizer with the chat template trained with, and a generation config naming the
         tokens generation stops on (a template's end-of-turn among them)."""
         from transformers import GenerationConfig
 
-        folder = super().save_adapter(folder, metadata)
+        folder = super().write_adapter(folder, metadata, model_state)
         self.tokenizer.save_pretrained(folder)
         GenerationConfig(eos_token_id=sorted(self.formatter.stop_ids), pad_token_id=self.pad_id).save_pretrained(folder)
         return folder
