@@ -17,6 +17,7 @@ one worker for every case), so CI keeps it working; its figures measure nothing.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -176,7 +177,9 @@ def measure(case: Case, scratch: Path, smoke: bool, in_process: bool) -> dict:
         if "times" in side:
             times = side.pop("times")
             side["seconds"] = statistics.median(times[sizes.warmup:] or times)
-    return {"case": case.name, "built_s": built_s, "engine": engine, "reference": reference}
+    machine = f"{torch.cuda.get_device_name()}, " if device == "cuda" else "CPU, "
+    return {"case": case.name, "built_s": built_s, "engine": engine, "reference": reference,
+            "machine": machine + f"torch {torch.__version__}"}
 
 
 def worker(names: list[str], scratch: Path, smoke: bool, in_process: bool) -> None:
@@ -221,11 +224,12 @@ def run_worker(cases: list[Case], args, scratch: Path, timeout: float) -> str | 
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             end_tree(proc)
-            return f"timed out after {timeout:.0f} s"
-    if code:
-        tail = "\n".join("    " + line for line in log.read_text(errors="replace").splitlines()[-12:])
-        return f"worker exited {code}; the end of its log:\n{tail}"
-    return None
+            code = None
+    if code == 0:
+        return None
+    tail = "\n".join("    " + line for line in log.read_text(errors="replace").splitlines()[-12:])
+    what = f"timed out after {timeout:.0f} s" if code is None else f"its worker exited {code}"
+    return f"{what}; the end of its log:\n{tail}"
 
 
 def read_results(scratch: Path) -> dict:
@@ -248,6 +252,8 @@ def skip_reason(case: Case, smoke: bool) -> str | None:
 def drive(args, scratch: Path) -> bool:
     """Run the chosen cases and print their table; whether every case that could run ran without an error."""
     os.environ.setdefault("LORATUI_HOME", str(scratch / "home"))
+    (scratch / "results.jsonl").unlink(missing_ok=True)  # a kept --workdir keeps its models, not its runs
+    shutil.rmtree(scratch / "runs", ignore_errors=True)
     sizes = SMOKE if args.smoke else REAL
     chosen = [c for c in CASES if c.model in {ONLY[name] for name in args.only}]
     skipped = {c.name: reason for c in chosen if (reason := skip_reason(c, args.smoke))}
@@ -256,8 +262,8 @@ def drive(args, scratch: Path) -> bool:
     # On a GPU each case has a process of its own (a clean peak, a limit of its own); --smoke shares one.
     groups = [runnable] if args.smoke and runnable else [[c] for c in runnable]
     deadline = time.monotonic() + args.budget
-    print(f"budget {args.budget} s; {sizes.steps} steps a run, the median after {sizes.warmup} warm-up steps; "
-          f"GB = 10^9 bytes")
+    print(f"budget {args.budget:.0f} s; {sizes.steps} steps a run, the median of those after the first "
+          f"{sizes.warmup}; GB = 10^9 bytes")
     for group in groups:
         left = deadline - time.monotonic()
         if left < MIN_CASE_S:
@@ -289,12 +295,12 @@ def cell(side: dict, key: str) -> str:
 
 
 def report(chosen: list[Case], results: dict, skipped: dict, sizes: Sizes, smoke: bool) -> None:
-    print()
+    print("\non " + ("; ".join(sorted({r["machine"] for r in results.values()})) or "no machine: nothing ran"))
     print(f"{'case':<10} {'engine s/step':>13} {'reference s/step':>16} {'ref/engine':>10} {'engine peak GB':>14} "
           f"{'ref peak GB':>11}  what")
     for case in chosen:
         if case.name in skipped:
-            print(f"{case.name:<10} skipped: {skipped[case.name]}")
+            print(f"{case.name:<10} skipped: {skipped[case.name].splitlines()[0]}")
             continue
         engine, reference = results[case.name]["engine"], results[case.name]["reference"]
         ratio = (f"{reference['seconds'] / engine['seconds']:.2f}x"
@@ -307,14 +313,21 @@ def report(chosen: list[Case], results: dict, skipped: dict, sizes: Sizes, smoke
     print("\ngoals (the engine's figures), PASS/FAIL per goal:")
     for what, name, key, limit in GOALS:
         side = results.get(name, {}).get("engine", {})
-        if smoke:
-            verdict = "skipped (--smoke: tiny shapes on CPU)"
-        elif side.get(key) is None:
-            verdict = f"skipped ({skipped.get(name) or side.get('error') or 'not chosen with --only'})"
-        else:
-            verdict = "PASS" if side[key] <= limit else "FAIL"
-        figure = cell(side, key) if side.get(key) is not None and not smoke else "-"
-        print(f"  {what:<48} {figure:>8}  {verdict}")
+        value = None if smoke else side.get(key)
+        print(f"  {what:<48} {cell(side, key) if value is not None else '-':>8}  "
+              f"{verdict(value, limit, smoke, skipped.get(name), side.get('error'))}")
+
+
+def verdict(value: float | None, limit: float, smoke: bool, skipped: str | None, error: str | None) -> str:
+    if smoke:
+        return "skipped (--smoke: tiny shapes on CPU)"
+    if skipped:
+        return f"skipped ({skipped.split(';')[0]})"
+    if error:
+        return "not measured: the engine's run failed (above)"
+    if value is None:
+        return "skipped (not chosen with --only)"
+    return "PASS" if value <= limit else "FAIL"
 
 
 def main() -> None:
@@ -326,7 +339,8 @@ def main() -> None:
     parser.add_argument("--engine", choices=("cli", "in-process"), default=None,
                         help="how the engine runs: `loratui run --spec` (default) or engine.train in the worker "
                              "(the default with --smoke)")
-    parser.add_argument("--workdir", help="keep models, runs and logs here (default: a temp folder, removed)")
+    parser.add_argument("--workdir", help="keep models, runs and logs here, the models for a later run "
+                        "(default: a temp folder, removed)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = set(args.only) - set(ONLY)
@@ -339,9 +353,8 @@ def main() -> None:
     if not args.smoke:
         import torch
 
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available():  # asked without starting CUDA here: the workers' memory is theirs
             sys.exit("no CUDA device: run with --smoke on a CPU")
-        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     if args.workdir:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         ok = drive(args, Path(args.workdir).resolve())
