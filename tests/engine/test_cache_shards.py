@@ -50,6 +50,7 @@ def _build(task, rows) -> tuple[list[str], object]:
     return log, build_caches(task, rows, lambda level, message: log.append(message))
 
 
+@pytest.mark.slow
 def test_two_processes_build_the_cache_of_one_bit_for_bit(built, tmp_path, builtin_home):
     _, log, run = built
     assert log == ["text embeddings: 0 of 24 captions reused from the cache, 24 encoded",
