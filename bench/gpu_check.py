@@ -133,10 +133,10 @@ def engine_run(spec: str, run: Path, in_process: bool) -> tuple[list[float], int
     return [e["step_time"] for e in steps], max(peaks, default=None)
 
 
-def figures(run) -> dict:
-    """{seconds, peak, error} of one side of a case; `run` gives (step times, peak)."""
+def figures(train) -> dict:
+    """{times, peak} or {error} of one side of a case; `train` returns (step times, peak)."""
     try:
-        times, peak = run()
+        times, peak = train()
     except Exception as exc:  # a failed side is reported in the table; the other side still runs
         return {"error": f"{type(exc).__name__}: {'; '.join(str(exc).splitlines())}"[:500]}
     return {"times": times, "peak": peak}
@@ -196,10 +196,11 @@ def end_tree(proc: subprocess.Popen) -> None:
     import psutil
 
     try:
-        family = psutil.Process(proc.pid).children(recursive=True)
+        worker = psutil.Process(proc.pid)
+        family = [*worker.children(recursive=True), worker]  # found before any dies, whose orphans we would lose
     except psutil.NoSuchProcess:
         family = []
-    for process in [*family, psutil.Process(proc.pid)]:
+    for process in family:
         try:
             process.kill()
         except psutil.NoSuchProcess:
