@@ -138,3 +138,23 @@ def test_random_crops_of_non_square_images_are_not_cached(built, tmp_path, monke
     log, caches = _build(task, load_rows(data, 0))
     assert log[-1] == "latents not cached: random crops of non-square images differ every epoch"
     assert caches.latent_mean is None and caches.prompt_embeds is not None
+
+
+def test_a_table_keeps_bfloat16_bits_and_a_pack_is_found_only_once_whole(tmp_path):
+    import torch
+
+    from engine.tasks.text_to_image.cache_store import Store, TableWriter, map_table
+
+    values = torch.randn(3, 5).to(torch.bfloat16)  # numpy has no bfloat16: its bits travel as int16
+    writer = TableWriter(tmp_path / "table", 3)
+    writer.put([2, 0, 1], {"x": values})
+    writer.commit(["c", "a", "b"])
+    keys, tensors = map_table(tmp_path / "table")
+    assert keys == ["c", "a", "b"] and tensors["x"].dtype == torch.bfloat16 and tensors["x"][[2, 0, 1]].equal(values)
+    store = Store("latents-test")
+    store.new_pack(1).put([0], {"x": values[:1]})  # written but never added: a crash before its marker
+    pack = store.new_pack(1)
+    pack.put([0], {"x": values[1:2]})
+    store.add(pack, ["b"])
+    found = store.lookup(["a", "b"])
+    assert list(found) == ["b"] and map_table(found["b"][0])[1]["x"][found["b"][1]].equal(values[1])
