@@ -22,7 +22,7 @@ import torch
 from accelerate.utils import broadcast_object_list, gather_object
 from safetensors.torch import load_file, save_file
 
-from engine import faults
+from engine import faults, fsdp
 from engine.errors import LoratuiError
 from engine.rundir import COMPLETE, RunDir, fsync_dir, write_atomic
 
@@ -67,13 +67,16 @@ def save(run: RunDir, position: Position, accelerator, task, optimizer, schedule
     final = run.checkpoint(position.step)
     tmp = run.checkpoints / f".tmp-{final.name}"
     rng = gather_object([_rng_state()]) if accelerator.num_processes > 1 else [_rng_state()]
+    sharded = fsdp.sharded(accelerator)  # then gathering the weights and optimizer state takes every process
+    lora = fsdp.lora_state_all_ranks(task) if sharded else None
+    optimizer_state = fsdp.optimizer_state_all_ranks(task, optimizer) if sharded else None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for rank, state in enumerate(rng):
             _torch_save(state, tmp / f"rng-{rank}.pt")
-        save_safetensors(task.lora_state(), tmp / "lora.safetensors")
-        _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_safetensors(lora if sharded else task.lora_state(), tmp / "lora.safetensors")
+        _torch_save(optimizer_state if sharded else optimizer.state_dict(), tmp / "optimizer.pt")
         _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
         if accelerator.scaler is not None:
             _torch_save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
@@ -157,7 +160,10 @@ def load(path: Path, accelerator, task, optimizer, batch_size: int) -> Restored:
     state = parts["state"]
     device = accelerator.device
     task.load_lora_state({k: v.to(device) for k, v in parts["lora"].items()})
-    optimizer.load_state_dict(parts["optimizer"])
+    if fsdp.sharded(accelerator) or _by_name(parts["optimizer"]):  # saved sharded: keyed by parameter name
+        fsdp.load_optimizer_state_all_ranks(task, optimizer, parts["optimizer"])
+    else:
+        optimizer.load_state_dict(parts["optimizer"])
     if accelerator.scaler is not None:
         accelerator.scaler.load_state_dict(parts["scaler"])
     rank = accelerator.process_index
@@ -174,6 +180,10 @@ def load(path: Path, accelerator, task, optimizer, batch_size: int) -> Restored:
     if "batches" in state:  # older checkpoints counted each process's batches
         position.samples = state["batches"] * batch_size * saved_by
     return Restored(position, scheduler, saved_by)
+
+
+def _by_name(optimizer_state: dict) -> bool:
+    return any(isinstance(key, str) for key in optimizer_state.get("state", {}))
 
 
 def _read(path: Path, scaler: bool) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from engine import fsdp
 from engine.data import load_rows
 from engine.errors import LoratuiError
 
@@ -83,12 +84,15 @@ class Evaluation:
         if self.best is not None and (value >= self.best if lower_is_better(name) else value <= self.best):
             return False
         self.best = value
-        if self.accelerator.is_main_process:
-            # Written aside and renamed, so best/ is always one whole adapter.
-            tmp = self.best_folder.with_name(f".{self.best_folder.name}.tmp")
+        main = self.accelerator.is_main_process
+        # Written aside and renamed, so best/ is always one whole adapter.
+        tmp = self.best_folder.with_name(f".{self.best_folder.name}.tmp")
+        if main:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
+        if main or fsdp.sharded(self.accelerator):  # sharded weights are gathered from every process
             self.save(tmp, step)
+        if main:
             shutil.rmtree(self.best_folder, ignore_errors=True)
             tmp.rename(self.best_folder)
         self.accelerator.wait_for_everyone()

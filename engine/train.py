@@ -19,7 +19,7 @@ from accelerate.utils import set_seed
 from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
 
-from engine import checkpoint, faults, memory
+from engine import checkpoint, faults, fsdp, memory
 from engine.checkpoint import Position
 from engine.data import EpochOrder, load_rows
 from engine.distributed import check_launch, launched_rank, lost_peer, make_accelerator
@@ -70,6 +70,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     if t.compile:
         models = [torch.compile(m) for m in models]  # the forward only; saving reads the uncompiled modules
     task.use_prepared(models)
+    params = task.parameters()  # FSDP replaces the parameters with sharded ones; clipping needs those
     per_micro = t.batch_size * n  # samples of the epoch one micro-step takes, over all processes
     epoch_samples = len(loader) * per_micro  # with accelerate's even batches, the last one topped up
 
@@ -78,8 +79,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     if restored:
         position.__dict__.update(restored.position.__dict__)
         log("info", f"resumed from {found.name}: step {position.step}, epoch {position.epoch}, sample "
-                    f"{position.samples}" + (f" (saved by {restored.processes} processes, now {n})"
-                                             if restored.processes != n else ""))
+                    f"{position.samples}" + (f" (saved by {restored.processes} process{'es' if restored.processes > 1 else ''}, "
+                                               f"now {n})" if restored.processes != n else ""))
     elif resume:
         log("info", "no complete checkpoint to resume from: starting at step 0")
     steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)  # an epoch's end always steps
@@ -284,7 +285,8 @@ def _due(every: int, count: int) -> bool:
 
 
 def _sample(task, run, step, accelerator, emit) -> None:
-    if accelerator.is_main_process:
+    # A sharded model generates on every process (each gathers the weights); the main one writes.
+    if accelerator.is_main_process or fsdp.sharded(accelerator):
         for sample in task.sample(step, run.samples):
             text = {} if sample.text is None else {"text": sample.text}
             emit("sample_saved", step=step, path=str(sample.path), prompt=sample.prompt, **text)
@@ -293,10 +295,10 @@ def _sample(task, run, step, accelerator, emit) -> None:
 
 def _save_adapter(task, run, position, spec, accelerator):
     path = None
-    if accelerator.is_main_process:
+    if accelerator.is_main_process or fsdp.sharded(accelerator):  # sharded weights are gathered from all
         path = task.save_adapter(run.path, adapter_metadata(spec, task, run, position.step))
     accelerator.wait_for_everyone()
-    return path
+    return path if accelerator.is_main_process else None
 
 
 def adapter_metadata(spec, task, run, step: int) -> dict[str, str]:

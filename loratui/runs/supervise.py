@@ -20,7 +20,7 @@ from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
 
 POLL_S = 0.5
-AFTER_END_S = 10  # how long the processes may take to exit once the main one has recorded the end
+AFTER_END_S = 30  # how long the processes may take to exit once the main one has recorded the end
 END_EVENTS = ("run_finished", "run_stopped", "run_failed")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -111,6 +111,7 @@ def supervise(db, plan: Plan, display=None) -> dict:
     last_seq = db.execute("SELECT last_seq FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
     tail = EventTail(plan.run.events, after_seq=last_seq)
     code = ended = None
+    stuck = False
     try:
         proc = forwarder.proc = start_training(plan)
         while code is None:
@@ -127,10 +128,11 @@ def supervise(db, plan: Plan, display=None) -> dict:
                 ended = time.monotonic()
             if ended is not None and code is None and time.monotonic() - ended > AFTER_END_S:
                 forwarder.kill_all()  # the end is recorded and saved: a process still there is stuck
+                stuck = True
     finally:
         forwarder.restore()
     plan.run.clear_pids()
-    row = _finish(db, plan, code, forwarder.requests, ranks.first_dead)
+    row = _finish(db, plan, 0 if stuck else code, forwarder.requests, ranks.first_dead)
     if display is not None:
         display.close(row)
     return row
