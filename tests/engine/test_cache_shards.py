@@ -50,6 +50,14 @@ def _build(task, rows) -> tuple[list[str], object]:
     return log, build_caches(task, rows, lambda level, message: log.append(message))
 
 
+@pytest.fixture
+def own_run_folder(built, tmp_path, monkeypatch):
+    """The module's task, assembling its caches in this test's run folder (the module's stays as it was built)."""
+    task = built[0]
+    monkeypatch.setattr(task.accelerator.project_configuration, "project_dir", str(tmp_path / "run"))
+    return task
+
+
 @pytest.mark.slow
 def test_two_processes_build_the_cache_of_one_bit_for_bit(built, tmp_path, builtin_home):
     _, log, run = built
@@ -98,12 +106,12 @@ def _shapes_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def test_an_edited_image_alone_is_encoded_again_and_rows_keep_their_entries(built, tmp_path):
+def test_an_edited_image_alone_is_encoded_again_and_rows_keep_their_entries(own_run_folder, tmp_path):
     from PIL import Image, ImageDraw
 
     from engine.data import load_rows
 
-    task, _, _ = built
+    task = own_run_folder
     data = task.spec.data.model_copy(update={"source": str(_shapes_folder(tmp_path / "data", 6))})
     log, first = _build(task, load_rows(data, 0))
     assert log[-1] == "latents: 0 of 6 images reused from the cache, 6 encoded, 2 orientation(s) each"
@@ -113,10 +121,14 @@ def test_an_edited_image_alone_is_encoded_again_and_rows_keep_their_entries(buil
     edited.save(tmp_path / "data" / "train" / "3.png")
     rows = load_rows(data, 0)
     log, second = _build(task, rows)
-    assert log == ["text embeddings: 6 of 6 captions reused from the cache, 0 encoded",
+    assert log == ["text embeddings: 6 captions already in the run folder",  # the captions did not change
                    "latents: 5 of 6 images reused from the cache, 1 encoded, 2 orientation(s) each"]
     changed = [i for i in range(12) if not second.latent_mean[i].equal(before[i])]
     assert changed == [second.latent_index(3, False), second.latent_index(3, True)]
+    log, again = _build(task, rows)  # as a resumed run: the run folder's tables are read as they are
+    assert log == ["text embeddings: 6 captions already in the run folder",
+                   "latents: 6 images already in the run folder, 2 orientation(s) each"]
+    assert again.latent_mean.equal(second.latent_mean)
     # Reversed rows keep their own entries: indexed by row, each found by its image's content.
     log, reversed_ = _build(task, rows.select(range(5, -1, -1)))
     assert log[-1] == "latents: 6 of 6 images reused from the cache, 0 encoded, 2 orientation(s) each"
@@ -124,12 +136,12 @@ def test_an_edited_image_alone_is_encoded_again_and_rows_keep_their_entries(buil
         second.latent_mean[second.latent_index(row, flipped)]) for row in range(6) for flipped in (False, True))
 
 
-def test_random_crops_of_non_square_images_are_not_cached(built, tmp_path, monkeypatch):
+def test_random_crops_of_non_square_images_are_not_cached(own_run_folder, tmp_path, monkeypatch):
     from PIL import Image
 
     from engine.data import load_rows
 
-    task, _, _ = built
+    task = own_run_folder
     folder = _shapes_folder(tmp_path / "data", 2)
     Image.new("RGB", (48, 32)).save(folder / "train" / "1.png")
     monkeypatch.setattr(task, "spec", task.spec.model_copy(
@@ -148,7 +160,7 @@ def test_a_table_keeps_bfloat16_bits_and_a_pack_is_found_only_once_whole(tmp_pat
     values = torch.randn(3, 5).to(torch.bfloat16)  # numpy has no bfloat16: its bits travel as int16
     writer = TableWriter(tmp_path / "table", 3)
     writer.put([2, 0, 1], {"x": values})
-    writer.commit(["c", "a", "b"])
+    writer.commit(["c", "a", "b"], "latents-test")
     keys, tensors = map_table(tmp_path / "table")
     assert keys == ["c", "a", "b"] and tensors["x"].dtype == torch.bfloat16 and tensors["x"][[2, 0, 1]].equal(values)
     store = Store("latents-test")

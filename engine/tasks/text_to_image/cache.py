@@ -26,7 +26,7 @@ import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
 from engine import data
-from engine.tasks.text_to_image.cache_store import Store, TableWriter, map_table
+from engine.tasks.text_to_image.cache_store import Store, TableWriter, holds, map_table
 
 CACHE_VERSION = 2
 MAX_CACHE_BYTES = 8 << 30  # beyond this, encoding every step beats holding it all in memory
@@ -138,12 +138,15 @@ def _latent_cache(task, rows, folder: Path, caches: Caches, log) -> None:
 
 def _assemble(accelerator, entries: _Entries, folder: Path, log, detail: str = "") -> dict[str, torch.Tensor]:
     """The cache's table in the run folder, mapped: stored entries copied, the rest encoded by all processes."""
-    store, keys = Store(entries.namespace), entries.keys
+    store, keys, table = Store(entries.namespace), entries.keys, folder / entries.name
+    if all(gather_object([holds(table, entries.namespace, keys)])):
+        log("info", f"{entries.label}: {len(keys)} {entries.noun} already in the run folder{detail}")
+        return map_table(table)[1]
     found = store.lookup(keys)
     # An entry is reused only where every process's store has it, so all agree on what to encode.
     everywhere = [all(hits) for hits in zip(*gather_object([[key in found for key in keys]]), strict=True)]
     missing = [position for position, hit in enumerate(everywhere) if not hit]
-    writer = TableWriter(folder / entries.name, len(keys)) if accelerator.is_local_main_process else None
+    writer = TableWriter(table, len(keys)) if accelerator.is_local_main_process else None
     pack = store.new_pack(len(missing)) if writer is not None and missing else None
     if writer is not None:
         store.copy({p: found[keys[p]] for p, hit in enumerate(everywhere) if hit}, writer)
@@ -161,13 +164,13 @@ def _assemble(accelerator, entries: _Entries, folder: Path, log, detail: str = "
                 start = index * entries.batch
                 pack.put(list(range(start, start + len(batches[index]))), tensors)
     if writer is not None:
-        writer.commit(keys)
+        writer.commit(keys, entries.namespace)
         if pack is not None:
             store.add(pack, [keys[p] for p in missing])
     accelerator.wait_for_everyone()
     log("info", f"{entries.label}: {len(keys) - len(missing)} of {len(keys)} {entries.noun} reused from the cache, "
                 f"{len(missing)} encoded{detail}")
-    return map_table(folder / entries.name)[1]
+    return map_table(table)[1]
 
 
 def _namespace(task, kind: str, modules: list, settings: list) -> str:

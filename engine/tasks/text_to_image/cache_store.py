@@ -48,18 +48,27 @@ class TableWriter:
                 self.dtypes[name] = str(tensor.dtype).removeprefix("torch.")
             self.arrays[name][positions] = bits
 
-    def commit(self, keys: list[str]) -> None:
+    def commit(self, keys: list[str], namespace: str) -> None:
         (self.folder / MARKER).unlink(missing_ok=True)  # a reader never pairs old keys with new arrays
         for name, array in self.arrays.items():
             array.flush()
             os.replace(self._tmp(name), self.folder / f"{name}.npy")
         self.arrays.clear()
         tmp = self.folder / f".{MARKER}.{self.tag}.tmp"
-        tmp.write_text(json.dumps({"keys": keys, "dtypes": self.dtypes}))
+        tmp.write_text(json.dumps({"namespace": namespace, "keys": keys, "dtypes": self.dtypes}))
         os.replace(tmp, self.folder / MARKER)
 
     def _tmp(self, name: str) -> Path:
         return self.folder / f".{name}.{self.tag}.tmp"
+
+
+def holds(folder: Path, namespace: str, keys: list[str]) -> bool:
+    """Whether `folder` holds a committed table of exactly these entries of this namespace (a resumed run's)."""
+    try:
+        meta = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("namespace") == namespace and meta.get("keys") == keys
 
 
 def map_table(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -76,6 +85,7 @@ class Store:
     """Entries encoded by earlier runs, found by key, in one folder per model and augmentation (`namespace`)."""
 
     def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
         self.folder = home() / "cache" / "text-to-image" / namespace
 
     def lookup(self, keys: list[str]) -> dict[str, tuple[Path, int]]:
@@ -108,7 +118,7 @@ class Store:
 
     def add(self, pack: TableWriter, keys: list[str]) -> None:
         """Commit a pack from `new_pack` and move it in whole, named by its keys."""
-        pack.commit(keys)
+        pack.commit(keys, self.namespace)
         final = self.folder / f"pack-{hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:24]}"
         try:
             pack.folder.rename(final)
