@@ -22,22 +22,28 @@ SPECS = {
 }
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real command in its own process: for what trains, generates or merges."""
-    return subprocess.run([sys.executable, "-m", "loratui", *args], env={**os.environ, "LORATUI_HOME": str(home)},
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, builtin_home) -> Path:
+    """Both runs started together, as `loratui run` in processes of their own (their start-up shares the cores)."""
     root = tmp_path_factory.mktemp("task-adapters")
     home = share_builtins(root / "home", builtin_home)
+    with pytest.MonkeyPatch.context() as patch:  # built here once, not by two runs racing
+        patch.setenv("LORATUI_HOME", str(home))
+        from engine import builtin
+
+        for ref in ("builtin:tiny-bert", "builtin:tiny-reviews", "builtin:tiny-segformer", "builtin:shapes-masks"):
+            builtin.path(ref)
+    procs = {}
     for name, (spec, seed) in SPECS.items():
         path = root / f"{name}.toml"
         path.write_text(spec + TRAIN.format(seed=seed))
-        out = cli(home, "run", "--spec", str(path))
-        assert out.returncode == 0, out.stderr[-3000:]
-        assert inline(home, "library", "edit", out.stdout.strip().splitlines()[-1], "--name", name).returncode == 0
+        procs[name] = subprocess.Popen([sys.executable, "-m", "loratui", "run", "--spec", str(path)],
+                                       env={**os.environ, "LORATUI_HOME": str(home)}, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert inline(home, "library", "edit", out.strip().splitlines()[-1], "--name", name).returncode == 0
     return home
 
 
@@ -53,7 +59,7 @@ def test_registered_with_their_task_and_fit_their_base(home):
 
 
 def test_gen_classifies_a_text_and_segments_an_image(home, tmp_path):
-    out = cli(home, "gen", "--adapter", "cls-a", "--text", "the food was delightful")
+    out = inline(home, "gen", "--adapter", "cls-a", "--text", "the food was delightful")
     assert out.returncode == 0, out.stderr
     lines = [line.split() for line in out.stdout.splitlines()]
     assert sorted(name for name, _ in lines) == ["negative", "positive"]
@@ -63,7 +69,7 @@ def test_gen_classifies_a_text_and_segments_an_image(home, tmp_path):
 
     image = tmp_path / "shape.png"
     Image.new("RGB", (64, 64), (200, 30, 30)).save(image)
-    out = cli(home, "gen", "--adapter", "seg", "--image", str(image))
+    out = inline(home, "gen", "--adapter", "seg", "--image", str(image))
     assert out.returncode == 0, out.stderr
     mask = tmp_path / "shape.mask.png"
     assert out.stdout.startswith(str(mask)) and Image.open(mask).size == (64, 64)
@@ -78,7 +84,7 @@ def test_merged_into_a_full_model_the_stock_class_loads(home, tmp_path):
 
     from engine.tasks.sequence_classification.predict import load
 
-    out = cli(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--out", str(tmp_path / "cls"))
+    out = inline(home, "merge", "builtin:tiny-bert", "--adapter", "cls-a", "--out", str(tmp_path / "cls"))
     assert out.returncode == 0, out.stderr
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "cls").eval()
     entry = json.loads(inline(home, "library", "show", "cls-a", "--json").stdout)
@@ -89,7 +95,7 @@ def test_merged_into_a_full_model_the_stock_class_loads(home, tmp_path):
     with torch.no_grad():
         assert torch.allclose(merged(**batch).logits, adapted.eval()(**batch).logits, atol=1e-5)
 
-    out = cli(home, "merge", "builtin:tiny-segformer", "--adapter", "seg", "--out", str(tmp_path / "seg"))
+    out = inline(home, "merge", "builtin:tiny-segformer", "--adapter", "seg", "--out", str(tmp_path / "seg"))
     assert out.returncode == 0, out.stderr
     assert AutoModelForSemanticSegmentation.from_pretrained(tmp_path / "seg").config.num_labels == 4
     other = tmp_path / "other"  # a second classification adapter: cls-a's files with one weight changed
