@@ -20,7 +20,7 @@ from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
 
 POLL_S = 0.5
-AFTER_END_S = 30  # how long the processes may take to exit once the main one has recorded the end
+AFTER_END_S = 60  # how long the processes may take to exit once the main one has recorded the end
 END_EVENTS = ("run_finished", "run_stopped", "run_failed")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
