@@ -43,3 +43,18 @@ def test_a_config_file_keeps_its_values_unless_the_spec_sets_them(tmp_path, monk
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
     named = _flags(accelerate_command(_plan(tmp_path, config_file=str(default))))
     assert named == {"--config_file": str(default), "--mixed_precision": "no"}
+
+
+def test_several_processes_are_data_parallel_and_machines_get_their_rank(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    two = _flags(accelerate_command(_plan(tmp_path, num_processes=2)))
+    assert "--multi_gpu" in two and int(two["--main_process_port"]) > 0  # never one process in silence
+    machines = _plan(tmp_path, num_processes=4, num_machines=2, main_process_ip="10.0.0.1", main_process_port=29555)
+    main, other = _flags(accelerate_command(machines)), _flags(accelerate_command(machines, machine_rank=1))
+    assert {k: main[k] for k in ("--num_processes", "--num_machines", "--machine_rank", "--main_process_ip",
+                                 "--main_process_port")} == {"--num_processes": "4", "--num_machines": "2",
+                                                             "--machine_rank": "0", "--main_process_ip": "10.0.0.1",
+                                                             "--main_process_port": "29555"}
+    assert other["--machine_rank"] == "1" and "--multi_gpu" in other
+    fsdp = _flags(accelerate_command(_plan(tmp_path, num_processes=2, distributed="fsdp")))
+    assert fsdp["--fsdp_version"] == "2" and "--use_fsdp" in fsdp and "--multi_gpu" not in fsdp
