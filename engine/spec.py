@@ -196,7 +196,7 @@ class OutputSection(_Section):
 
 
 class LaunchSection(_Section):
-    num_processes: int = Field(0, ge=0, description="Training processes; 0 takes the accelerate config (or 1)")
+    num_processes: int = Field(0, ge=0, description="Training processes over all machines; 0 takes the accelerate config (or 1)")
     multi_gpu: bool = Field(False, description="Distributed data parallel across processes (accelerate --multi_gpu)")
     gpu_ids: str = Field("", description='GPUs to use, such as "0,1"; empty uses all visible')
     config_file: str = Field("", description="accelerate config file; empty uses your default accelerate config")
