@@ -10,7 +10,7 @@ content, in one folder per model and augmentation, so a later run encodes only w
 import hashlib
 import json
 import os
-import random
+import secrets
 import shutil
 import socket
 import warnings
@@ -34,7 +34,7 @@ class TableWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.length = folder, length
         # Unique even between machines writing one shared folder.
-        self.tag = f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
+        self.tag = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.arrays: dict[str, np.memmap] = {}
         self.dtypes: dict[str, str] = {}
 
@@ -114,7 +114,7 @@ class Store:
 
     def new_pack(self, length: int) -> TableWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
-        return TableWriter(self.folder / f".pack-{random.getrandbits(64):016x}.tmp", length)
+        return TableWriter(self.folder / f".pack-{secrets.token_hex(8)}.tmp", length)
 
     def add(self, pack: TableWriter, keys: list[str]) -> None:
         """Commit a pack from `new_pack` and move it in whole, named by its keys."""
