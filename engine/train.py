@@ -16,7 +16,6 @@ import traceback
 
 import torch
 from accelerate.utils import set_seed
-from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
 
 from engine import checkpoint, faults, fsdp, memory
@@ -27,6 +26,7 @@ from engine.errors import LoratuiError
 from engine.evaluation import Evaluation, eval_split
 from engine.events import EventWriter
 from engine.liveness import has_ended
+from engine.optimization import make_optimizer, schedule
 from engine.rundir import RunDir
 from engine.spec import load_spec
 from engine.stopping import StopRequest
@@ -58,7 +58,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         lambda folder, step: task.save_adapter(folder, adapter_metadata(spec, task, run, step)))
 
     scale = t.gradient_accumulation_steps * t.batch_size * n if t.scale_lr else 1
-    optimizer = _optimizer(params, t.learning_rate * scale, t)
+    optimizer = make_optimizer(params, t.learning_rate * scale, t)
     # A task may drop or pack rows; one whose dataset has lengths gets batches of similar lengths.
     # Grouped per process batch, not per step: the order is then the same for any process count (elastic resume).
     order = EpochOrder(len(task.dataset), t.seed, getattr(task.dataset, "lengths", None), t.batch_size)
@@ -86,11 +86,7 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
     steps_per_epoch = math.ceil(len(loader) / t.gradient_accumulation_steps)  # an epoch's end always steps
     left_in_epoch = max(0, steps_per_epoch - math.ceil(position.samples / per_micro / t.gradient_accumulation_steps))
     total = t.max_steps or position.step + (t.num_epochs - position.epoch - 1) * steps_per_epoch + left_in_epoch
-    # Counted in optimizer steps, not steps times processes, so a checkpoint resumes with any process count.
-    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.lr_warmup_steps, num_training_steps=total)
-    if restored:
-        scheduler.load_state_dict(restored.scheduler)
-        _follow_schedule(optimizer, scheduler)
+    scheduler = schedule(t, optimizer, total, restored.scheduler if restored else None)
     emit("run_started", run_id=run.run_id, name=spec.name, task=spec.task, total_steps=total, num_processes=n,
          device=str(accelerator.device), mixed_precision=accelerator.mixed_precision, resume_step=position.step)
     if spec.output.report_to != "none":
@@ -194,31 +190,6 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
         accelerator.end_training()
     emit("run_finished", sync=True, step=position.step, adapter_path=str(adapter), final_loss=window.last,
          metrics=metrics, base_metrics=evaluation.base if evaluation else None)
-
-
-def _optimizer(params, lr: float, t):
-    if t.use_8bit_adam:
-        try:
-            import bitsandbytes as bnb
-        except ImportError:
-            raise LoratuiError("train.use_8bit_adam needs bitsandbytes, which is not installed",
-                               hint="pip install bitsandbytes, or set train.use_8bit_adam = false") from None
-        return bnb.optim.AdamW8bit(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2),
-                                   weight_decay=t.adam_weight_decay, eps=t.adam_epsilon)
-    # One fused kernel for all LoRA tensors instead of a dozen small ops each (the for-each loop on CPU).
-    fused = all(p.device.type in ("cuda", "cpu") for p in params)
-    return torch.optim.AdamW(params, lr=lr, betas=(t.adam_beta1, t.adam_beta2), weight_decay=t.adam_weight_decay,
-                             eps=t.adam_epsilon, fused=fused or None)
-
-
-def _follow_schedule(optimizer, scheduler) -> None:
-    """Set the restored step's learning rates from this run's schedule. The checkpoint holds those of the
-    schedule it was saved under, which ended elsewhere if max_steps has since been raised (a finished run
-    trained on) or the process count changed the steps an epoch takes: the rest of the run then follows the
-    schedule stretched to the new total."""
-    # diffusers' schedules are LambdaLR; lambdas are never saved, so these are the new total's
-    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
-        group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
