@@ -2,14 +2,19 @@
 works (VAE encode and text encode every step, loss read with .item() every step), side by side in one run.
 
     .venv/bin/python bench/train_throughput.py [--model builtin:tiny-sd] [--steps 40] [--resolution 64]
-                                               [--photo-size 768]
+                                               [--photo-size 768] [--compile-backend inductor]
 
 Same model, data, order, augmentation, settings and seed; the noise of each step comes from the same seeded
 generator, so the first losses must agree to 1e-5 with caching off (same math). Goals: engine ÷ reference
-steps/s >= 1.0 with caching off, >= 1.3 with cached latents and text embeddings. With caching off the
+steps/s >= 1.0 with caching off, >= 1.3 with cached latents and text embeddings, >= 1.5 with those and
+[train] compile. Compile's start-up cost is its first step's time over the uncompiled first step's (round 1
+compiles cold; later rounds find inductor's on-disk cache warm, as a user's second run does), its gain the
+uncompiled steps' time over the compiled ones'. --compile-backend eager captures graphs without inductor's code
+generation (minutes on a small CPU): a quicker check that the path works, not for figures; none skips the
+compiled run (tests/engine/test_compile.py checks compiled training). With caching off the
 engine does the same math with less work: one fused AdamW kernel, and each image decoded and resized once
 (kept in memory) rather than every epoch; the reference keeps the seed's ways. Rounds alternate the
-order of the three. --photo-size trains on large JPEG copies of the images, as real datasets hold, whose
+order of the runs. --photo-size trains on large JPEG copies of the images, as real datasets hold, whose
 decoding and resizing the cache also saves. Each run gives its median step time after a warm-up; a ratio is
 taken within each round and the median over rounds reported. It also prints the share of the reference's
 step spent loading and encoding the batch, which bounds what any cache can gain, and encoding's share of a
@@ -55,7 +60,7 @@ def photo_sized_copy(source: str, size: int) -> str:
     return str(target.parent)
 
 
-def spec_toml(args, cache: bool) -> str:
+def spec_toml(args, cache: bool, compile_: bool = False) -> str:
     return f"""
 name = "bench"
 [model]
@@ -72,18 +77,22 @@ learning_rate = 1e-3
 log_every_steps = 1
 checkpointing_steps = 0
 cache = {"true" if cache else "false"}
+compile = {"true" if compile_ else "false"}
 """
 
 
-def engine_run(args, cache: bool) -> tuple[list[float], list[float]]:
+def engine_run(args, cache: bool, compile_: bool = False) -> tuple[list[float], list[float]]:
     """(losses, step times) of engine.train in this process."""
+    import torch
+
     from engine.events import read_events
     from engine.rundir import RunDir
     from engine.spec import parse_toml
     from engine.train import main
 
     folder = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    run = RunDir(folder).create(parse_toml(spec_toml(args, cache)).to_toml())
+    run = RunDir(folder).create(parse_toml(spec_toml(args, cache, compile_)).to_toml())
+    torch._dynamo.reset()  # each compiled run compiles its own model, as a run's process does
     if main([str(run.path)]) != 0:
         sys.exit(f"engine run failed: {read_events(run.events)[-1]}")
     steps = [e for e in read_events(run.events) if e["type"] == "step"]
@@ -248,6 +257,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--photo-size", type=int, default=0,
                         help="train on a copy of the data upscaled to this many pixels, saved as JPEG (0: as is)")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile's backend for the compiled run (eager: a quick check, no figures; "
+                             "none: no compiled run)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         tempfile.tempdir = scratch  # run folders, the data copy and the default home: all removed at the end
@@ -255,14 +267,22 @@ def main() -> None:
 
 
 def measure(args) -> None:
+    import functools
+
+    import torch
+
     from engine.spec import parse_toml
 
     os.environ.setdefault("LORATUI_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+    if args.compile_backend not in ("inductor", "none"):
+        torch.compile = functools.partial(torch.compile, backend=args.compile_backend)
     if args.photo_size:
         args.data = photo_sized_copy(args.data, args.photo_size)
     configs = {"reference (seed loop)": lambda: reference_run(args),
                "engine, cache off": lambda: engine_run(args, cache=False),
                "engine, cache on": lambda: engine_run(args, cache=True)}
+    if args.compile_backend != "none":
+        configs["engine, cache on, compiled"] = lambda: engine_run(args, cache=True, compile_=True)
     results: dict[str, list] = {name: [] for name in configs}
     for round_ in range(args.rounds):
         names = list(configs) if round_ % 2 == 0 else list(configs)[::-1]
@@ -279,7 +299,7 @@ def measure(args) -> None:
     for name, seconds in medians.items():
         per_round = [r / s for r, s in zip(reference, seconds, strict=True)]
         ratios[name] = statistics.median(per_round)
-        print(f"  {name:<24} {1 / statistics.median(seconds):7.2f} steps/s   ratio {ratios[name]:5.2f}"
+        print(f"  {name:<26} {1 / statistics.median(seconds):7.2f} steps/s   ratio {ratios[name]:5.2f}"
               f"   (rounds {min(per_round):.2f}-{max(per_round):.2f})")
     share = statistics.median(statistics.median(run[2][WARMUP:]) / statistics.median(run[1][WARMUP:])
                               for run in results["reference (seed loop)"])
@@ -293,11 +313,29 @@ def measure(args) -> None:
     gap = max(abs(a - b) for a, b in zip(ref_losses[:MATCHED_STEPS], engine_losses[:MATCHED_STEPS], strict=True))
     print(f"  first {MATCHED_STEPS} losses, engine (cache off) vs reference: max |diff| {gap:.2e} "
           f"({'ok' if gap <= 1e-5 else 'MISSED'} <= 1e-5)")
+    compiled = ratios.get("engine, cache on, compiled")
+    if compiled is not None:
+        gap = max(gap, report_compile(args, results["engine, cache on"], results["engine, cache on, compiled"],
+                                      medians["engine, cache on"], medians["engine, cache on, compiled"]))
     off, on = ratios["engine, cache off"], ratios["engine, cache on"]
     print(f"  goals: cache off >= 1.0: {'ok' if off >= 1.0 else 'MISSED'}; cache on >= 1.3: "
-          f"{'ok' if on >= 1.3 else 'MISSED'}")
+          f"{'ok' if on >= 1.3 else 'MISSED'}"
+          + ("" if compiled is None else f"; cache on, compiled >= 1.5: {'ok' if compiled >= 1.5 else 'MISSED'}"))
     if not math.isfinite(gap):
         sys.exit(1)
+
+
+def report_compile(args, plain: list, compiled: list, plain_medians: list, compiled_medians: list) -> float:
+    """Print compile's start-up cost and per-step gain over the same uncompiled runs; the largest loss gap."""
+    startup = [c[1][0] - p[1][0] for p, c in zip(plain, compiled, strict=True)]
+    warm = f", warm {statistics.median(startup[1:]):.1f} s" if len(startup) > 1 else ""
+    gains = [p / c for p, c in zip(plain_medians, compiled_medians, strict=True)]
+    print(f"  compile ({args.compile_backend}): start-up {startup[0]:.1f} s cold{warm} (first step over the "
+          f"uncompiled first step); steps {statistics.median(gains):.2f}x as fast (rounds {min(gains):.2f}-"
+          f"{max(gains):.2f})")
+    gap = max(abs(a - b) for a, b in zip(plain[0][0][:MATCHED_STEPS], compiled[0][0][:MATCHED_STEPS], strict=True))
+    print(f"  first {MATCHED_STEPS} losses, compiled vs not: max |diff| {gap:.2e}")
+    return gap
 
 
 if __name__ == "__main__":
