@@ -67,8 +67,10 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                         num_workers=t.dataloader_num_workers, persistent_workers=t.dataloader_num_workers > 0,
                         generator=torch.Generator().manual_seed(t.seed))
     *models, optimizer, loader = accelerator.prepare(*task.trainable_modules(), optimizer, loader)
-    if t.compile:
-        models = [torch.compile(m) for m in models]  # the forward only; saving reads the uncompiled modules
+    if t.compile:  # the forward only; saving reads the uncompiled modules
+        # Unpacked causal-lm batches vary in length: one graph for any length, not one per length seen.
+        dynamic = True if spec.task == "causal-lm" and not spec.data.packing else None
+        models = [torch.compile(m, dynamic=dynamic) for m in models]
     task.use_prepared(models)
     params = task.parameters()  # FSDP replaces the parameters with sharded ones; clipping needs those
     per_micro = t.batch_size * n  # samples of the epoch one micro-step takes, over all processes
