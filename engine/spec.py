@@ -220,7 +220,7 @@ class LaunchSection(_Section):
         if self.num_machines > 1 and not self.main_process_port:
             raise ValueError("main_process_port: several machines (num_machines > 1) need a port set in the spec, "
                              "the same on every machine")
-        if self.machine_rank and self.machine_rank >= max(self.num_machines, 1):
+        if self.num_machines and self.machine_rank >= self.num_machines:  # else the accelerate config's count
             raise ValueError(f"machine_rank: {self.machine_rank} is not below num_machines ({self.num_machines})")
         return self
 

@@ -191,6 +191,8 @@ def accelerate_command(plan: Plan, machine_rank: int | None = None) -> list[str]
         rank = launch.machine_rank if machine_rank is None else machine_rank
         cmd += ["--machine_rank", str(rank), "--main_process_ip", launch.main_process_ip,
                 "--main_process_port", str(launch.main_process_port)]
+    elif machine_rank is not None:  # machines as the accelerate config sets them up, its address and port
+        cmd += ["--machine_rank", str(machine_rank)]
     elif several or launch.multi_gpu:
         # two runs on one box must not share a port
         cmd += ["--main_process_port", str(launch.main_process_port or _free_port())]

@@ -14,6 +14,7 @@ import sys
 from engine import preflight
 from engine.errors import LoratuiError
 from engine.home import home
+from engine.launch_check import accelerate_config
 from engine.rundir import RunDir, write_atomic
 from engine.spec import Spec
 from loratui.runs.launch import Plan, accelerate_command, launch_env
@@ -30,12 +31,17 @@ def node_folder(spec: Spec, machine_rank: int) -> RunDir:
 def join(spec: Spec, machine_rank: int) -> int:
     """Train this machine's share of the run `spec` describes, in the foreground; the exit code."""
     launch = spec.launch
-    if launch.num_machines < 2:
-        raise LoratuiError("--machine-rank: the spec's launch.num_machines is not above 1",
-                           hint="set launch.num_machines, main_process_ip and main_process_port for several machines")
-    if machine_rank >= launch.num_machines:
-        raise LoratuiError(f"--machine-rank {machine_rank} is not below launch.num_machines ({launch.num_machines})",
-                           hint=f"machines are numbered 0 to {launch.num_machines - 1}; 0 is the main one")
+    config = accelerate_config(launch)[1]
+    machines = launch.num_machines or int(config.get("num_machines") or 1)
+    if machines < 2:
+        raise LoratuiError("--machine-rank: the spec's launch.num_machines (or the accelerate config's) is not "
+                           "above 1", hint="set launch.num_machines, main_process_ip and main_process_port for "
+                                           "several machines")
+    if machine_rank >= machines:
+        raise LoratuiError(f"--machine-rank {machine_rank} is not below launch.num_machines ({machines})",
+                           hint=f"machines are numbered 0 to {machines - 1}; 0 is the main one")
+    address = f"{launch.main_process_ip or config.get('main_process_ip')}:" \
+              f"{launch.main_process_port or config.get('main_process_port')}"
     run = node_folder(spec, machine_rank)
     report = preflight.check(spec, run.path)
     report.raise_if_failed()
@@ -43,14 +49,14 @@ def join(spec: Spec, machine_rank: int) -> int:
     write_atomic(run.spec, spec.to_toml())
     write_atomic(run.preflight, json.dumps({"skip_rows": report.skip_rows, "notes": report.notes}))
     plan = Plan(spec, run, resume="latest" if spec.train.resume_from_checkpoint else None)
-    print(f"machine {machine_rank} of {launch.num_machines}: joining the run at {launch.main_process_ip}:"
-          f"{launch.main_process_port} (log: {run.log})", file=sys.stderr, flush=True)
+    print(f"machine {machine_rank} of {machines}: joining the run at {address} (log: {run.log})", file=sys.stderr,
+          flush=True)
     with open(run.log, "ab") as log:
         code = subprocess.call(accelerate_command(plan, machine_rank), stdin=subprocess.DEVNULL, stdout=log,
                                stderr=subprocess.STDOUT, env=launch_env(plan))
     run.clear_pids()
     if code:
         raise NodeFailed(f"machine {machine_rank}'s training processes exited with code {code}",
-                         hint=f"see {run.log}, and the run on the main machine ({launch.main_process_ip})")
+                         hint=f"see {run.log}, and the run on the main machine ({address})")
     print(f"machine {machine_rank}: done", file=sys.stderr)
     return 0

@@ -58,3 +58,14 @@ def test_several_processes_are_data_parallel_and_machines_get_their_rank(tmp_pat
     assert other["--machine_rank"] == "1" and "--multi_gpu" in other
     fsdp = _flags(accelerate_command(_plan(tmp_path, num_processes=2, distributed="fsdp")))
     assert fsdp["--fsdp_version"] == "2" and "--use_fsdp" in fsdp and "--multi_gpu" not in fsdp
+
+
+def test_machines_an_accelerate_config_sets_up_get_only_the_rank_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    default = tmp_path / "hf" / "accelerate" / "default_config.yaml"
+    default.parent.mkdir(parents=True)
+    default.write_text("distributed_type: MULTI_GPU\nnum_machines: 2\nmachine_rank: 0\nmain_process_ip: 10.0.0.1\n"
+                       "main_process_port: 29500\nnum_processes: 2\n")
+    plan = _plan(tmp_path)
+    assert _flags(accelerate_command(plan)) == {"--mixed_precision": "no"}  # the main machine: the config's own
+    assert _flags(accelerate_command(plan, machine_rank=1)) == {"--machine_rank": "1", "--mixed_precision": "no"}

@@ -166,11 +166,18 @@ def test_distributed_kinds_a_task_does_not_support_are_refused_at_preflight(tmp_
     assert not list((home / "runs").glob("*"))
 
 
-def test_machine_rank_needs_a_spec_for_several_machines(tmp_path, builtin_home):
+def test_machine_rank_needs_a_spec_for_several_machines(tmp_path, builtin_home, monkeypatch):
     home = share_builtins(tmp_path / "home", builtin_home)
     out = inline(home, "run", "--spec", str(_spec(tmp_path, "one", "num_processes = 1")), "--machine-rank", "1")
     assert out.returncode == 2
-    assert "error: --machine-rank: the spec's launch.num_machines is not above 1" in out.stderr
+    assert "error: --machine-rank: the spec's launch.num_machines (or the accelerate config's) is not above 1" \
+        in out.stderr
     spec = _spec(tmp_path, "two", 'num_machines = 2\nmain_process_ip = "10.0.0.1"\nmain_process_port = 29500')
     out = inline(home, "run", "--spec", str(spec), "--machine-rank", "2")
     assert out.returncode == 2 and "error: --machine-rank 2 is not below launch.num_machines (2)" in out.stderr
+    config = tmp_path / "hf" / "accelerate" / "default_config.yaml"  # machines set up by the accelerate config
+    config.parent.mkdir(parents=True)
+    config.write_text("distributed_type: MULTI_GPU\nnum_machines: 3\nmain_process_ip: 10.0.0.1\n")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    out = inline(home, "run", "--spec", str(_spec(tmp_path, "three", "num_processes = 3")), "--machine-rank", "3")
+    assert out.returncode == 2 and "error: --machine-rank 3 is not below launch.num_machines (3)" in out.stderr
