@@ -1,4 +1,5 @@
-"""`loratui run --spec FILE [--detach] | --resume RUN_ID [--max-steps N]`: train headless, with a progress display."""
+"""`loratui run --spec FILE [--detach] [--machine-rank K] | --resume RUN_ID [--max-steps N] [--num-processes N]`:
+train headless, with a progress display."""
 
 import sys
 
@@ -13,6 +14,9 @@ def register(sub) -> None:
     parser.add_argument("--max-steps", type=int, metavar="N",
                         help="with --resume: train on to step N (above the step reached); how a finished run "
                              "trains further")
+    parser.add_argument("--num-processes", type=int, metavar="N",
+                        help="with --resume: continue with N training processes (the checkpoint resumes with any "
+                             "count, at the same sample)")
     parser.add_argument("--machine-rank", type=int, metavar="K",
                         help="with --spec on several machines (launch.num_machines): this machine's rank; 0 is the "
                              "main machine, which owns the run; each other machine runs the same command with its K")
@@ -32,6 +36,9 @@ def _run(args) -> int:
                            hint="--resume continues a run with the spec it was started with")
     if args.max_steps is not None and not args.resume:
         raise LoratuiError("--max-steps goes with --resume RUN_ID", hint="a new run takes train.max_steps from its spec")
+    if args.num_processes is not None and (not args.resume or args.num_processes < 1):
+        raise LoratuiError("--num-processes N (N from 1) goes with --resume RUN_ID",
+                           hint="a new run takes launch.num_processes from its spec")
     if args.machine_rank is not None and (args.resume or args.machine_rank < 0):
         raise LoratuiError("--machine-rank K (K from 0) goes with --spec FILE",
                            hint="each machine runs `loratui run --spec FILE --machine-rank K`")
@@ -49,7 +56,8 @@ def _run(args) -> int:
     db = open_db()
     if args.resume:
         catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
-    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps, spec=spec)
+    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps, spec=spec,
+                    num_processes=args.num_processes)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     prepare(db, plan)

@@ -35,8 +35,9 @@ class Plan:
 
 
 def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, spec: Spec | None = None,
-             max_steps: int | None = None) -> Plan:
-    """Everything checked, nothing created yet: a bad spec or dataset fails here, in seconds."""
+             max_steps: int | None = None, num_processes: int | None = None) -> Plan:
+    """Everything checked, nothing created yet: a bad spec or dataset fails here, in seconds. A resumed run may
+    train on to `max_steps`, and with another process count (its checkpoint resumes with any)."""
     if resume_id:
         row = check_resumable(db, resume_id, max_steps)
         run = RunDir(row["dir"])
@@ -44,7 +45,9 @@ def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, 
             raise LoratuiError(f"run '{resume_id}' has no spec.toml in {run.path}", hint="the run folder was removed")
         spec = load_spec(run.spec)
         if max_steps is not None:
-            spec = _train_to(spec, max_steps)
+            spec = _changed(spec, "train", max_steps=max_steps, num_epochs=0)
+        if num_processes is not None:
+            spec = _changed(spec, "launch", num_processes=num_processes)
         plan = Plan(spec, run, "latest", resume_id)
     else:
         spec = spec or preflight.load_checked(spec_path)
@@ -82,9 +85,9 @@ def _refuse_to_continue(row: dict, max_steps: int | None, finished_hint: str) ->
                                 "train.max_steps")
 
 
-def _train_to(spec: Spec, max_steps: int) -> Spec:
+def _changed(spec: Spec, section: str, **values) -> Spec:
     data = spec.model_dump()
-    data["train"].update(max_steps=max_steps, num_epochs=0)
+    data[section].update(values)
     return parse_spec(data)
 
 

@@ -64,12 +64,16 @@ def _free_port() -> int:
 
 
 def test_a_checkpoint_resumes_with_another_process_count(tmp_path, builtin_home):
-    """2 processes stop at step 2, 1 process resumes and stops at 4, 2 processes finish at 6: each resume
-    continues at the sample where the last stopped, with the optimizer's state and the schedule's step."""
+    """2 processes stop at step 2, 1 process resumes (`--resume ID --num-processes 1`) and stops at 4, 2 processes
+    finish at 6 (the spec again, resuming "latest"): each resume continues at the sample where the last stopped,
+    with the optimizer's state and the schedule's step."""
     home = share_builtins(tmp_path / "home", builtin_home)
-    two, one = _spec(tmp_path, "elastic", "num_processes = 2"), _spec(tmp_path, "elastic", "num_processes = 1")
-    for spec, stop in ((two, "2"), (one, "4"), (two, None)):
-        out = _run(home, "--spec", str(spec), env={"LORATUI_FAULT_STOP_AFTER_STEP": stop} if stop else {})
+    two = _spec(tmp_path, "elastic", "num_processes = 2")
+    out = _run(home, "--spec", str(two), env={"LORATUI_FAULT_STOP_AFTER_STEP": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = out.stdout.split()[-1]
+    for args, stop in ((["--resume", run_id, "--num-processes", "1"], "4"), (["--spec", str(two)], None)):
+        out = _run(home, *args, env={"LORATUI_FAULT_STOP_AFTER_STEP": stop} if stop else {})
         assert out.returncode == 0, out.stderr[-2000:]
     events = _events(home)
     resumed = [e["message"] for e in events if e["type"] == "log" and e["message"].startswith("resumed")]
@@ -164,6 +168,12 @@ def test_distributed_kinds_a_task_does_not_support_are_refused_at_preflight(tmp_
         assert out.returncode == 2 and said in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
     assert not list((home / "runs").glob("*"))
+
+
+def test_num_processes_goes_with_resume(tmp_path, builtin_home):
+    home = share_builtins(tmp_path / "home", builtin_home)
+    out = inline(home, "run", "--spec", str(_spec(tmp_path, "one", "num_processes = 1")), "--num-processes", "2")
+    assert out.returncode == 2 and "error: --num-processes N (N from 1) goes with --resume RUN_ID" in out.stderr
 
 
 def test_machine_rank_needs_a_spec_for_several_machines(tmp_path, builtin_home, monkeypatch):
