@@ -65,7 +65,8 @@ def kind_of(distributed_type) -> str:
 def check_launch(accelerator) -> None:
     """Raise LaunchMismatch when this process's state is not what was launched."""
     asked_processes = int(os.environ.get(EXPECT_PROCESSES) or launched_processes())
-    asked = (asked_processes, launched_kind() if asked_processes == launched_processes() else "ddp")
+    kind = launched_kind()
+    asked = (asked_processes, "ddp" if kind == "none" and asked_processes > 1 else kind)
     got = (accelerator.num_processes, kind_of(accelerator.distributed_type))
     if asked == got:
         return
@@ -82,10 +83,9 @@ def lost_peer(exc: BaseException) -> bool:
     """A collective that failed because another process died or stopped answering within the timeout."""
     if isinstance(exc, torch.distributed.DistError):
         return True
-    text = str(exc).lower()
+    text = str(exc).lower()  # gloo and NCCL name themselves in their errors' first words
     return isinstance(exc, RuntimeError) and any(
-        sign in text for sign in ("connection closed by peer", "connection reset by peer", "timed out", "gloo",
-                                  "nccl", "broken pipe"))
+        sign in text for sign in ("gloo", "nccl", "connection closed by peer", "connection reset by peer"))
 
 
 def _describe(processes: int, kind: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 EXPECT_PROCESSES = "LORATUI_EXPECT_PROCESSES"  # set by the launcher when the spec names a process count
-KINDS = {"NO": "none", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}  # accelerate's other multi-* types are ddp
+KINDS = {"NO": "none", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}  # accelerate's MULTI_* types are ddp
 
 
 def accelerate_config(launch) -> tuple[Path | None, dict]:
@@ -34,25 +34,19 @@ def default_accelerate_config() -> Path:
 def asked_kind(launch) -> str:
     """The kind of distribution the launch asks for: "none", "ddp", "fsdp", "deepspeed-zero3", or the
     accelerate type's own name for one loratui does not know."""
-    path, config = accelerate_config(launch)
+    config = accelerate_config(launch)[1]
     processes = launch.num_processes or int(config.get("num_processes") or 1)
     machines = launch.num_machines or int(config.get("num_machines") or 1)
+    configured = str(config.get("distributed_type") or "NO").upper()
     if launch.distributed != "auto":
         kind = launch.distributed
-    elif launch.multi_gpu:
+    elif launch.multi_gpu or configured.startswith("MULTI_"):
         kind = "ddp"
-    elif path is not None and config.get("distributed_type"):
-        kind = KINDS.get(str(config["distributed_type"]).upper(), None)
-        kind = kind or ("ddp" if str(config["distributed_type"]).upper().startswith("MULTI_") else
-                        str(config["distributed_type"]))
     else:
-        kind = "ddp" if processes > 1 or machines > 1 else "none"
-    if kind == "deepspeed":
-        stage = (config.get("deepspeed_config") or {}).get("zero_stage")
-        kind = f"deepspeed-zero{stage}" if stage is not None else kind
-    if kind == "none" and (processes > 1 or machines > 1):
-        kind = "ddp"
-    return kind
+        kind = KINDS.get(configured, configured)  # another accelerate type keeps its own name
+    if kind == "deepspeed" and (config.get("deepspeed_config") or {}).get("zero_stage") is not None:
+        kind = f"deepspeed-zero{config['deepspeed_config']['zero_stage']}"
+    return "ddp" if kind == "none" and (processes > 1 or machines > 1) else kind
 
 
 def check(spec, supported: frozenset[str], report) -> None:

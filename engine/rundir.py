@@ -112,6 +112,10 @@ class RunDir:
         for entry in self.pids.glob("rank-*") if self.pids.is_dir() else []:
             entry.unlink(missing_ok=True)
 
+    def write_preflight(self, skip_rows: list[int], notes: list[str]) -> None:
+        """What preflight found that training needs: the rows to skip (every machine must skip the same)."""
+        write_atomic(self.preflight, json.dumps({"skip_rows": skip_rows, "notes": notes}))
+
     def skip_rows(self) -> list[int]:
         try:
             return json.loads(self.preflight.read_text()).get("skip_rows", [])

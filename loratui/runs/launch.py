@@ -5,7 +5,6 @@ applies), in a session of their own: a Ctrl-C in the terminal reaches only the s
 each training process to stop exactly once, so none is killed half-way through a write.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from engine import preflight
 from engine.errors import LoratuiError
 from engine.launch_check import EXPECT_PROCESSES, default_accelerate_config
 from engine.reach import offline_env
-from engine.rundir import RunDir, claim_run_dir, planned_run_dir, write_atomic
+from engine.rundir import RunDir, claim_run_dir, planned_run_dir
 from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
 from loratui.runs.liveness import is_alive, process_start_time
@@ -143,7 +142,7 @@ def prepare(db, plan: Plan) -> None:
         elif not _update(db, plan.run_id, values):  # a folder library.db does not know (the library was replaced)
             _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
     plan.run.create(plan.spec.to_toml())
-    write_atomic(plan.run.preflight, json.dumps({"skip_rows": plan.skip_rows, "notes": plan.notes}))
+    plan.run.write_preflight(plan.skip_rows, plan.notes)
     plan.run.clear_pids()
 
 

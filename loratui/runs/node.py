@@ -7,7 +7,6 @@ rows preflight skips, which must match the main machine's, a log), are given the
 by the main process, and never write events, checkpoints, adapters or the library.
 """
 
-import json
 import subprocess
 import sys
 
@@ -47,7 +46,7 @@ def join(spec: Spec, machine_rank: int) -> int:
     report.raise_if_failed()
     run.path.mkdir(parents=True, exist_ok=True)
     write_atomic(run.spec, spec.to_toml())
-    write_atomic(run.preflight, json.dumps({"skip_rows": report.skip_rows, "notes": report.notes}))
+    run.write_preflight(report.skip_rows, report.notes)
     plan = Plan(spec, run, resume="latest" if spec.train.resume_from_checkpoint else None)
     print(f"machine {machine_rank} of {machines}: joining the run at {address} (log: {run.log})", file=sys.stderr,
           flush=True)
