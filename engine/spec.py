@@ -4,6 +4,7 @@ No torch here: the dashboard's form and `loratui spec` read these models (their 
 Every problem is reported at once, each as `section.field: what is wrong (allowed: ...)`.
 """
 
+import difflib
 import hashlib
 import json
 import re
@@ -390,6 +391,9 @@ _TYPES = {
     "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
     "model_type": "a table", "dict_type": "a table", "model_attributes_type": "a table",
 }
+# How alike a misspelt field must be to a real one to be suggested: 0.7 takes `lerning_rate` and `trian`, not
+# `extra` for train (difflib's default 0.6 does).
+_CLOSE = 0.7
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
@@ -401,6 +405,9 @@ def _describe(err: dict, model: type[BaseModel]) -> str:
         return f"{where}: required"
     if kind == "extra_forbidden":
         allowed = _allowed(loc[:-1], model)
+        close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=_CLOSE) if loc else []
+        if close:
+            return f"{where}: unknown field (did you mean {close[0]}?)"
         return f"{where}: unknown field (allowed: {', '.join(allowed)})"
     if kind == "literal_error":
         expected = ctx.get("expected", "").replace("'", "")

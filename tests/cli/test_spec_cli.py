@@ -88,8 +88,10 @@ max_steps = 0
 num_epochs = 0
 batch_size = "4"
 colour = "red"
+lerning_rate = 1e-4
 """
 EVERY_MESSAGE = ["train.batch_size: expected an integer (got '4')", "train.colour: unknown field (allowed: ",
+                 "train.lerning_rate: unknown field (did you mean learning_rate?)",
                  "lora.rank: must be > 0 (got 0)", "train.max_steps: set max_steps or num_epochs (both are 0)",
                  "train.resolution: 63 is not a multiple of the VAE scale factor",
                  "data.caption_column: no column 'caption' in builtin:shapes"]
@@ -101,7 +103,7 @@ def test_every_spec_problem_is_reported_at_once(tmp_path, builtin_home, command)
     path.write_text(EVERY_PROBLEM)
     out = cli(*command, str(path), home=builtin_home)
     assert out.returncode == 2, out.stderr
-    assert f"error: {path} is not valid (6 problems):" in out.stderr and "Traceback" not in out.stderr
+    assert f"error: {path} is not valid (7 problems):" in out.stderr and "Traceback" not in out.stderr
     for message in EVERY_MESSAGE:
         assert message in out.stderr
     assert not list((builtin_home / "runs").glob("all-at-once*"))

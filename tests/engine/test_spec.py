@@ -43,7 +43,10 @@ BAD = [
     ({"train": {"max_steps": 10, "num_epochs": 2}}, "train.max_steps", "not both"),
     ({"train": {"max_steps": 0}}, "train.max_steps", "set max_steps or num_epochs"),
     ({"train": {"max_steps": 10, "center_crop": "yes"}}, "train.center_crop", "true or false"),
-    ({"train": {"max_steps": 10, "learning_rat": 1e-4}}, "train.learning_rat", "unknown field (allowed: batch_size"),
+    ({"train": {"max_steps": 10, "lerning_rate": 1e-4}}, "train.lerning_rate",
+     "unknown field (did you mean learning_rate?)"),
+    ({"train": {"max_steps": 10, "colour": "red"}}, "train.colour", "unknown field (allowed: batch_size"),
+    ({"lora": {"traget_modules": ["to_q"]}}, "lora.traget_modules", "unknown field (did you mean target_modules?)"),
     ({"data": {"source": ""}}, "data.source", "must not be empty"),
     ({"data": {"bad_images": "ignore"}}, "data.bad_images", "allowed: refuse, skip"),
     ({"validation": {"num_images": 0}}, "validation.num_images", "must be > 0"),
@@ -55,6 +58,8 @@ BAD = [
     ({"task": "segmentation"}, "task", "allowed: text-to-image"),
     ({"name": "my run!"}, "name", "not allowed"),
     ({"extra": {"x": 1}}, "extra", "unknown field (allowed: name, task, model"),
+    ({"vaildation": {"prompt": "x"}}, "vaildation", "unknown field (did you mean validation?)"),
+    ({"nmae": "x"}, "nmae", "unknown field (did you mean name?)"),
 ]
 
 
