@@ -145,7 +145,9 @@ class TrainSection(_Section):
 
     @model_validator(mode="after")
     def _length(self):
-        problem = _length_problem(self.max_steps, self.num_epochs)
+        given = self.model_fields_set
+        problem = _length_problem(self.max_steps, self.num_epochs) or _warmup_problem(
+            self.max_steps if "max_steps" in given else None, self.lr_warmup_steps if "lr_warmup_steps" in given else None)
         if problem:
             raise ValueError(problem)
         return self
@@ -157,6 +159,14 @@ def _length_problem(max_steps: int, num_epochs: int) -> str | None:
         return "max_steps: set max_steps or num_epochs, not both (num_epochs is also set)"
     if not max_steps and not num_epochs:
         return "max_steps: set max_steps or num_epochs (both are 0)"
+    return None
+
+
+def _warmup_problem(max_steps: int | None, warmup: int | None) -> str | None:
+    """A warm-up as long as the run, both as the user set them (None: not set): the rate never peaks."""
+    if max_steps and warmup is not None and warmup >= max_steps:
+        return (f"lr_warmup_steps: {warmup} is not below max_steps ({max_steps}): the learning rate would never "
+                f"reach learning_rate (allowed: 0 to {max_steps - 1})")
     return None
 
 
@@ -317,15 +327,17 @@ def field_is_valid(errors: list[str], name: str) -> bool:
     return not any(b in enclosing or b.startswith(name + ".") for b in bad)
 
 
-# Checks across fields of one section, by section: the fields they read and the check. Pydantic runs a
-# section's model validator only when all its fields are valid; these run whenever the fields they read are.
-_CROSS_FIELD = {"train": (("max_steps", "num_epochs"), _length_problem)}
+# Checks across fields of one section: the section, the fields they read, the check, and whether a field the
+# spec leaves out is read as its default (else as None). Pydantic runs a section's model validator only when
+# all its fields are valid; these run whenever the fields they read are.
+_CROSS_FIELD = (("train", ("max_steps", "num_epochs"), _length_problem, True),
+                ("train", ("max_steps", "lr_warmup_steps"), _warmup_problem, False))
 
 
 def _cross_field_errors(data, errors: list[dict], model: type["Spec"]) -> list[str]:
     bad = {tuple(str(part) for part in err["loc"]) for err in errors}
     found = []
-    for section, (names, check) in _CROSS_FIELD.items():
+    for section, names, check, defaults in _CROSS_FIELD:
         raw = data.get(section) if isinstance(data, dict) else None
         section_bad = {loc[1:] for loc in bad if loc[:1] == (section,)}
         # Run only where pydantic did not: the section has other field errors, none in the fields read here.
@@ -334,7 +346,8 @@ def _cross_field_errors(data, errors: list[dict], model: type["Spec"]) -> list[s
         if any((name,) in section_bad for name in names):
             continue
         fields = model.model_fields[section].annotation.model_fields
-        values = [raw.get(name, fields[name].get_default(call_default_factory=True)) for name in names]
+        values = [raw.get(name, fields[name].get_default(call_default_factory=True) if defaults else None)
+                  for name in names]
         problem = check(*values)
         if problem:
             found.append(f"{section}.{problem}")

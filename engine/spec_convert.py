@@ -121,6 +121,7 @@ def convert_command(argv: list[str]) -> tuple[Spec, list[str]]:
     train = values["train"]
     if ("train", "max_steps") in script_set:
         train["num_epochs"] = 0
+    _fit_warmup(train, ("train", "lr_warmup_steps") in script_set, notes)
     if ("train", "seed") not in script_set:
         notes.append("the command set no seed; loratui always seeds its runs (seed = 1337)")
     values["lora"] = {"alpha": float(values.get("lora", {}).get("rank", 4)), **values.get("lora", {})}
@@ -131,6 +132,23 @@ def convert_command(argv: list[str]) -> tuple[Spec, list[str]]:
     values["name"] = _name(values)
     values["task"] = "text-to-image"
     return parse_spec(values, "the converted command"), notes
+
+
+def _fit_warmup(train: dict, explicit: bool, notes: list[str]) -> None:
+    """The warm-up as the script would have used it: none with the constant schedule (diffusers' get_scheduler
+    ignores it there), else shorter than a max_steps it would outlast (the rate would never peak), with a note."""
+    warmup, steps = train.get("lr_warmup_steps", 0), train.get("max_steps", 0)
+    if not warmup:
+        return
+    given = f"--lr_warmup_steps={warmup}" if explicit else f"the script's default lr_warmup_steps ({warmup})"
+    if train.get("lr_scheduler") == "constant":
+        train["lr_warmup_steps"] = 0
+        if explicit:
+            notes.append(f"{given} dropped: the constant schedule has no warm-up (constant_with_warmup has)")
+    elif steps and warmup >= steps:
+        train["lr_warmup_steps"] = steps // 10
+        notes.append(f"{given} is not below --max_train_steps={steps}, so the learning rate would never peak: "
+                     f"lr_warmup_steps = {steps // 10} (a tenth of the run)")
 
 
 def _installed_tracker(output: dict, explicit: bool, notes: list[str]) -> None:
@@ -219,6 +237,9 @@ def _expand(name: str, raw: str) -> str:
 
 
 def _name(values: dict) -> str:
-    base = values.get("output", {}).get("hub_model_id") or PurePath(values.get("output", {}).get("dir", "")).name
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base.split("/")[-1]).strip("-._")
+    """The run's name: the Hub repository it goes to, else its dataset's name; never the output folder's, which
+    says only where the run goes."""
+    hub = values.get("output", {}).get("hub_model_id", "")
+    base = hub.split("/")[-1] if hub else f"{PurePath(values['data']['source'].split(':')[-1]).name}-lora"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._")
     return base or "converted"

@@ -136,3 +136,34 @@ def test_validate_checks_every_file_and_fails_if_any_failed(tmp_path, builtin_ho
     assert errors[1] == f"error: spec file not found: {missing}"
     assert out.stderr.splitlines()[-1] == "2 of 3 specs are not valid" and "Traceback" not in out.stderr
     assert cli("spec", "validate", str(good), str(good), home=builtin_home).returncode == 0
+
+
+def test_spec_convert_fits_the_warmup_to_the_run_and_names_the_run_apart_from_its_folder(tmp_path):
+    from homes import inline
+
+    seed = ["--", "accelerate", "launch", "train_text_to_image_lora.py",
+            "--pretrained_model_name_or_path=builtin:tiny-sd", "--dataset_name=lambdalabs/naruto-blip-captions",
+            "--max_train_steps=20", "--output_dir=runs/out", "--report_to=none"]
+
+    def converted(*flags):
+        out = inline(tmp_path, "spec", "convert", *seed, *flags)
+        assert out.returncode == 0, out.stderr
+        return parse_spec(tomllib.loads(out.stdout)), out.stderr
+
+    # The script's constant schedule ignores its default warm-up of 500 steps: none, silently.
+    spec, err = converted()
+    assert (spec.train.lr_scheduler, spec.train.lr_warmup_steps, spec.train.max_steps) == ("constant", 0, 20)
+    assert "warmup" not in err
+    # The run is named after its data (or its Hub repo), never its folder, which is only where it goes.
+    assert (spec.name, spec.output.dir) == ("naruto-blip-captions-lora", "runs/out")
+    assert converted("--hub_model_id=me/my-naruto")[0].name == "my-naruto"
+    # A schedule that warms up gets a warm-up shorter than the run, and a note on stderr says so.
+    spec, err = converted("--lr_scheduler=cosine")
+    assert spec.train.lr_warmup_steps == 2
+    assert ("note: the script's default lr_warmup_steps (500) is not below --max_train_steps=20, so the learning "
+            "rate would never peak: lr_warmup_steps = 2 (a tenth of the run)") in err
+    spec, err = converted("--lr_scheduler=cosine", "--lr_warmup_steps=30")
+    assert spec.train.lr_warmup_steps == 2 and "note: --lr_warmup_steps=30 is not below" in err
+    spec, err = converted("--lr_warmup_steps=5")
+    assert spec.train.lr_warmup_steps == 0
+    assert "note: --lr_warmup_steps=5 dropped: the constant schedule has no warm-up" in err
