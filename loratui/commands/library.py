@@ -45,11 +45,16 @@ def register(sub) -> None:
     edit.add_argument("--base", help="the base model it belongs to ('' clears it)")
     edit.set_defaults(func=_edit)
 
-    rm = commands.add_parser("rm", help="forget an adapter (files are kept unless --delete-files)")
+    rm = commands.add_parser("rm", help="remove an adapter and its stored copy (a --link'ed file is yours: kept)")
     rm.add_argument("adapter", help="id or name")
-    rm.add_argument("--delete-files", action="store_true",
-                    help="also delete its stored copy, unless another entry uses it (a --link target is kept)")
+    rm.add_argument("--keep-files", action="store_true",
+                    help="keep its stored copy (`library gc` removes such copies later)")
+    rm.add_argument("--delete-files", action="store_true", help=argparse.SUPPRESS)  # the default now
     rm.set_defaults(func=_rm)
+
+    gc = commands.add_parser("gc", help="delete the stored copies no entry uses, and say how much that freed")
+    gc.add_argument("--dry-run", action="store_true", help="only list them")
+    gc.set_defaults(func=_gc)
 
     export = commands.add_parser("export", help="write an adapter in the diffusers or kohya layout")
     export.add_argument("adapter", help="id or name")
@@ -130,8 +135,16 @@ def _with_status(rows: list[dict]) -> list[dict]:
 def _print_rows(rows: list[dict], as_json: bool) -> int:
     from loratui.library.render import table
 
-    print(json.dumps(rows, indent=2) if as_json else table(rows))
+    print(json.dumps(rows, indent=2) if as_json else table(rows, terminal_width()))
     return 0
+
+
+def terminal_width() -> int | None:
+    """The terminal's columns (COLUMNS when set), or None when the output is piped: lines are then never cut."""
+    import shutil
+    import sys
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _show(args) -> int:
@@ -171,11 +184,34 @@ def _edit(args) -> int:
 def _rm(args) -> int:
     from loratui.library import adapters
 
-    row, deleted = adapters.remove(_db(), args.adapter, delete_files=args.delete_files)
-    kept = "" if deleted else f" (files kept at {row['path']})"
+    row, deleted = adapters.remove(_db(), args.adapter, delete_files=not args.keep_files)
+    if deleted:
+        kept = ""
+    elif row.get("storage") == "link":
+        kept = f" (your file stays: {row['path']})"
+    elif args.keep_files:
+        kept = f" (stored copy kept at {row['path']}; `loratui library gc` deletes it)"
+    else:
+        kept = f" (another entry uses its stored copy: {row['path']})"
     print(f"removed #{row['id']} {row['name']}{kept}")
     for path in deleted:
         print(f"deleted {path}")
+    return 0
+
+
+def _gc(args) -> int:
+    from loratui.library.store import collect
+    from loratui.words import count, human_bytes
+
+    found = collect(_db(), remove=not args.dry_run)
+    for folder, size in found:
+        print(f"{'unused' if args.dry_run else 'deleted'} {folder} ({human_bytes(size)})")
+    total = human_bytes(sum(size for _, size in found))
+    copies = count(len(found), "stored copy", "stored copies")
+    if args.dry_run:
+        print(f"{copies} no entry uses ({total}); `loratui library gc` deletes them")
+    else:
+        print(f"{copies} deleted, {total} freed" if found else "nothing to delete: every stored copy is in use")
     return 0
 
 
@@ -219,6 +255,7 @@ def _check_files(db, args) -> int:
     from engine.errors import LoratuiError
     from loratui.library import adapters
     from loratui.library.store import OK, status
+    from loratui.words import count
 
     if args.base:
         raise LoratuiError("--base checks one adapter against a base model", "name the adapter: check ADAPTER --base M")
@@ -231,5 +268,5 @@ def _check_files(db, args) -> int:
         for entry in bad:
             print(f"#{entry['id']} {entry['name']}: {entry['status']} ({entry['path']})")
         verdict = f"{len(bad)} missing or changed" if bad else "every file is as registered"
-        print(f"{len(found)} adapter{'' if len(found) == 1 else 's'} checked: {verdict}")
+        print(f"{count(len(found), 'adapter')} checked: {verdict}")
     return 1 if bad else 0

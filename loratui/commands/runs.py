@@ -58,11 +58,14 @@ def _ls(args) -> int:
     if not rows:
         print("no runs yet: `loratui run --spec FILE` starts one")
         return 0
-    print(f"{'RUN':<36} {'STATUS':<9} {'STEP':>11} {'LOSS':>8}  CREATED")
+    from loratui.columns import columns
+
+    lines = [["RUN", "STATUS", "STEP", "LOSS", "CREATED"]]
     for row in rows:
-        step = f"{row['step']}/{row['total_steps'] or '?'}"
         loss = f"{row['last_loss']:.4f}" if row["last_loss"] is not None else "-"
-        print(f"{row['id']:<36} {row['status']:<9} {step:>11} {loss:>8}  {row['created']}")
+        step = f"{row['step']}/{row['total_steps'] or '?'}"
+        lines.append([row["id"], row["status"], step, loss, row["created"] or "-"])
+    print(columns(lines, right=frozenset({2, 3})))  # each column as wide as its longest cell: a long id aligns too
     return 0
 
 

@@ -109,10 +109,17 @@ def register(db, path, *, name: str | None = None, source_run: str | None = None
 
 
 def _default_name(info: AdapterInfo) -> str:
-    stem = info.metadata.get("ss_output_name") or (info.path.name if info.path.is_dir() else info.path.stem)
-    if stem in ("pytorch_lora_weights", "adapter_model"):
-        stem = info.path.parent.name
-    return default_name(str(stem))
+    """kohya's ss_output_name, else the file's stem, else the nearest folder above it whose name says which
+    adapter it is: generic names (pytorch_lora_weights, adapter_model) and the folders of a layout or a
+    checkpoint (diffusers, peft, adapter, checkpoint-500) are passed over."""
+    if info.metadata.get("ss_output_name"):
+        return default_name(str(info.metadata["ss_output_name"]))
+    generic = re.compile(r"pytorch_lora_weights|adapter_model|diffusion_pytorch_model|model|weights|loras?|adapters?"
+                         r"|diffusers|peft|kohya|unet|text_encoder(_2)?|transformer|out(put)?|final|last|best"
+                         r"|(checkpoints?|step|epoch)([-_]?\d+)?", re.IGNORECASE)
+    path = info.path.absolute()
+    names = [path.name if path.is_dir() else path.stem, *(folder.name for folder in path.parents)]
+    return default_name(next((name for name in names if name and not generic.fullmatch(name)), names[0]))
 
 
 def default_name(text: str) -> str:

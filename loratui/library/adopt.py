@@ -64,7 +64,7 @@ def _intact(path: Path, sha256: str) -> bool:
 def _legacy_folder(path: Path) -> Path | None:
     """adapters/<name>/, the per-name folder the library used to copy or link files into."""
     folder = store.stored_folder(path)
-    if folder is None or len(folder.name) == 64 and all(c in "0123456789abcdef" for c in folder.name):
+    if folder is None or store.content_named(folder.name):
         return None
     return folder
 

@@ -3,9 +3,13 @@
 import json
 import tomllib
 
+from loratui.columns import columns
+from loratui.words import count, human_bytes, metric
+
 _COLUMNS = (("ID", "id"), ("NAME", "name"), ("STATUS", "status"), ("FAMILY", "family"), ("FORMAT", "format"), ("RANK", "rank"),
             ("ALPHA", "alpha"), ("BASE", "base_model"), ("TAGS", "tags"))
-_MAX_WIDTH = 40
+# What gives way on a narrow terminal (a name is copied from this list: it is never cut).
+_SHRINK = tuple(i for i, (_, key) in enumerate(_COLUMNS) if key in ("base_model", "tags"))
 
 
 def _cell(value) -> str:
@@ -15,31 +19,21 @@ def _cell(value) -> str:
         return ",".join(map(str, value)) or "-"
     if isinstance(value, float):
         return f"{value:g}"
-    text = str(value)
-    return text if len(text) <= _MAX_WIDTH else text[: _MAX_WIDTH - 1] + "…"
+    return str(value)
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], width: int | None = None) -> str:
+    """One line per adapter; `width`: the terminal's columns (None when piped: nothing is cut)."""
     if not rows:
         return "no adapters"
-    cells = [[_cell(row.get(key)) for _, key in _COLUMNS] for row in rows]
-    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (title, _) in enumerate(_COLUMNS)]
-    lines = [[title for title, _ in _COLUMNS], *cells]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+    lines = [[title for title, _ in _COLUMNS], *([_cell(row.get(key)) for _, key in _COLUMNS] for row in rows)]
+    return columns(lines, shrink=_SHRINK, width=width)
 
 
 def summary(row: dict) -> str:
     facts = [row["format"], row["family"] or "family unknown", f"rank {_cell(row['rank'])}",
              f"alpha {_cell(row['alpha'])}"]
     return f"#{row['id']} {row['name']} ({', '.join(facts)})"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def details(row: dict) -> str:
@@ -50,7 +44,7 @@ def details(row: dict) -> str:
         ("task", row.get("task") or "unknown"), ("family", row["family"] or "unknown"),
         ("base model", row["base_model"] or "-"),
         ("rank / alpha", f"{_cell(row['rank'])} / {alpha}"), ("targets", _cell(row["target_modules"])),
-        ("size", _size(row["size"])), ("sha256", row["sha256"]), ("created", row["created"]),
+        ("size", human_bytes(row["size"])), ("sha256", row["sha256"]), ("created", row["created"]),
         ("tags", _cell(row["tags"])), ("trigger words", _cell(row["trigger_words"])),
         ("weight", f"{row['preferred_weight']:g}"), ("notes", row["notes"] or "-"),
     )]
@@ -98,7 +92,7 @@ def _run_facts(run: dict, name: str) -> list[tuple[str, str]]:
     facts += [(key.replace("_", " "), str(summary[key])) for key in _ENDING.get(run["status"], ()) if summary.get(key)]
     if summary.get("checkpoint"):
         facts.append(("last checkpoint", summary["checkpoint"]))
-    facts += [(f"last {key}", f"{value:g}") for key, value in sorted(run.get("final_metrics", {}).items())
+    facts += [(f"last {key}", metric(key, value)) for key, value in sorted(run.get("final_metrics", {}).items())
               if not key.startswith("eval/")]  # the eval figures are above, beside the base model's
     facts += [(f"sample step {s['step']}", s["path"] if s.get("text") is None else f"{s['prompt']!r} -> {s['text']!r}")
               for s in run.get("samples", [])]
@@ -117,7 +111,7 @@ def _spec_summary(text: str, name: str) -> list[tuple[str, str]]:
     facts = [
         ("task", _at(spec, "task")), ("model", _at(spec, "model.pretrained")), ("data", _at(spec, "data.source")),
         ("rank / alpha", rank and f"{_cell(rank)} / {_cell(_at(spec, 'lora.alpha'))}"),
-        ("length", f"{steps} steps" if steps else f"{epochs} epochs" if epochs else None),
+        ("length", count(steps, "step") if steps else count(epochs, "epoch") if epochs else None),
         ("learning rate", f"{_cell(rate)} ({_at(spec, 'train.lr_scheduler') or '?'})" if rate else None),
         ("resolution", _at(spec, "train.resolution")),
     ]

@@ -9,6 +9,7 @@ user's own file instead; its bytes are hashed again on every use.
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from engine.adapters.inspect import AdapterInfo, content_hash, locate
@@ -18,6 +19,8 @@ from engine.rundir import fsync_dir
 
 MODES = ("copy", "link")
 OK, MISSING, CHANGED = "ok", "missing", "changed"
+# A store folder this fresh may belong to an import that has not recorded its entry yet: collect() leaves it.
+GRACE_S = 60
 
 
 def place(info: AdapterInfo, mode: str) -> tuple[Path, Path | None]:
@@ -135,3 +138,28 @@ def delete_files(db, row: dict) -> list[str]:
         return []
     shutil.rmtree(folder)
     return [str(folder)]
+
+
+def collect(db, *, remove: bool = True) -> list[tuple[Path, int]]:
+    """Remove the store folders no entry points at (an entry removed with --keep-files, a copy a crash left
+    half-made); returns each such folder with its size in bytes (`remove=False` only lists them). Only what
+    place() writes is touched: folders named by a sha256, and its hidden temporary ones."""
+    root = adapters_dir().resolve()
+    used = {stored_folder(path) for (path,) in db.execute("SELECT path FROM adapters").fetchall()}
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if folder in used or folder.is_symlink() or not folder.is_dir() or not (
+                content_named(folder.name) or folder.name.startswith(".tmp-")):
+            continue
+        files = [f for f in folder.rglob("*") if f.is_file()]
+        if time.time() - max((f.stat().st_mtime for f in [folder, *files]), default=0) < GRACE_S:
+            continue
+        removed.append((folder, sum(f.stat().st_size for f in files)))
+        if remove:
+            shutil.rmtree(folder)
+    return removed
+
+
+def content_named(name: str) -> bool:
+    """A store folder's name: the sha256 of what it holds."""
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 from loratui.cli import main
 
@@ -56,8 +57,9 @@ def test_tag_edit_rm_by_id_and_name(capsys, lora_copy):
     assert [r["name"] for r in _json(capsys, "search", "folded")] == ["paper-cut"]
     code, _, err = _run(capsys, "edit", "1", "--weight", "nan")
     assert code == 2 and "not a finite number" in err
+    stored = _json(capsys, "show", "paper-cut")["path"]
     code, out, _ = _run(capsys, "rm", "paper-cut")
-    assert code == 0 and "files kept" in out and path.exists()
+    assert code == 0 and out.splitlines()[1] == f"deleted {Path(stored).parent}" and path.exists()
     code, _, err = _run(capsys, "show", "paper-cut")
     assert code == 2 and err.splitlines()[0] == "error: unknown adapter 'paper-cut'"
 

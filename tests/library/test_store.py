@@ -100,7 +100,7 @@ def test_stored_files_are_immune_to_their_source_changing(capsys, lora_copy):
     assert _run(capsys, "library", "check")[0] == 0
 
 
-def test_rm_delete_files_leaves_every_other_entry_intact(capsys, lora_copy):
+def test_rm_deletes_the_stored_copy_and_leaves_every_other_entry_intact(capsys, lora_copy):
     for name in ("kohya", "sd", "peft"):
         assert _run(capsys, "library", "import", str(lora_copy(name)))[0] == 0
     db = _db()
@@ -108,9 +108,9 @@ def test_rm_delete_files_leaves_every_other_entry_intact(capsys, lora_copy):
     with db.conn:  # an entry that shares the PEFT entry's store folder (a hand-made one: sha256 is unique)
         db.conn.execute("INSERT INTO adapters (name, path, sha256, size, format, storage) VALUES "
                         "('twin', ?, 'x', 1, 'peft', 'store')", [peft["path"]])
-    code, out, _ = _run(capsys, "library", "rm", "llama-peft", "--delete-files")
-    assert code == 0 and "files kept" in out and Path(peft["path"]).is_dir()
-    code, out, _ = _run(capsys, "library", "rm", "paper-cut", "--delete-files")
+    code, out, _ = _run(capsys, "library", "rm", "llama-peft")
+    assert code == 0 and "another entry uses its stored copy" in out and Path(peft["path"]).is_dir()
+    code, out, _ = _run(capsys, "library", "rm", "paper-cut", "--delete-files")  # the old spelling of the default
     assert code == 0 and out.splitlines()[1].startswith("deleted ")
     with db.conn:
         db.conn.execute("DELETE FROM adapters WHERE name = 'twin'")
