@@ -1,6 +1,6 @@
 """How a run is to be distributed, judged before launch and without torch: [launch] and the accelerate config
 say which kind (none, ddp, fsdp, deepspeed with its ZeRO stage, or another accelerate type), and each task
-names the kinds it supports (DISTRIBUTED in its preflight module). Anything else is refused in one line."""
+names the kinds it supports (its registered `distributed`, engine.tasks.registry). Anything else is refused in one line."""
 
 import importlib.util
 import os

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine import data, launch_check, reach, tasks
 from engine.errors import HubUnreachable, LoratuiError
 from engine.spec import SpecError, field_is_valid, read_spec_file, spec_errors, spec_model, validate
+from engine.tasks import registry
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skip_rows: list[int] = field(default_factory=list)
-    info: object = None  # what the task learnt of the model (engine.model_index.ModelInfo for diffusion)
+    info: object = None  # what the task learnt of the model (text-to-image: its model_info.ModelInfo)
     rows: int = 0
 
     def raise_if_failed(self) -> None:
@@ -49,7 +50,7 @@ def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline
     task.check_model(spec.model, {"train": spec.train.model_dump(), "lora": spec.lora.model_dump()}, report,
                      offline_ok)
     _check_packages(spec, report)
-    launch_check.check(spec, task.DISTRIBUTED, report)
+    launch_check.check(spec, frozenset({"none", *registry.task(spec.task).distributed}), report)
     _check_output(spec, output, report, disk, task.adapter_bytes(spec, report.info))
     rows = _check_data(spec.data, spec.train.seed, report, offline_ok)
     if rows is not None:

@@ -68,8 +68,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
                         generator=torch.Generator().manual_seed(t.seed))
     *models, optimizer, loader = accelerator.prepare(*task.trainable_modules(), optimizer, loader)
     if t.compile:  # the forward only; saving reads the uncompiled modules
-        # Unpacked causal-lm batches vary in length: one graph for any length, not one per length seen.
-        dynamic = True if spec.task == "causal-lm" and not spec.data.packing else None
+        # Batches that vary in length (the task says) get one graph for any length, not one per length seen.
+        dynamic = True if task.varying_lengths else None
         models = [torch.compile(m, dynamic=dynamic) for m in models]
     task.use_prepared(models)
     params = task.parameters()  # FSDP replaces the parameters with sharded ones; clipping needs those

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from engine.adapters import extras
 from engine.adapters.load import (
-    CAUSAL_LM,
     DIFFUSERS_WEIGHTS,
+    PEFT,
     PEFT_WEIGHTS,
     adapter_file,
     adapter_kind,
@@ -83,7 +83,7 @@ def check_options(method: str, weights: list[float], parents: int, density, rank
 
 def read_parts(path: Path) -> dict[str, Part]:
     """The parts of the adapter at `path`: UNet and text encoders, or LLM_PART for a PEFT folder."""
-    if adapter_kind(path) == CAUSAL_LM:
+    if adapter_kind(path) == PEFT:
         return {LLM_PART: _read_peft(peft_folder(path))}
     return _read_diffusers(adapter_file(path))
 

@@ -1,4 +1,5 @@
-"""Convert a LoRA between the diffusers and kohya layouts by renaming keys; tensor bytes are copied as-is.
+"""Convert a LoRA between the diffusers and kohya layouts by renaming keys; tensor bytes are copied as-is. A PEFT
+adapter (a folder) is exported as the folder stock PeftModel.from_pretrained loads, with its tokenizer.
 
 Alpha travels as kohya `.alpha` tensors one way and diffusers' `lora_adapter_metadata` (the LoraConfig
 that diffusers' loader builds the adapter from) the other, so a round trip gives back the same tensors.
@@ -6,18 +7,21 @@ that diffusers' loader builds the adapter from) the other, so a round trip gives
 
 import json
 import os
+import shutil
 import struct
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 from engine.adapters import formats
 from engine.adapters.inspect import locate
+from engine.adapters.names import WEIGHT_NAMES
 from engine.adapters.safeload import SafetensorsHeader, read_header, scalar_bytes, tensor_bytes
 from engine.errors import LoratuiError
 
-FORMATS = ("diffusers", "kohya")
+FORMATS = ("diffusers", "kohya", "peft")
 _ALPHA_DTYPE_KEY = "loratui.kohya_alpha_dtype"  # so diffusers -> kohya restores the original alpha dtype
-_SD_FAMILIES = {"sd1", "sd2", "sdxl", None}
+PEFT_WEIGHTS = WEIGHT_NAMES[0]
 
 
 def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool = False, name: str = "") -> Path:
@@ -28,8 +32,10 @@ def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool =
     `name`, or the source file's stem)."""
     if fmt not in FORMATS:
         raise LoratuiError(f"unknown export format '{fmt}'", f"choose one of: {', '.join(FORMATS)}")
-    weights, config, _ = locate(source)
+    weights, config, files = locate(source)
     header = read_header(weights)
+    if fmt == "peft":
+        return _peft_folder(Path(dest), weights, config, files, overwrite)
     layout = formats.parse(header, config)
     family = formats.detect_family(header, layout, config)
     if layout.extra:
@@ -37,17 +43,68 @@ def convert(source: Path | str, dest: Path | str, fmt: str, *, overwrite: bool =
                            f"(e.g. '{layout.extra[0]}'), which {fmt} files cannot hold",
                            "DoRA and bias-trained adapters are imported and used as they are, not converted")
     if layout.format == "peft":
-        if family not in _SD_FAMILIES:
+        if not _diffusion_family(family):
             raise LoratuiError(f"{weights.name} is a {family} adapter; the {fmt} layout holds diffusion LoRAs",
-                               "keep it as a PEFT folder; load it with peft's PeftModel.from_pretrained")
+                               "export it with --format peft: a folder PeftModel.from_pretrained loads")
         layout.modules = [formats.LoraModule("unet", m.name, m.down, m.up, m.alpha) for m in layout.modules]
     alphas = formats.module_alphas(header, layout, config)
     metadata = {k: v for k, v in header.metadata.items() if k not in ("lora_adapter_metadata", _ALPHA_DTYPE_KEY)}
     if fmt == "diffusers":
         entries = _to_diffusers(header, layout, alphas, metadata)
     else:
-        entries = _to_kohya(header, layout, alphas, family == "sdxl")
+        entries = _to_kohya(header, layout, alphas, _two_encoders(family))
     return write_safetensors(_destination(Path(dest), weights, fmt, name, overwrite), entries, metadata)
+
+
+def _diffusion_family(family: str | None) -> bool:
+    """A family whose adapters are diffusers LoRA files (None: unknown, judged by the keys)."""
+    from engine.tasks import registry
+
+    owner = registry.family_task(family)
+    return family is None or (owner is not None and owner.adapters.format == "diffusers")
+
+
+def _two_encoders(family: str | None) -> bool:
+    """kohya numbers the text encoders (lora_te1_, lora_te2_) of a family that has two."""
+    from engine.tasks import registry
+
+    found = registry.family(family)
+    return found is not None and len(found.text_encoders) > 1
+
+
+def _peft_folder(dest: Path, weights: Path, config: dict | None, files: list[Path], overwrite: bool) -> Path:
+    """The adapter's files under the names PEFT loads, written in a temporary sibling and renamed into place."""
+    if config is None:
+        raise LoratuiError(f"{weights.name} is a LoRA file, not a PEFT adapter",
+                           "export it as diffusers or kohya; PEFT folders come from PEFT models")
+    if dest.exists() and not dest.is_dir():
+        raise LoratuiError(f"export target '{dest}' is a file, not a folder", "give a new or empty folder")
+    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+        raise LoratuiError(f"'{dest}' already exists and is not empty", "choose another --out, or pass --force")
+    if dest.resolve() == weights.parent.resolve():
+        raise LoratuiError(f"'{dest}' is the adapter's own folder", "export to another folder")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:
+        raise LoratuiError(f"cannot write into '{dest.parent}': {exc.strerror}", "give a folder you can write to") \
+            from None
+    try:
+        for file in files:
+            shutil.copyfile(file, tmp / (PEFT_WEIGHTS if file == weights else file.name))
+        os.chmod(tmp, 0o777 & ~_umask())
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest / PEFT_WEIGHTS
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _to_diffusers(header: SafetensorsHeader, layout: formats.Layout, alphas: dict, metadata: dict) -> list:

@@ -38,8 +38,6 @@ _COMPOUNDS = {
         "label_emb gate_proj up_proj down_proj o_proj lm_head embed_tokens"
     ).split()
 }
-_CROSS_DIM_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
-LLM_TASKS = {"CAUSAL_LM", "SEQ_2_SEQ_LM"}
 
 
 @dataclass(frozen=True)
@@ -264,34 +262,18 @@ def target_modules(layout: Layout, config: dict | None) -> list[str]:
 
 
 def detect_family(header: SafetensorsHeader, layout: Layout, config: dict | None) -> str | None:
-    """sd1/sd2/sdxl/llm/text from what the file declares, then its keys, then its shapes."""
+    """The model family (engine.tasks.registry) of an adapter: what its file declares, then what the families
+    recognise in its metadata, keys and shapes."""
+    from engine.tasks import registry
+
     meta = header.metadata
     if meta.get("loratui.family"):
         return meta["loratui.family"]
-    arch = meta.get("modelspec.architecture", "")
-    version = meta.get("ss_base_model_version", "")
-    for needle, family in (("stable-diffusion-xl", "sdxl"), ("stable-diffusion-v2", "sd2"),
-                           ("stable-diffusion-v1", "sd1")):
-        if needle in arch:
-            return family
-    for prefix, family in (("sdxl", "sdxl"), ("sd_v2", "sd2"), ("sd_2", "sd2"), ("sd_v1", "sd1"), ("sd_1", "sd1")):
-        if version.startswith(prefix):
-            return family
-    if meta.get("ss_v2") == "True":
-        return "sd2"
-    if config and config.get("task_type"):
-        return "llm" if config["task_type"] in LLM_TASKS else "text"
-    names = [m.name for m in layout.modules]
-    components = {m.component for m in layout.modules}
-    if "text_encoder_2" in components or any(n.startswith("add_embedding") for n in names):
-        return "sdxl"
-    if any(k.startswith("lora_unet_input_blocks") or k.startswith("lora_unet_output_blocks")
-           for k in header.tensors):
-        return "sdxl"  # kohya writes SGM block names only for SDXL
-    for module in layout.modules:
-        if module.name.endswith("attn2.to_k"):
-            return _CROSS_DIM_FAMILY.get(header.tensors[module.down].shape[1])
-    own = [m.name for m in layout.modules if not m.component]
-    if any(n.startswith("model.") and re.search(r"\.layers\.\d+\.(self_attn|mlp)\.", n) for n in own):
-        return "llm"
-    return None
+    evidence = registry.AdapterEvidence(meta, {k: t.shape for k, t in header.tensors.items()},
+                                        [(m.component, m.name, m.down) for m in layout.modules], config)
+    best, found = 0, None
+    for family in registry.families():
+        sure = family.adapter_match(evidence)
+        if sure > best:
+            best, found = sure, family.name
+    return found

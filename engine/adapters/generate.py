@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.adapters.load import CAUSAL_LM, DIFFUSION
+from engine.adapters.load import DIFFUSION, LANGUAGE
 from engine.errors import LoratuiError
 
 OnStep = Callable[[int, int], bool]  # (step done, steps in all) -> stop now?
@@ -103,7 +103,7 @@ def generate_text(session, settings: TextSettings, on_step: OnStep | None = None
     """The completion of `settings.prompt` (new text only) from the session's model and active adapters."""
     import torch
 
-    if session.kind != CAUSAL_LM:
+    if session.kind != LANGUAGE:
         raise LoratuiError(
             "text generation needs a language model as base", hint="use --size etc. for images"
         )

@@ -15,8 +15,9 @@ from engine.adapters.inspect import locate
 from engine.adapters.safeload import read_header
 from engine.errors import LoratuiError
 
-DIFFUSION = "diffusion"
-CAUSAL_LM = "causal-lm"
+DIFFUSION = "diffusion"  # the kinds of session (what a base loads as) and of adapter file
+LANGUAGE = "language"
+PEFT = "peft"
 DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"
 PEFT_CONFIG = "adapter_config.json"
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -30,27 +31,35 @@ def resolve_base(ref: str) -> str:
 
 
 def base_kind(ref: str) -> str:
-    """DIFFUSION for a diffusers pipeline, CAUSAL_LM for a transformers model (folder, builtin or Hub id)."""
+    """The kind of session a base model loads in: DIFFUSION for a diffusers pipeline, LANGUAGE for a causal
+    language model (a folder, a built-in or a Hub id), as its task registers (engine.tasks.registry)."""
+    from engine import model_kind
     from engine.adapters.basemodel import local_folder
     from engine.adapters.hub import remote_json
+    from engine.tasks import registry
 
     folder = local_folder(ref)
     if folder is None:
-        return DIFFUSION if remote_json(ref, "model_index.json") is not None else CAUSAL_LM
-    if (folder / "model_index.json").is_file():
-        return DIFFUSION
-    if (folder / "config.json").is_file():
-        return CAUSAL_LM
-    raise LoratuiError(
-        f"base model folder {folder} has neither model_index.json nor config.json",
-        hint="point --base at a diffusers pipeline or a transformers model folder",
-    )
+        index = remote_json(ref, "model_index.json")
+        kind = model_kind.from_configs(index, None if index else remote_json(ref, "config.json"))
+    else:
+        kind = model_kind.from_folder(folder)
+    if kind.task is None:
+        raise LoratuiError(f"base model '{ref}': {kind.reason or 'its model_index.json or config.json is unreadable'}",
+                           hint="point --base at a diffusers pipeline or a transformers model loratui trains")
+    task = registry.task(kind.task)
+    if task.adapters.session is None:
+        form = task.adapters.try_form
+        raise LoratuiError(f"base model '{ref}' is a {task.name} model ({kind.what}): its adapters are tried on "
+                           f"{form.flag.removeprefix('--')}s, giving {form.shows}",
+                           hint=f"loratui gen --adapter NAME {form.flag} ...")
+    return task.adapters.session
 
 
 def adapter_kind(path: Path) -> str:
-    """DIFFUSION for a LoRA safetensors file (diffusers or kohya keys), CAUSAL_LM for a PEFT folder."""
+    """DIFFUSION for a LoRA safetensors file (diffusers or kohya keys), PEFT for a PEFT folder."""
     _, config, _ = locate(path)
-    return DIFFUSION if config is None else CAUSAL_LM
+    return DIFFUSION if config is None else PEFT
 
 
 def adapter_file(path: Path) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.errors import LoratuiError
 from engine.home import builtin_cache
 from engine.quiet import hide_torchvision_fallback
+from engine.tasks import registry
 
 PREFIX = "builtin:"
 MARKER = ".loratui-built"
@@ -26,60 +27,14 @@ RECIPE_VERSION = 2
 class _Builtin:
     kind: str
     family: str | None  # a model's is what engine.model_kind reads from it once built (a test holds them equal)
-    task: str | None
+    task: str  # the task that registers it (a dataset's is the task it trains)
     summary: str
     builder: str  # "module:function" in this package
 
 
-_BUILTINS = {
-    "tiny-sd": _Builtin(
-        "model", "sd1", "text-to-image",
-        "SD 1.5-shaped pipeline, random weights, 64 px images, ~9 MB", "diffusion:build_sd",
-    ),
-    "tiny-sdxl": _Builtin(
-        "model", "sdxl", "text-to-image",
-        "SDXL-shaped pipeline with two text encoders, random weights, 64 px images, ~9 MB", "diffusion:build_sdxl",
-    ),
-    "tiny-llama": _Builtin(
-        "model", "llm", "causal-lm",
-        "2-layer Llama (hidden 64) with a byte-level BPE tokenizer, random weights", "llama:build_llama",
-    ),
-    "tiny-bert": _Builtin(
-        "model", "text", "sequence-classification",
-        "2-layer BERT encoder (hidden 64) with a WordPiece vocabulary of the reviews, random weights",
-        "bert:build_bert",
-    ),
-    "tiny-segformer": _Builtin(
-        "model", "vision", "semantic-segmentation",
-        "2-stage SegFormer (hidden 16/32) for the shapes-masks classes, 64 px, random weights",
-        "segformer:build_segformer",
-    ),
-    "shapes": _Builtin(
-        "dataset", None, "text-to-image",
-        "48 captioned 64 px images of coloured shapes (imagefolder: image, text)", "data:build_shapes",
-    ),
-    "tiny-text": _Builtin(
-        "dataset", None, "causal-lm",
-        "200 short generated sentences (train.jsonl: text)", "data:build_text",
-    ),
-    "tiny-chat": _Builtin(
-        "dataset", None, "causal-lm",
-        "160 generated conversations about shapes (train.jsonl: messages of role and content)", "chat:build_chat",
-    ),
-    "tiny-instruct": _Builtin(
-        "dataset", None, "causal-lm",
-        "160 generated questions about shapes and their answers (train.jsonl: system, prompt, response)",
-        "chat:build_instruct",
-    ),
-    "tiny-reviews": _Builtin(
-        "dataset", None, "sequence-classification",
-        "400 generated reviews, positive or negative (train.jsonl, test.jsonl: text, label)", "reviews:build_reviews",
-    ),
-    "shapes-masks": _Builtin(
-        "dataset", None, "semantic-segmentation",
-        "288 64 px shape images with class masks (imagefolder: image, mask; train, test)", "data:build_shapes_masks",
-    ),
-}
+# Each task registers its built-ins (engine.tasks.registry).
+_BUILTINS = {name: _Builtin(b.kind, b.family, task.name, b.summary, b.builder)
+             for task in registry.tasks() for name, b in task.builtins.items()}
 
 # Builds share torch's global RNG, so two at once in one process would not be reproducible.
 _build_lock = threading.Lock()

@@ -4,28 +4,35 @@
                 sections. No torch: `loratui spec`, preflight and the dashboard read it.
   preflight.py  check(spec, report, ...): what can be checked before any model loads. No torch.
   trainer.py    Trainer(spec, accelerator, rows, log): models, LoRA, examples, loss, evaluation, saving,
-                samples; the Task protocol below, all the training loop talks to.
+                samples; the Trainer protocol below, all the training loop talks to.
+  estimate.py   count_parameters(folder, spec) and memory_bytes(spec, counts): what a run would cost.
+  predict.py    (tasks whose adapters are tried on inputs) load and predict; preview.py (optional) for
+                `loratui data preview`.
+  __init__.py   register_task(Task(...)): everything else about the task (engine.tasks.registry), its families
+                included. No torch.
 
-Adding a task is adding its package and one line in TASKS; nothing else keeps a list of tasks.
+Adding a task is adding its package: the packages here are found and registered on import; nothing else keeps a
+list of tasks.
 """
 
+import pkgutil
 from importlib import import_module
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from engine.errors import LoratuiError
+from engine.tasks import registry
 
-TASKS = (
-    "text-to-image",
-    "sequence-classification",
-    "semantic-segmentation",
-    "causal-lm",
-)
-DEFAULT_TASK = "text-to-image"
+for _found in pkgutil.iter_modules(__path__):
+    if _found.ispkg:
+        import_module(f"{__name__}.{_found.name}")
+
+TASKS = tuple(t.name for t in registry.tasks())
+DEFAULT_TASK = TASKS[0]
 
 
 def _part(task: str, part: str):
-    return import_module(f"{__name__}.{task.replace('-', '_')}.{part}")
+    return registry.task(task).part(part)
 
 
 def spec_module(task: str):
@@ -50,14 +57,22 @@ def previewer(task: str):
     try:
         return _part(task, "preview")
     except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{task.replace('-', '_')}.preview":
+        if exc.name != f"{registry.task(task).package}.preview":
             raise
+        have = [t.name for t in registry.tasks() if _has_part(t, "preview")]
         raise LoratuiError(f"task: {task} has no data preview", hint="data preview shows the tokens a language "
-                           "model trains on (task causal-lm)") from None
+                           f"model trains on (tasks: {', '.join(have)})") from None
+
+
+def _has_part(task: registry.Task, part: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(f"{task.package}.{part}") is not None
 
 
 def preflight(task: str):
-    """The module whose check(spec, report, *, images, offline_ok) adds the task's problems to a Report."""
+    """The module whose check_model(...) and check_rows(...) add the task's problems to a Report, and whose
+    adapter_bytes(spec, info) sizes its adapter."""
     return _part(task, "preflight")
 
 
@@ -69,10 +84,11 @@ class Sample(NamedTuple):
     text: str | None = None
 
 
-class Task(Protocol):
+class Trainer(Protocol):
     family: str
     dataset: object  # a torch Dataset indexed by the (epoch, row) keys of engine.data.EpochOrder
     sample_schedule: tuple[int, int] | None  # sample every (steps, epochs), 0 for never; None: no samples
+    varying_lengths: bool  # batches differ in shape (unpacked text): compiled once for any length
 
     def trainable_modules(self) -> list:
         """The modules holding LoRA weights, to pass through accelerator.prepare."""
@@ -115,5 +131,5 @@ class Task(Protocol):
         """The metrics of the whole eval set from the gathered (concatenated) eval_step outputs."""
 
 
-def load_task(spec, accelerator, rows, log) -> Task:
+def load_task(spec, accelerator, rows, log) -> Trainer:
     return _part(spec.task, "trainer").Trainer(spec, accelerator, rows, log)

@@ -4,12 +4,13 @@ import json
 import re
 
 from engine.errors import LoratuiError
+from engine.tasks import registry
 from loratui.browse import trainable
 from loratui.browse.entries import Entry, ModelDetail, Trainability
 from loratui.browse.network import api, hub_errors, quiet, state
 
 LIBRARIES = ("diffusers", "transformers")
-TASKS = ("text-to-image", "text-generation", "text-classification")
+TASKS = tuple(registry.hub_tag_tasks())  # the Hub's pipeline tags of the models loratui trains
 # What Browse offers -> HfApi's sort key.
 SORTS = {"downloads": "downloads", "likes": "likes", "recently updated": "last_modified"}
 LIMIT = 50

@@ -7,7 +7,7 @@ from loratui.browse.entries import Entry, ModelDetail, Trainability
 
 FILES_SHOWN = 200
 # loratui task -> the Hub's pipeline tag, for sources that carry no tag of their own.
-TASK_TAGS = {task: tag for tag, task in trainable.PIPELINE_TAG_TASKS.items()}
+TASK_TAGS = {task: tag for tag, task in trainable.pipeline_tag_tasks().items()}
 
 
 def describe(entry: Entry) -> ModelDetail:

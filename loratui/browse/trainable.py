@@ -4,21 +4,17 @@ here, whether this loratui has that task."""
 from pathlib import Path
 
 from engine import model_kind
+from engine.tasks import registry
 from loratui.browse.entries import Trainability
 
-# What the Hub calls a task, and what loratui's spec calls it.
-PIPELINE_TAG_TASKS = {
-    "text-to-image": "text-to-image",
-    "text-generation": "causal-lm",
-    "text-classification": "sequence-classification",
-    "image-segmentation": "semantic-segmentation",
-}
+
+def pipeline_tag_tasks() -> dict[str, str]:
+    """What the Hub calls a task -> the loratui task that trains such models."""
+    return registry.hub_tag_tasks()
 
 
 def supported_tasks() -> tuple[str, ...]:
-    from engine.tasks import TASKS
-
-    return TASKS
+    return tuple(t.name for t in registry.tasks())
 
 
 def from_model_index(index: dict, unet_config: dict | None = None) -> Trainability:

@@ -147,7 +147,8 @@ def _gen(args) -> int:
 
 def _predict(args) -> int:
     from engine.errors import LoratuiError
-    from loratui.library.predict import PredictRequest, predict
+    from loratui.library.predict import predict
+    from loratui.library.requests import PredictRequest
 
     if len(args.adapter) != 1 or args.scales or args.grid:
         raise LoratuiError("--text and --image try one adapter at a time", hint="give one --adapter NAME")

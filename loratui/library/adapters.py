@@ -13,6 +13,7 @@ import sqlite3
 from engine.adapters.inspect import AdapterInfo, inspect_file
 from engine.adapters.safeload import safe_name
 from engine.errors import LoratuiError
+from engine.tasks import registry
 from loratui.library import store
 from loratui.runs.metric_store import last_values
 
@@ -23,8 +24,6 @@ LIST_COLUMNS = ("id", "name", "path", "sha256", "size", "format", "family", "bas
                 "source", "warnings", "storage", "mtime_ns", "task")
 _SELECT = f"SELECT {', '.join('a.' + c for c in LIST_COLUMNS)} FROM adapters a"
 _WORD = re.compile(r"\w+", re.UNICODE)
-# The task of an adapter whose file does not say (one from elsewhere), by its family.
-FAMILY_TASKS = {"sd1": "text-to-image", "sd2": "text-to-image", "sdxl": "text-to-image", "llm": "causal-lm"}
 
 
 def decode(row: dict) -> dict:
@@ -74,7 +73,8 @@ def register(db, path, *, name: str | None = None, source_run: str | None = None
     if source_run and not db.execute("SELECT 1 FROM runs WHERE id = ?", [source_run]).fetchone():
         raise LoratuiError(f"unknown run '{source_run}'", "register a run's adapter after the run is recorded")
     family = info.family or _base_family(base_model)
-    task = info.metadata.get("loratui.task") or FAMILY_TASKS.get(family)
+    owner = registry.adapter_task(info.metadata.get("loratui.task"), family)  # a file from elsewhere: its family's
+    task = owner.name if owner else None
     row = {
         "name": name, "sha256": info.sha256, "size": info.size, "format": info.format, "family": family,
         "base_model": base_model or info.base_model, "rank": info.rank, "alpha": info.alpha,

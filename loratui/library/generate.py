@@ -20,7 +20,7 @@ def generate(db, request: GenerateRequest, *, warm: WarmSession | None = None, p
 
     The adapters are checked before anything loads: files as registered, one family, fit to the base.
     """
-    from engine.adapters.load import CAUSAL_LM
+    from engine.adapters.load import LANGUAGE
 
     report = progress or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -33,7 +33,7 @@ def generate(db, request: GenerateRequest, *, warm: WarmSession | None = None, p
     session = warm.get(base, request.device, [row for row, _ in chosen], report)
     if stop():
         return None
-    if session.kind == CAUSAL_LM:
+    if session.kind == LANGUAGE:
         record = _text(db, request, session, chosen, seed, report, stop)
     else:
         record = _image(db, request, session, chosen, seed, report, stop)

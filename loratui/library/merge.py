@@ -1,12 +1,16 @@
 """Merge weighted library adapters into a base model and save the full model (engine.adapters.merge)."""
 
 from engine.errors import LoratuiError
+from engine.tasks import registry
 from loratui.library import picks
 from loratui.library.requests import MergeRequest, MergeResult
 from loratui.library.transfer import check_fit
 
-# Tasks whose adapters carry a head of their own: merged one at a time, head included.
-HEADED = ("sequence-classification", "semantic-segmentation")
+
+def _headed(row: dict) -> bool:
+    """Its task's adapters carry a head of their own: merged one at a time, head included."""
+    task = registry.adapter_task(row.get("task"), row.get("family"))
+    return task is not None and task.adapters.merge_alone
 
 
 def merge(db, request: MergeRequest) -> MergeResult:
@@ -19,7 +23,7 @@ def merge(db, request: MergeRequest) -> MergeResult:
     chosen = picks.choose(db, request.adapters, request.scales)
     check_fit([row for row, _ in chosen], request.base)
     quiet()
-    headed = [row for row, _ in chosen if row.get("task") in HEADED]
+    headed = [row for row, _ in chosen if _headed(row)]
     if headed:
         from engine.adapters.merge import merge_task
 

@@ -66,3 +66,32 @@ def used(chosen, *, grid: bool = False) -> list[dict]:
             entry["weight"] = weight
         entries.append(entry)
     return entries
+
+
+def check_mix(rows: list[dict], action: str | None = None) -> str:
+    """The try form (engine.tasks.registry.TryForm kind) the mixer shows for these library rows; a one-line error
+    when they cannot be mixed (none, adapters of different models) or, given an `action`, cannot go through it
+    (one adapter to combine, several where the task takes one at a time)."""
+    from engine.tasks import registry
+
+    if not rows:
+        raise LoratuiError("no adapter is marked", "mark adapters with space, or put the cursor on one")
+    families = {row["family"] for row in rows if row["family"]}
+    owners = {task.name for row in rows if (task := registry.adapter_task(row.get("task"), row.get("family")))}
+    if len(families) > 1 or len(owners) > 1:
+        mix = ", ".join(f"{row['name']} is {row['family'] or row.get('task') or 'of unknown family'}" for row in rows)
+        raise LoratuiError(f"the marked adapters are for different models ({mix})",
+                           "mark adapters made for one base model (space unmarks)")
+    task = registry.adapter_task(rows[0].get("task"), rows[0].get("family"))
+    form = task.adapters.try_form.kind if task else "image"
+    alone = {"generate": form in ("classify", "segment"), "merge": bool(task and task.adapters.merge_alone)}
+    if alone.get(action) and len(rows) > 1:
+        raise LoratuiError(f"{task.name} adapters are {'tried' if action == 'generate' else 'merged'} one at a time "
+                           f"({len(rows)} marked)", "mark one adapter, or combine them first")
+    if action == "combine" and len(rows) < 2:
+        raise LoratuiError(f"combine makes one adapter of two or more ({len(rows)} marked)",
+                           "mark the adapters to combine with space")
+    if action == "sweep" and form != "image":
+        raise LoratuiError(f"a sweep draws images; {task.name} adapters are tried on {task.adapters.try_form.flag}",
+                           "use generate")
+    return form

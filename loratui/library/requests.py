@@ -14,7 +14,7 @@ from typing import ClassVar
 from engine.errors import LoratuiError
 from loratui.browse.entries import DatasetDetail
 
-PROTOCOL = 2  # of the worker's JSON lines (loratui.library.worker); bumped when a message changes
+PROTOCOL = 3  # of the worker's JSON lines (loratui.library.worker); bumped when a message changes
 Weight = float | dict  # a weight, or per-block scales (engine.adapters.blocks)
 
 
@@ -73,6 +73,27 @@ class GenerateResult:
     text: str | None  # the completion (language models)
     seed: int
     base_loads: int  # base models the session holder has loaded so far: 1 while the base stays warm
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Try a classification adapter on a text, or a segmentation adapter on an image."""
+
+    op: ClassVar[str] = "predict"
+    adapter: str                 # id or name
+    text: str | None = None      # a text to classify
+    text_pair: str | None = None
+    image: str | None = None     # an image to segment
+    base: str | None = None      # default: the base the adapter records
+    out: str | None = None       # the mask PNG (default: beside the image, NAME.mask.png)
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    record: dict
+    probabilities: dict[str, float] | None = None  # class -> probability
+    mask: str | None = None  # the coloured mask PNG
+    image: str | None = None  # the image it segments
 
 
 @dataclass(frozen=True)
@@ -257,9 +278,9 @@ def _image(sent: dict):
     image.info["source_size"] = tuple(sent["size"])
     return image
 
-REQUESTS = {cls.op: cls for cls in (GenerateRequest, CombineRequest, MergeRequest, CheckRequest, LayoutRequest,
-                                    EstimateRequest, DatasetRequest)}
-RESULTS = {"generate": GenerateResult, "combine": CombineResult, "merge": MergeResult, "check": CheckResult,
+REQUESTS = {cls.op: cls for cls in (GenerateRequest, PredictRequest, CombineRequest, MergeRequest, CheckRequest,
+                                    LayoutRequest, EstimateRequest, DatasetRequest)}
+RESULTS = {"generate": GenerateResult, "predict": PredictResult, "combine": CombineResult, "merge": MergeResult, "check": CheckResult,
            "layout": LayoutResult, "estimate": EstimateResult, "dataset": DatasetResult}
 
 

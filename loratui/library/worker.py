@@ -36,6 +36,7 @@ from loratui.library.requests import (
     GenerateRequest,
     LayoutRequest,
     MergeRequest,
+    PredictRequest,
     Progress,
     from_json,
     to_json,
@@ -109,6 +110,7 @@ class Worker:
         from loratui.library.fit import check, layout
         from loratui.library.generate import generate
         from loratui.library.merge import merge
+        from loratui.library.predict import predict
 
         def progress(event: Progress) -> None:
             self.send(id=job, event="progress", **to_json(event))
@@ -116,6 +118,9 @@ class Worker:
         match request:
             case GenerateRequest():
                 return generate(self.db(), request, warm=self.warm, progress=progress, should_stop=should_stop)
+            case PredictRequest():
+                progress(Progress("predicting"))
+                return predict(self.db(), request)
             case LayoutRequest():
                 return layout(self.db(), request, warm=self.warm, progress=progress)
             case CombineRequest():

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Input, Select, Static, Tree
 
+from engine.errors import LoratuiError
 from loratui.library.views import LibraryQuery
 from loratui.messages import AdapterDetailLoaded, AdaptersLoaded, FacetsLoaded, LibraryChanged
 from loratui.screens.adapter_dialogs import (
@@ -281,7 +282,12 @@ class LibraryScreen(LoratuiScreen):
         adds an entry), as on every return to this screen."""
         from loratui.screens.mixer import MixerScreen
 
-        self.app.push_screen(MixerScreen(self.chosen_rows(), action))
+        try:
+            screen = MixerScreen(self.chosen_rows(), action)
+        except LoratuiError as error:  # adapters of different models
+            self.app.report_error(error)
+            return
+        self.app.push_screen(screen)
 
     def action_open_run(self) -> None:
         self.app.open_run(self.current_row()["source_run"])

@@ -1,5 +1,6 @@
-"""Mixer: the marked library adapters, one weight each, and what to do with them: generate an image, sweep
-a contact sheet of adapters x weights, combine them into a new adapter, or merge them into a base model.
+"""Mixer: the marked library adapters, one weight each, and what to do with them: try them the way their task
+is tried (an image, a sweep's contact sheet of adapters x weights, a completion, class probabilities, a mask over
+an image), combine them into a new adapter, or merge them into a base model.
 
 Every operation runs in the app's library worker (a process that keeps the base loaded, so a second
 generation with other weights does not load it again), from a thread worker that posts its progress to the
@@ -14,12 +15,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input
 
 from engine.errors import LoratuiError
+from loratui.library.picks import check_mix
 from loratui.library.requests import (
     CombineResult,
     GenerateResult,
     LayoutRequest,
     LayoutResult,
     MergeResult,
+    PredictResult,
     Progress,
 )
 from loratui.library.worker_client import CANCELLED, DONE, FAILED, Outcome
@@ -32,8 +35,10 @@ from loratui.widgets.mixer_form import ACTIONS, MixerForm
 from loratui.widgets.nav import MainNav
 from loratui.widgets.weights import WeightRow
 
-FIRST_FIELD = {"generate": "prompt", "sweep": "prompt", "combine": "name", "merge": "out"}  # focused on opening
-NO_IMAGE = "No image yet: ctrl+g generates (or sweeps) with the weights on the left."
+EMPTY = {"image": "No image yet: ctrl+g generates (or sweeps) with the weights on the left.",
+         "text": "No completion yet: ctrl+g answers the prompt with the weights on the left.",
+         "classify": "No prediction yet: ctrl+g classifies the text.",
+         "segment": "No mask yet: ctrl+g segments the image."}
 
 
 def merge_defaults(adapters: list[dict]) -> tuple[str, str]:
@@ -60,9 +65,11 @@ class MixerScreen(LoratuiScreen):
     ]
 
     def __init__(self, adapters: list[dict], action: str = "generate") -> None:
+        """Raises LoratuiError for adapters that cannot be mixed (picks.check_mix)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown mixer action {action!r} (allowed: {', '.join(ACTIONS)})")
         super().__init__()
+        self.form = check_mix(adapters)
         self.adapters, self.action = adapters, action
         self.busy = False  # a job was sent and has not ended
         self.job = None  # its worker_client.Job, once submitted
@@ -75,17 +82,24 @@ class MixerScreen(LoratuiScreen):
             with VerticalScroll(id="mixer-left"):
                 for adapter in self.adapters:
                     yield WeightRow(adapter)
-                yield MixerForm(*self.defaults, id="mixer-form")
-            yield ImagePane(NO_IMAGE, id="mixer-image")
+                yield MixerForm(*self.defaults, methods=self.combine_methods(), id="mixer-form")
+            yield ImagePane(EMPTY[self.form], id="mixer-image")
         yield JobFooter(id="job-footer")
         yield Footer()
 
+    def combine_methods(self) -> tuple[str, ...] | None:
+        from engine.tasks import registry
+
+        task = registry.adapter_task(self.adapters[0].get("task"), self.adapters[0].get("family"))
+        return task.adapters.combine if task else None
+
     def on_mount(self) -> None:
         self.show_action()
-        self.query_one(f"#mix-{FIRST_FIELD[self.action]}", Input).focus()  # weights come preferred; shift+tab
 
     def show_action(self) -> None:
-        self.query_one(MixerForm).show(self.action)
+        form = self.query_one(MixerForm)
+        form.show(self.action, self.form)
+        form.first_field(self.action, self.form).focus()  # weights come preferred; shift+tab
         count = len(self.adapters)
         self.query_one(MainNav).note(f"mixer · {self.action} · {count} adapter{'s' * (count != 1)}")
         self.refresh_bindings()
@@ -106,9 +120,13 @@ class MixerScreen(LoratuiScreen):
             for progress in self.job:
                 self.post_message(JobProgressed(label, progress))
             outcome = self.job.outcome
-            if outcome.status == DONE and isinstance(outcome.result, GenerateResult) and outcome.result.path:
-                image = Image.open(outcome.result.path)
+            result = outcome.result if outcome.status == DONE else None
+            if isinstance(result, GenerateResult) and result.path:
+                image = Image.open(result.path)
                 image.load()
+            elif isinstance(result, PredictResult) and result.mask:
+                image = _overlay(result.image, result.mask)
+            if image is not None:
                 image_widget()  # its slow first import happens here, not on the UI thread
         except LoratuiError as error:
             outcome = Outcome(FAILED, error=error)
@@ -137,9 +155,20 @@ class MixerScreen(LoratuiScreen):
 
     def show_result(self, op: str, result, image) -> None:
         match result:
+            case GenerateResult(text=str()):
+                self.query_one(ImagePane).show(f"{op} #{result.record['id']} · seed {result.seed}\n\n"
+                                               f"{result.record['prompt']}\n→ {result.text}", None)
             case GenerateResult():
                 caption = f"{op} #{result.record['id']} · seed {result.seed} · {result.path}"
                 self.query_one(ImagePane).show(caption, image)
+            case PredictResult(probabilities=dict()):
+                ranked = sorted(result.probabilities.items(), key=lambda item: -item[1])
+                lines = "\n".join(f"{name:<16} {p:6.4f} {'█' * round(p * 20)}" for name, p in ranked)
+                self.query_one(ImagePane).show(f"{op} #{result.record['id']}: {result.record['prompt']}\n\n"
+                                               f"{lines}", None)
+            case PredictResult():
+                self.query_one(ImagePane).show(f"{op} #{result.record['id']} · mask over {result.image} · "
+                                               f"{result.mask}", image)
             case LayoutResult():
                 for row in self.query(WeightRow):
                     if row.adapter["name"] == result.adapter:
@@ -184,8 +213,9 @@ class MixerScreen(LoratuiScreen):
 
     def action_start(self) -> None:
         try:
+            check_mix(self.adapters, self.action)
             weights = [(row.adapter, row.weight()) for row in self.query(WeightRow)]
-            request = self.query_one(MixerForm).request(self.action, weights)
+            request = self.query_one(MixerForm).request(self.action, self.form, weights)
         except LoratuiError as error:
             self.app.report_error(error)
             return
@@ -193,6 +223,8 @@ class MixerScreen(LoratuiScreen):
 
     def action_next_action(self) -> None:
         self.action = ACTIONS[(ACTIONS.index(self.action) + 1) % len(ACTIONS)]
+        if self.action == "sweep" and self.form != "image":  # only images have a contact sheet
+            self.action = ACTIONS[ACTIONS.index(self.action) + 1]
         self.show_action()
 
     def action_blocks(self) -> None:
@@ -207,3 +239,12 @@ class MixerScreen(LoratuiScreen):
         if self.job is not None:
             self.job.cancel()
         self.query_one(JobFooter).ended("cancelling at the next step…")
+
+
+def _overlay(image_path: str, mask_path: str):
+    """The coloured mask blended over the image it segments, at the mask's size."""
+    from PIL import Image
+
+    mask = Image.open(mask_path).convert("RGB")
+    under = Image.open(image_path).convert("RGB").resize(mask.size)
+    return Image.blend(under, mask, 0.5)

@@ -17,11 +17,14 @@ class ImagePane(Vertical):
         yield Static(self.empty, id="image-caption", markup=False)
 
     def show(self, caption: str, image) -> None:
-        """`image` is a decoded PIL image; image_widget() was first called off the UI thread."""
+        """`image` is a decoded PIL image (image_widget() was first called off the UI thread), or None for a
+        result that is text alone."""
         self.caption = caption
         self.query_one("#image-caption", Static).update(caption)
         shown = self.query("#pane-image")
-        if shown:
+        if image is None:
+            shown.remove()
+        elif shown:
             shown.first().image = image
         else:
             self.mount(image_widget()(image, id="pane-image"))

@@ -12,11 +12,11 @@ from textual.widgets import Input, Label
 
 from engine.adapters import blocks
 from engine.errors import LoratuiError
+from engine.tasks import registry
 from loratui.library.requests import LayoutResult, Weight
 
 WEIGHT_STEP = 0.05
 SLIDER_RANGE = (-2.0, 2.0)  # what the bar spans; a typed weight may go beyond it
-BLOCKS_TASK = "text-to-image"  # adapters whose base has UNet blocks to scale
 
 
 def number(text: str, what: str) -> float:
@@ -112,7 +112,8 @@ class WeightRow(Vertical):
 
     @property
     def offers_blocks(self) -> bool:
-        return self.adapter.get("task") == BLOCKS_TASK
+        family = registry.family(self.adapter.get("family"))
+        return family is not None and family.blocks
 
     def compose(self) -> ComposeResult:
         weight = self.adapter["preferred_weight"]

@@ -155,7 +155,7 @@ def test_preflight_refuses_when_the_disk_cannot_hold_the_checkpoints(tmp_path, b
 
     monkeypatch.setenv("LORATUI_HOME", str(built))
     spec = parse_toml(spec_text(train__checkpointing_steps="1", train__checkpoints_total_limit="3"))
-    from engine.model_index import model_info
+    from engine.tasks.text_to_image.model_info import model_info
     from engine.tasks.text_to_image.preflight import adapter_bytes
 
     need = preflight._estimated_bytes(spec.train, adapter_bytes(spec, model_info("builtin:tiny-sd")))

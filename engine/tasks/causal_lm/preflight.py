@@ -15,7 +15,6 @@ from engine.model_index import lora_parameter_count
 from engine.tasks.causal_lm import layout, tokenizer
 from engine.tasks.causal_lm.formatting import Formatter, screen
 
-DISTRIBUTED = frozenset({"none", "ddp", "fsdp"})  # see engine.launch_check
 SAMPLE_ROWS = 1000  # rows tokenized before training: enough for percentiles and to meet a fault early
 
 

@@ -54,6 +54,7 @@ class Trainer(PeftModelTask):
 
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec = spec
+        self.varying_lengths = not spec.data.packing
         found, problems = layout.resolve(spec.data, rows.column_names)
         if problems:
             raise LoratuiError("\n".join(problems), hint="fix the [data] fields named above")

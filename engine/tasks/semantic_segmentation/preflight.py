@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.errors import LoratuiError
 from engine.lora_targets import matches, unmatched_problem
-from engine.model_kind import SEGMENTERS
+from engine.tasks.semantic_segmentation import SEGMENTERS
 from engine.tasks.semantic_segmentation.source import (
     ModelFiles,
     class_names,
@@ -21,7 +21,6 @@ from engine.tasks.semantic_segmentation.source import (
     weight_shapes,
 )
 
-DISTRIBUTED = frozenset({"none", "ddp"})  # see engine.launch_check; FSDP and DeepSpeed are untested here
 SHOWN = 5
 SAMPLED_ROWS = 32  # rows decoded when not every image is checked (spec validate): spread over the split
 SINGLE_CHANNEL = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B")

@@ -13,6 +13,7 @@ from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
 from engine import data
 from engine.errors import LoratuiError
+from engine.memory import enable_activation_checkpointing
 from engine.tasks.peft_model import PeftModelTask, head_modules
 from engine.tasks.semantic_segmentation.source import class_names, model_files, pretrained_ref
 
@@ -20,6 +21,8 @@ FLIP_LEFT_RIGHT = 0  # PIL.Image.Transpose.FLIP_LEFT_RIGHT
 
 
 class Trainer(PeftModelTask):
+    varying_lengths = False
+
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec = spec
         info = model_files(spec.model)
@@ -46,8 +49,7 @@ class Trainer(PeftModelTask):
             if not model.supports_gradient_checkpointing:
                 raise LoratuiError(f"train.gradient_checkpointing: {type(model).__name__} does not support it",
                                    hint="set train.gradient_checkpointing = false")
-            # Non-reentrant: the frozen pixels need no gradient for the LoRA weights inside to get theirs.
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         return model
 
     def collate(self, examples: list[dict]) -> dict:

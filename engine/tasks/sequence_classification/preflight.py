@@ -12,8 +12,6 @@ from engine.lora_targets import matches, unmatched_problem
 from engine.model_index import _fetch, header_shapes, lora_parameter_count
 from engine.tasks.sequence_classification import labels
 
-DISTRIBUTED = frozenset({"none", "ddp"})  # see engine.launch_check; FSDP and DeepSpeed are untested here
-
 SHOWN_CLASSES = 10
 _MHA = "MultiheadAttention"  # LoRA wraps it, DoRA does not (peft refuses it)
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import LoratuiError
+from engine.memory import enable_activation_checkpointing
 from engine.tasks.peft_model import PeftModelTask, head_modules
 from engine.tasks.sequence_classification.labels import classes, label_values
 from engine.tasks.sequence_classification.predict import load_base, token_limit
@@ -18,6 +19,8 @@ from engine.tasks.sequence_classification.preflight import encoder_info
 
 
 class Trainer(PeftModelTask):
+    varying_lengths = False
+
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec = spec
         self.classes = classes(spec.data, rows)
@@ -27,7 +30,7 @@ class Trainer(PeftModelTask):
         self.max_length = token_limit(self.tokenizer, model, spec.train.max_length)
         self.head = head_modules(model)
         if spec.train.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         self.attach(model, spec, accelerator, self.head, "SEQ_CLS", "query, value for a BERT-style encoder")
         self.dataset = Examples(rows, spec.data, self.classes)
         log("info", f"{len(self.classes.names)} classes; trained in full with the LoRA: {', '.join(self.head)}")

@@ -7,9 +7,8 @@ from pathlib import Path
 from engine import data
 from engine.errors import LoratuiError
 from engine.lora_targets import linear_layers, unmatched_problem
-from engine.model_index import ModelInfo, lora_parameter_count, model_info
-
-DISTRIBUTED = frozenset({"none", "ddp"})  # see engine.launch_check; FSDP and DeepSpeed are untested here
+from engine.model_index import lora_parameter_count
+from engine.tasks.text_to_image.model_info import ModelInfo, model_info
 
 SHOWN_BAD_IMAGES = 5
 

@@ -20,15 +20,17 @@ from engine import data
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
-from engine.model_index import model_info
 from engine.tasks import Sample
 from engine.tasks.text_to_image.cache import Caches, build_caches
+from engine.tasks.text_to_image.model_info import model_info
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 RESIZED_IMAGES_BYTES = 1 << 30  # decoded, resized training images kept in memory when latents are not cached
 
 
 class Trainer:
+    varying_lengths = False
+
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec, self.accelerator = spec, accelerator
         info = model_info(spec.model.pretrained, spec.model.revision)
