@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.errors import LoratuiError
+from loratui.axes import MEMORY_MIN_SPAN, memory_unit
 from loratui.history import RunView
 from loratui.messages import AdapterFound, RunLaunched, RunProgressed, SpecRead, StopRequested
 from loratui.screens.base import LoratuiScreen
@@ -35,12 +36,19 @@ LOG_LINES = 300
 NARROW = (120, 34)  # below this width or height, charts and samples+log take turns
 
 
-def memory_title(view: RunView) -> str:
+def memory_title(view: RunView, unit: str) -> str:
     if view.memory_kind == "cuda":
-        return "VRAM per GPU (GiB)"
+        return f"VRAM per GPU ({unit})"
     if view.memory_kind == "rss":
-        return "process RSS (GiB)"
+        return f"process RSS ({unit})"
     return "memory"
+
+
+def memory_lines(view: RunView) -> tuple[str, list]:
+    """(unit, chart lines): the view's GiB in MiB when all of it is below one GiB."""
+    factor, unit = memory_unit(max((max(s.values) for s in view.memory if s.values), default=0.0))
+    return unit, [(s.label, s.steps, [v * factor for v in s.values] if factor != 1 else s.values)
+                  for s in view.memory]
 
 
 class RunDetailScreen(LoratuiScreen):
@@ -79,7 +87,7 @@ class RunDetailScreen(LoratuiScreen):
                 yield LossChart(id="loss-chart")
                 with Horizontal(id="small-charts"):
                     yield StepChart("learning rate", id="lr-chart")
-                    yield StepChart("memory", id="memory-chart")
+                    yield StepChart("memory", id="memory-chart", min_span=MEMORY_MIN_SPAN)
                     yield StepChart("eval", id="eval-chart")
             with Vertical(id="side"):
                 yield SamplePanel(id="samples")
@@ -169,11 +177,13 @@ class RunDetailScreen(LoratuiScreen):
             view = self.view
             self.query_one(LossChart).show_loss(view.loss.steps, view.loss.values)
             self.query_one("#lr-chart", StepChart).show("learning rate", [("lr", view.lr.steps, view.lr.values)])
-            memory = [(series.label, series.steps, series.values) for series in view.memory]
-            self.query_one("#memory-chart", StepChart).show(memory_title(view), memory)
+            unit, memory = memory_lines(view)
+            self.query_one("#memory-chart", StepChart).show(memory_title(view, unit), memory)
             evaluated = self.query_one("#eval-chart", StepChart)
             evaluated.display = bool(view.eval)  # a run without [eval] keeps the room for the others
-            evaluated.show("eval", [(s.label, s.steps, s.values) for s in view.eval])
+            # a legend names several lines; one is named in the title
+            title = f"eval {view.eval[0].label}" if len(view.eval) == 1 else "eval"
+            evaluated.show(title, [(s.label, s.steps, s.values) for s in view.eval])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         status = self.view.row["status"] if self.view else None

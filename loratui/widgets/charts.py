@@ -1,16 +1,27 @@
 """Step charts on textual-plotext. They redraw only when handed new data (a timer decides how often), each
-line cut down to what the chart's width can show, its lows and highs kept (loratui/series.py)."""
+line cut down to what the chart's width can show, its lows and highs kept (loratui/series.py).
+
+The axes are loratui's, not plotext's guesses: whole steps, round values, ends on ticks (loratui/axes.py), worked
+out again at each render for the size of that moment. The title and the legend are a header above the plot, so
+a legend never covers a line."""
 
 import math
 import time
 from collections.abc import Sequence
 
+from plotext._utility import colorize
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
+from loratui.axes import MIN_SPAN, step_ticks, value_ticks
 from loratui.series import decimate
 
 SMOOTHING_STEPS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 _DEFAULT_POINTS = 400
+_LEGEND_MARK = "━━"
+_LEGEND_GAP = 2
+_X_LABEL_COLUMNS = 10  # room for one step label and the gap to the next
+_Y_TICK_ROWS = 3
 
 
 def smooth(values: Sequence[float], factor: float) -> list[float]:
@@ -28,14 +39,19 @@ def smooth(values: Sequence[float], factor: float) -> list[float]:
 
 class StepChart(PlotextPlot):
     """Lines of (step, value) with a title; `points` counts the data it was given. Drawing is slow (plotext,
-    then its ANSI output turned into Textual strips), so it is timed: see take_cost."""
+    then its ANSI output turned into Textual strips), so it is timed: see take_cost. `min_span`: the narrowest
+    value range, as a share of the values' magnitude (loratui.axes.value_ticks)."""
 
-    def __init__(self, title: str, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, title: str, *, min_span: float = MIN_SPAN, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.title = title
+        self.min_span = min_span
         self.points = 0
         self._cost = 0.0
         self._lines: list[tuple[str, Sequence[int], Sequence[float]]] = []
+        self._legend: list[tuple[str, str]] = []  # (label, its line's plotext colour), only for several lines
+        self._extent: tuple[int, int, float, float] | None = None  # first and last step, lowest and highest value
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -71,13 +87,64 @@ class StepChart(PlotextPlot):
             # Lines take their colours from the plot's theme when plotted, and textual-plotext sets the theme
             # only as it renders: set it first, or the first lines drawn keep plotext's own colours.
             plt.theme(self._get_plotext_theme_name(self.app.theme))
-        plt.title(self.title if self.points else f"{self.title}: waiting for the first step")
+        plt.title(None)
         limit = 2 * self.size.width if self.size.width else _DEFAULT_POINTS
+        drawn, steps, values = [], [], []
         for label, xs, ys in self._lines:
             x, y = decimate(xs, ys, limit)
             if x:
-                plt.plot(x, y, label=label, marker="braille")
+                plt.plot(x, y, marker="braille")  # no label: plotext would draw the legend over the lines
+                drawn.append((label, plt.monitor.color[-1][0]))
+                steps += (x[0], x[-1])
+                values += (min(y), max(y))
+        self._legend = drawn if len(drawn) > 1 else []
+        self._extent = (min(steps), max(steps), min(values), max(values)) if drawn else None
         self.refresh()
+
+    def header(self, width: int) -> list[Text]:
+        """The title, then each line's mark in its colour and its label, centred in as many rows as `width`
+        needs; an entry is never split across rows."""
+        title = self.title if self.points else f"{self.title}: waiting for the first step"
+        entries = [Text(title)]
+        for label, color in self._legend:
+            entries.append(Text.from_ansi(colorize(_LEGEND_MARK, color)) + Text(f" {label}"))
+        rows = [entries[0]]
+        for entry in entries[1:]:
+            if rows[-1].cell_len + _LEGEND_GAP + entry.cell_len <= width:
+                rows[-1] = rows[-1] + Text(" " * _LEGEND_GAP) + entry
+            else:
+                rows.append(entry)
+        for row in rows:
+            row.align("center", width)
+        return rows
+
+    def render(self):
+        width, height = self.size
+        header = self.header(max(1, width))
+        plot_height = max(1, height - len(header))
+        self._set_axes(width, plot_height)
+        plt = self.plt
+        plt.plotsize(width, plot_height)
+        plt._set_size(width, plot_height)  # as textual-plotext's own render does, or resizing goes wrong
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return Text("\n").join([*header, Text.from_ansi(plt.build())])
+
+    def _set_axes(self, width: int, height: int) -> None:
+        """Ticks for this size: as many as their labels have room for, the axes ending on them."""
+        plt = self.plt
+        if self._extent is None:  # an empty frame: earlier data's ticks must not stay
+            plt.xticks([], [])
+            plt.yticks([], [])
+            plt.xlim(None, None)
+            plt.ylim(None, None)
+            return
+        first, last, low, high = self._extent
+        steps = step_ticks(first, last, max(2, min(8, width // _X_LABEL_COLUMNS - 1)))
+        plt.xticks(steps, [str(step) for step in steps])
+        plt.xlim(steps[0], steps[-1])
+        ticks, labels = value_ticks(low, high, max(2, min(6, (height - 3) // _Y_TICK_ROWS)), self.min_span)
+        plt.yticks(ticks, labels)
+        plt.ylim(ticks[0], ticks[-1])
 
 
 class LossChart(StepChart):

@@ -62,7 +62,7 @@ async def test_a_cpu_run_charts_process_rss(db):
         await pilot.pause()
         memory = app.screen.query_one("#memory-chart", StepChart)
         await until(pilot, lambda: memory.points == 10)
-        assert memory.title == "process RSS (GiB)"
+        assert memory.title == "process RSS (MiB)"  # 0.6 GiB reads 615 MiB
         assert "ETA" not in str(app.screen.query_one("#run-numbers").render())
 
 
