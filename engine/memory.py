@@ -1,4 +1,5 @@
-"""Memory readings for step events, and what to try when CUDA runs out of memory."""
+"""Memory readings for step events, activation checkpointing turned on, and what to try when CUDA runs out of
+memory."""
 
 import psutil
 import torch
@@ -16,6 +17,18 @@ def snapshot(accelerator) -> dict:
     rows = accelerator.gather(mine).tolist() if accelerator.num_processes > 1 else mine.tolist()
     keys = ("index", "allocated", "reserved", "peak")
     return {"kind": "cuda", "devices": [dict(zip(keys, map(int, row), strict=True)) for row in rows]}
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Activation checkpointing on a transformers model, non-reentrant (the frozen inputs need no gradient for the
+    LoRA weights inside to get theirs), under its current name: the old gradient_checkpointing_enable warns
+    FutureWarning into every run's log. Transformers before that name have only the old one."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def oom_hints(spec) -> str:

@@ -374,4 +374,7 @@ if __name__ == "__main__":
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    from engine.quiet import hide_library_deprecations
+
+    hide_library_deprecations()
     sys.exit(main())

@@ -31,6 +31,7 @@ def head_modules(model) -> list[str]:
 
 class PeftModelTask:
     sample_schedule = None  # nothing to sample: [eval]'s metrics tell how training goes
+    grown_embeddings = False  # set by a task that grew the embeddings for tokens it added
 
     def attach(self, model, spec, accelerator, heads: list[str], task_type: str | None, example: str) -> None:
         """LoRA from [lora] on `model`, `heads` in modules_to_save; `example` names layers in the error."""
@@ -52,6 +53,11 @@ class PeftModelTask:
     def parameters(self) -> list:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def _embedding_layers(self) -> bool | str:
+        """peft's save_embedding_layers: True where this task grew them, which peft's "auto" finds too, but by
+        reading the base's config again and warning into the run's log each time; else peft decides."""
+        return True if self.grown_embeddings else "auto"
+
     def _unwrapped(self):
         """The model itself, out of accelerate's wrappers and torch.compile's ([train] compile): its state_dict
         keys must not gain _orig_mod."""
@@ -60,7 +66,8 @@ class PeftModelTask:
     def lora_state(self, model_state: dict | None = None) -> dict:
         """The LoRA weights, their biases when they train, and the whole head (BatchNorm statistics too), read from
         the model or from `model_state`, its whole state dict (one gathered from FSDP's shards)."""
-        state = get_peft_model_state_dict(self._unwrapped(), state_dict=model_state)
+        state = get_peft_model_state_dict(self._unwrapped(), state_dict=model_state,
+                                          save_embedding_layers=self._embedding_layers())
         # Embeddings grown for added tokens come under two names sharing one tensor, which safetensors refuses.
         seen = set()
         for key, value in state.items():
@@ -71,7 +78,7 @@ class PeftModelTask:
 
     def load_lora_state(self, state: dict) -> None:
         model = self._unwrapped()
-        expected = set(get_peft_model_state_dict(model))
+        expected = set(get_peft_model_state_dict(model, save_embedding_layers=self._embedding_layers()))
         if set(state) != expected:
             raise LoratuiError(f"checkpoint weights do not fit the model: {len(expected - set(state))} missing, "
                                f"{len(set(state) - expected)} unexpected",
@@ -95,7 +102,8 @@ class PeftModelTask:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".adapter-") as tmp:
             # its README.md model card stays behind
-            self._unwrapped().save_pretrained(tmp, state_dict=model_state)
+            self._unwrapped().save_pretrained(tmp, state_dict=model_state,
+                                              save_embedding_layers=self._embedding_layers())
             save_safetensors(load_file(Path(tmp) / WEIGHTS_NAME), folder / WEIGHTS_NAME, {"format": "pt", **metadata})
             os.replace(Path(tmp) / CONFIG_NAME, folder / CONFIG_NAME)
         return folder

@@ -61,6 +61,8 @@ def lm_runs(tmp_path_factory, builtin_home) -> dict[str, Path]:
         for ref in ("builtin:tiny-llama", *DATA.values()):
             builtin.path(ref)
     specs = {name: f'name = "lm-{name}"\n{COMMON}{section}' for name, section in FORMATS.items()}
+    # one run with activation checkpointing, whose old transformers name warned into the run's log
+    specs["prompt-response"] = specs["prompt-response"].replace("[train]\n", "[train]\ngradient_checkpointing = true\n")
     specs["chat-2"] = (f'name = "lm-chat-2"\n{COMMON}{FORMATS[TWO_PROCESSES[0]]}{TWO_PROCESSES[1]}'
                        .replace(f"max_steps = {STEPS}", "max_steps = 1"))
     procs = {}
@@ -185,3 +187,14 @@ def test_two_processes_evaluate_causal_lm_as_one_does(lm_runs):
     assert (one, two) == (1, 2)
     assert shared["eval_loss"] == pytest.approx(alone["eval_loss"], abs=1e-6)
     assert shared["perplexity"] == pytest.approx(alone["perplexity"], rel=1e-6)
+
+
+def test_run_logs_hold_no_library_deprecation_warnings(lm_runs):
+    """run.log is what the run detail's log pane shows: transformers' and peft's deprecations and notices about
+    what loratui did on purpose (the chat run's grown embeddings, saved with the adapter) stay out of it."""
+    assert "gradient_checkpointing = true" in (lm_runs["prompt-response"] / "spec.toml").read_text()
+    for name in (*FORMATS, "chat-2"):
+        log = (lm_runs[name] / "run.log").read_text()
+        noise = [line for line in log.splitlines()
+                 if any(word in line for word in ("FutureWarning", "DeprecationWarning", "save_embedding_layers"))]
+        assert not noise, (name, noise)

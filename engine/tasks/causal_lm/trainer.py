@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from engine import builtin, fsdp
 from engine.errors import LoratuiError
+from engine.memory import enable_activation_checkpointing
 from engine.rundir import write_atomic
 from engine.tasks import Sample
 from engine.tasks.causal_lm import layout, packing, tokenizer
@@ -72,12 +73,13 @@ class Trainer(PeftModelTask):
             self.tokenizer.chat_template = self.formatter.template.source
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.formatter.eos
         heads = _embedding_modules(model) if files.added else []
+        self.grown_embeddings = bool(files.added)
         if spec.model.quantization():
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.train.gradient_checkpointing)
         elif spec.train.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
             model.enable_input_require_grads()
         self.attach(model, spec, accelerator, heads, "CAUSAL_LM", "q_proj, v_proj for a Llama-style model")
         examples = screened.examples

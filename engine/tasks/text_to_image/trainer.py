@@ -20,6 +20,7 @@ from engine import data
 from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
+from engine.memory import enable_activation_checkpointing
 from engine.tasks import Sample
 from engine.tasks.text_to_image.cache import Caches, build_caches
 from engine.tasks.text_to_image.model_info import model_info
@@ -86,7 +87,7 @@ class Trainer:
         if self.spec.train.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
             for name in self.modules.keys() - {"unet"}:
-                self.modules[name].gradient_checkpointing_enable()
+                enable_activation_checkpointing(self.modules[name])
         for module in self.modules.values():
             module.train()
 
