@@ -11,6 +11,7 @@ from pathlib import PurePath
 
 from engine.errors import LoratuiError
 from engine.spec import Spec, parse_spec
+from engine.tasks.text_to_image import TASK as TEXT_TO_IMAGE
 
 # The seed script's defaults where they differ from loratui's, so an omitted flag means what it meant there.
 SCRIPT_DEFAULTS = {
@@ -130,7 +131,7 @@ def convert_command(argv: list[str]) -> tuple[Spec, list[str]]:
         missing = "--pretrained_model_name_or_path" if "model" not in values else "--dataset_name or --train_data_dir"
         raise LoratuiError(f"the command has no {missing}", hint="the seed script needs it too; add it and convert again")
     values["name"] = _name(values)
-    values["task"] = "text-to-image"
+    values["task"] = TEXT_TO_IMAGE.name
     return parse_spec(values, "the converted command"), notes
 
 

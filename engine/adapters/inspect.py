@@ -93,6 +93,18 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+def _saved_whole(key: str, config: dict | None) -> bool:
+    """A tensor a PEFT adapter declares beyond its LoRA pairs: a module it saves whole (modules_to_save: a new
+    head, grown embeddings) or a bias it trains (bias = all or lora_only)."""
+    if config is None:
+        return False
+    parts = key.split(".")
+    saved = config.get("modules_to_save") or []
+    if any(name in parts or ".".join(parts).count(f".{name}.") for name in saved):
+        return True
+    return parts[-1] == "bias" and config.get("bias", "none") != "none"
+
+
 def inspect_file(path: Path | str, *, allow_nonfinite: bool = False) -> AdapterInfo:
     """Format, family, rank, alpha, targets and metadata of an adapter; refuses anything unsafe or broken."""
     weights, config, files = locate(path)
@@ -112,8 +124,9 @@ def inspect_file(path: Path | str, *, allow_nonfinite: bool = False) -> AdapterI
         "alphas": sorted({a for a in alphas.values() if a is not None}),
         "extra_tensors": len(layout.extra),
     }
-    if layout.extra:
-        warnings.append(f"{len(layout.extra)} tensor(s) are not LoRA pairs (e.g. '{layout.extra[0]}')")
+    unexplained = [key for key in layout.extra if not _saved_whole(key, config)]
+    if unexplained:
+        warnings.append(f"{len(unexplained)} tensor(s) are not LoRA pairs (e.g. '{unexplained[0]}')")
     return AdapterInfo(
         path=Path(path).expanduser().absolute(),
         weights=weights.absolute(),

@@ -56,9 +56,11 @@ def register(sub) -> None:
     gc.add_argument("--dry-run", action="store_true", help="only list them")
     gc.set_defaults(func=_gc)
 
-    export = commands.add_parser("export", help="write an adapter in the diffusers or kohya layout")
+    export = commands.add_parser("export", help="write an adapter in another layout: diffusers or kohya (image "
+                                 "LoRAs), peft (a folder PeftModel.from_pretrained loads)")
     export.add_argument("adapter", help="id or name")
-    export.add_argument("--format", required=True, choices=["diffusers", "kohya"], help="target layout")
+    export.add_argument("--format", required=True, choices=export_formats(),
+                        help="target layout (a task's adapters offer their own)")
     export.add_argument("--out", required=True,
                         help="a folder (created if need be) that receives pytorch_lora_weights.safetensors (diffusers) "
                              "or NAME.safetensors (kohya), or a path ending in .safetensors")
@@ -213,6 +215,12 @@ def _gc(args) -> int:
     else:
         print(f"{copies} deleted, {total} freed" if found else "nothing to delete: every stored copy is in use")
     return 0
+
+
+def export_formats() -> list[str]:
+    from engine.tasks import registry
+
+    return sorted({fmt for task in registry.tasks() for fmt in task.adapters.export})
 
 
 def _export(args) -> int:

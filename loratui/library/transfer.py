@@ -4,6 +4,7 @@ from pathlib import Path
 
 from engine.adapters.safeload import safe_relative
 from engine.errors import LoratuiError
+from engine.tasks import registry
 from loratui.library import adapters
 
 
@@ -45,6 +46,11 @@ def export_adapter(db, id_or_name, fmt: str, out: str | Path, *, overwrite: bool
     from engine.adapters.export import convert
 
     row = adapters.usable(db, id_or_name)
+    task = registry.adapter_task(row.get("task"), row.get("family"))
+    offered = task.adapters.export if task else ()
+    if task and fmt not in offered:
+        raise LoratuiError(f"adapter '{row['name']}' is a {task.name} adapter: it exports as {', '.join(offered)}, "
+                           f"not {fmt}", f"loratui library export {row['id']} --format {offered[0]} --out DIR")
     return convert(row["path"], Path(out).expanduser(), fmt, overwrite=overwrite, name=row["name"])
 
 
