@@ -132,17 +132,18 @@ def planned_run_dir(name: str, output_dir: str = "") -> RunDir:
 
 
 def claim_run_dir(name: str, output_dir: str, taken: Callable[[str], bool]) -> RunDir:
-    """A fresh folder that is this run's alone, holding the run's id: `output_dir`, else runs/<name>-<time>.
+    """A fresh folder that is this run's alone, holding the run's id: `output_dir`, else runs/<id>.
 
-    The id is the folder's name, suffixed -2, -3, ... past those `taken` already. The folder is claimed
-    exclusively (a new folder, or the id file created with O_EXCL), so two processes never share one."""
+    The id is <name>-<time>, suffixed -2, -3, ... past those `taken` already, wherever the folder goes: the
+    name the user gave names the run (and its adapter), never the folder's. The folder is claimed exclusively
+    (a new folder, or the id file created with O_EXCL), so two processes never share one."""
+    base = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if output_dir:
         path = _empty_output_dir(output_dir)
-        run_id = next(candidate for candidate in _suffixed(path.name) if not taken(candidate))
+        run_id = next(candidate for candidate in _suffixed(base) if not taken(candidate))
         path.mkdir(parents=True, exist_ok=True)
         RunDir(path).claim(run_id)
         return RunDir(path)
-    base = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_id = next(c for c in _suffixed(base) if not taken(c) and _made(runs_dir() / c))
     RunDir(runs_dir() / run_id).claim(run_id)
     return RunDir(runs_dir() / run_id)

@@ -254,8 +254,10 @@ class Spec(_Section):
     output: OutputSection = Field(default_factory=OutputSection, description="Where the run goes")
     launch: LaunchSection = Field(default_factory=LaunchSection, description="How accelerate launches the run")
 
-    def to_toml(self) -> str:
-        return tomli_w.dumps(self.model_dump())
+    def to_toml(self, *, given_only: bool = False) -> str:
+        """Every field, as a run stores what it trains with; given_only: only those the spec set, so that
+        defaults keep following the model when it is checked again (a queued spec)."""
+        return tomli_w.dumps(self.model_dump(exclude_unset=given_only))
 
     def hash(self) -> str:
         """Identifies the settings; the same spec always hashes the same."""

@@ -143,7 +143,16 @@ def prepare(db, plan: Plan) -> None:
             _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
     plan.run.create(plan.spec.to_toml())
     plan.run.write_preflight(plan.skip_rows, plan.notes)
+    _log_notes(plan)
     plan.run.clear_pids()
+
+
+def _log_notes(plan: Plan) -> None:
+    """What preflight noted (a default that followed the model, rows to skip...), in run.log before the training's
+    own output, so the log says what this launch took."""
+    if plan.notes:
+        with open(plan.run.log, "a", encoding="utf-8") as log:
+            log.writelines(f"note: {note}\n" for note in plan.notes)
 
 
 def _taken(db, run_id: str) -> bool:

@@ -31,7 +31,7 @@ def add(db, paths: list[str]) -> list[dict]:
     with db.conn:
         for path, spec in specs:
             cursor = db.execute("INSERT INTO queue (spec_path, spec, name) VALUES (?, ?, ?)",
-                                [str(Path(path).resolve()), spec.to_toml(), spec.name])
+                                [str(Path(path).resolve()), spec.to_toml(given_only=True), spec.name])
             jobs.append({"id": cursor.lastrowid, "name": spec.name, "spec_path": str(Path(path).resolve())})
     return jobs
 

@@ -91,10 +91,18 @@ def check_rows(section, rows, report, *, images: bool) -> None:
 
 
 def _check_length(section, info: LmInfo, report) -> None:
+    """A max_length the user set must fit in the model's positions. The default follows the model where it is
+    more: the section takes the model's positions (so the spec the run stores holds what it trains with), and
+    a note says so."""
     positions = info.config.get("max_position_embeddings")
-    if isinstance(positions, int) and section.max_length > positions:
+    if not isinstance(positions, int) or section.max_length <= positions:
+        return
+    if "max_length" in section.model_fields_set:
         report.errors.append(f"data.max_length: {section.max_length} is more than the {positions} positions of "
                              f"{info.pretrained} (allowed: 1 to {positions})")
+        return
+    default, section.max_length = section.max_length, positions
+    report.notes.append(f"data.max_length: {positions} (the model's positions; the default {default} is more)")
 
 
 def _check_tokens(section, found: layout.Layout, info: LmInfo, rows, report) -> None:
