@@ -16,6 +16,7 @@ from engine.home import home
 from engine.launch_check import accelerate_config
 from engine.rundir import RunDir, write_atomic
 from engine.spec import Spec
+from loratui.runs.exits import killing_signal, log_size, signal_words
 from loratui.runs.launch import Plan, accelerate_command, launch_env
 
 
@@ -50,12 +51,16 @@ def join(spec: Spec, machine_rank: int) -> int:
     plan = Plan(spec, run, resume="latest" if spec.train.resume_from_checkpoint else None)
     print(f"machine {machine_rank} of {machines}: joining the run at {address} (log: {run.log})", file=sys.stderr,
           flush=True)
+    start = log_size(run.log)
     with open(run.log, "ab") as log:
         code = subprocess.call(accelerate_command(plan, machine_rank), stdin=subprocess.DEVNULL, stdout=log,
                                stderr=subprocess.STDOUT, env=launch_env(plan))
     run.clear_pids()
     if code:
-        raise NodeFailed(f"machine {machine_rank}'s training processes exited with code {code}",
+        killed = killing_signal(code, run.log, start)
+        ended = f"a training process was killed by {signal_words(killed)}" if killed else \
+            f"the training processes exited with code {code}"
+        raise NodeFailed(f"machine {machine_rank}: {ended}",
                          hint=f"see {run.log}, and the run on the main machine ({address})")
     print(f"machine {machine_rank}: done", file=sys.stderr)
     return 0

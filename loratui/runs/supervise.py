@@ -16,6 +16,7 @@ from engine.events import EventTail
 from engine.liveness import has_ended
 from engine.rundir import RunDir
 from engine.spec import load_spec
+from loratui.runs.exits import killing_signal, log_size, signal_words
 from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
 
@@ -23,6 +24,7 @@ POLL_S = 0.5
 AFTER_END_S = 60  # how long the processes may take to exit once the main one has recorded the end
 END_EVENTS = ("run_finished", "run_stopped", "run_failed")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PARTIAL_TAG = "partial"  # a stopped run's adapter: trained part of the way
 
 
 class RunFailed(LoratuiError):
@@ -112,6 +114,7 @@ def supervise(db, plan: Plan, display=None) -> dict:
     tail = EventTail(plan.run.events, after_seq=last_seq)
     code = ended = None
     stuck = False
+    log_start = log_size(plan.run.log)
     try:
         proc = forwarder.proc = start_training(plan)
         while code is None:
@@ -132,25 +135,37 @@ def supervise(db, plan: Plan, display=None) -> dict:
     finally:
         forwarder.restore()
     plan.run.clear_pids()
-    row = _finish(db, plan, 0 if stuck else code, forwarder.requests, ranks.first_dead)
+    code = 0 if stuck else code
+    row = _finish(db, plan, code, forwarder.requests, ranks.first_dead, killing_signal(code, plan.run.log, log_start))
     if display is not None:
         display.close(row)
     return row
 
 
-def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | None = None) -> dict:
+def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | None = None,
+            killed_by: int | None = None) -> dict:
+    """Record how the run ended where the training did not (`killed_by`: the signal that killed a training
+    process, if one did), and register its adapter."""
     row = next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
     status = None
+    killed = f"killed by {signal_words(killed_by)}" if killed_by else None
     if code and first_dead and row["status"] == "running" and not stop_requests:
         # The main process died without a word, and the others were stopped because of it.
-        status, error = "failed", (f"training process {first_dead} died at step {row['step']}; the others were "
-                                   f"stopped (accelerate exited with code {code})")
+        died = f"training process {first_dead} died at step {row['step']}"
+        status, error = "failed", (f"{died}, {killed}; the others were stopped" if killed else
+                                   f"{died}; the others were stopped (accelerate exited with code {code})")
+    elif row["status"] == "running" and stop_requests > 1:
+        status, error = "stopped", "stopped at once by a second stop request, without saving"
     elif row["status"] == "running":  # the training ended without saying how: killed, or forced
-        status, error = ("stopped", "stopped at once by a second stop request, without saving") if stop_requests > 1 \
-            else ("crashed", f"the training processes exited with code {code} without recording an end")
+        what = f"a training process was {killed}" if killed else f"the training processes exited with code {code}"
+        status, error = "crashed", f"{what} without recording an end"
     elif code and not stop_requests and row["status"] != "failed":
         # The main process ended cleanly but another one did not (accelerate then stops the rest).
-        status, error = "failed", f"a training process failed (accelerate exited with code {code})"
+        status, error = "failed", (f"a training process was {killed}" if killed else
+                                   f"a training process failed (accelerate exited with code {code})")
+    elif killed and row["status"] == "failed" and killed not in (row["error"] or ""):
+        # The main process recorded that another one died; only the launcher's report says of what.
+        status, error = "failed", f"{row['error']}, {killed}"
     if status:
         with db.conn:
             db.execute("UPDATE runs SET status = ?, error = ?, ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
@@ -165,20 +180,30 @@ def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | Non
 
 
 def _register(db, plan: Plan, adapter: str) -> tuple[int | None, str]:
+    """Register the run's adapter under the run's id. A stopped run's is partial: tagged so, named and noted
+    with the step it reached (the finished adapter, later, takes the plain name); a resumed run's newer one
+    is named with its step."""
     try:
-        from loratui.library.adapters import register
+        from loratui.library.adapters import edit, free_name, register
     except ImportError:
         return None, "the adapter library is not available in this version"
+    run = next(db.query("SELECT status, step, total_steps FROM runs WHERE id = ?", [plan.run_id]))
+    partial = run["status"] == "stopped"
     name = plan.run_id
-    if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():  # a resumed run's newer adapter
-        step = db.execute("SELECT step FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
-        name = f"{plan.run_id}-step{step}"
+    if partial:
+        name = free_name(db, f"{plan.run_id}-step{run['step']}")
+    elif db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():
+        name = f"{plan.run_id}-step{run['step']}"
     try:
         # Copied into the content store: the run folder's own file is written again by a resume.
-        row = register(db, adapter, name=name, source_run=plan.run_id, base_model=plan.spec.model.pretrained)
+        row = register(db, adapter, name=name, source_run=plan.run_id, base_model=plan.spec.model.pretrained,
+                       tags=[PARTIAL_TAG] if partial else None)
+        if partial and PARTIAL_TAG in row["tags"] and not row.get("notes"):
+            row = edit(db, row["id"], notes=f"partial: saved when the run stopped at step {run['step']} of "
+                                            f"{run['total_steps']}")
     except LoratuiError as exc:
         return None, f"not registered: {exc.message}"
-    return row.get("id"), f"registered as {row.get('name')}"
+    return row.get("id"), f"registered as {row.get('name')}" + (f" (partial, step {run['step']})" if partial else "")
 
 
 def outcome(row: dict) -> int:

@@ -103,3 +103,17 @@ def test_out_of_memory_fails_with_hints_and_resuming_latest_continues(tmp_path, 
     starts = [e for e in events if e["type"] == "run_started"]
     assert [s["resume_step"] for s in starts] == [0, 2] and events[-1]["type"] == "run_finished"
     assert "resumed from checkpoint-000002: step 2, epoch 0, sample 8" in [e.get("message") for e in events]
+
+
+def test_a_training_process_killed_by_a_signal_is_said_to_be(tmp_path, builtin_home):
+    """accelerate launch exits 1 whatever killed its child; the run says what did, as the OOM killer's kill -9
+    would have it."""
+    out, folder, events = run(tmp_path, builtin_home, "", KILL_RANK0_AFTER_STEP="3")
+    assert out.returncode == 1 and events[-1]["type"] == "step" and events[-1]["step"] == 3
+    said = "a training process was killed by signal 9 (SIGKILL) without recording an end"
+    assert f"crashed at step 3: {said}" in out.stderr, out.stderr[-2000:]
+    home = tmp_path / "home"
+    from homes import inline
+
+    (row,) = json.loads(inline(home, "runs", "ls", "--json").stdout)
+    assert (row["status"], row["error"]) == ("crashed", said)

@@ -88,6 +88,19 @@ def assert_stopped_cleanly(home: Path) -> None:
     pipe = StableDiffusionPipeline.from_pretrained(home / "builtin" / "tiny-sd")
     pipe.load_lora_weights(Path(stopped["adapter_path"]).parent)
     assert pipe.unet.peft_config
+    assert_partial_in_library(home, row["id"], stopped["step"])
+
+
+def assert_partial_in_library(home: Path, run_id: str, step: int) -> None:
+    """The stopped run's adapter enters the library marked partial, with the step it reached."""
+    from homes import inline
+
+    (adapter,) = json.loads(inline(home, "library", "ls", "--json").stdout)
+    assert (adapter["name"], adapter["tags"], adapter["source_run"]) == (f"{run_id}-step{step}", ["partial"], run_id)
+    listed = inline(home, "library", "ls").stdout.splitlines()
+    assert listed[1].split()[1] == adapter["name"] and listed[1].split()[-1] == "partial", listed
+    shown = inline(home, "library", "show", adapter["name"]).stdout
+    assert "notes:" in shown and f"partial: saved when the run stopped at step {step} of 5000" in shown, shown
 
 
 def test_ctrl_c_to_the_process_group_saves_and_stops(home, tmp_path):
