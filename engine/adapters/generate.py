@@ -6,7 +6,7 @@ An `on_step(k, n)` callback hears of each denoising step (or new token); returni
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,8 +159,7 @@ def save_png(image, path: Path, info: dict | None = None) -> Path:
     meta = PngImagePlugin.PngInfo()
     if info is not None:
         meta.add_text("loratui", json.dumps(info, sort_keys=True, default=str))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    tmp = _new_file(path.parent / f".{path.name}.", ".png")
     try:
         image.save(tmp, format="PNG", pnginfo=meta)
         os.replace(tmp, path)
@@ -168,3 +167,15 @@ def save_png(image, path: Path, info: dict | None = None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _new_file(prefix: Path, suffix: str) -> str:
+    """A new, empty file named `prefix`<random>`suffix`, made with the mode the umask leaves (0644 under umask
+    022) as any file the user makes: mkstemp's are 0600, which os.replace would pass on to the PNG."""
+    while True:
+        name = f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return name

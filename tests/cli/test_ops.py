@@ -215,6 +215,42 @@ def test_combine_records_the_method_parameters(db, capsys):
     assert [json.loads(p) for (p,) in params] == [{"density": 0.5, "rank": 4}] * 2
 
 
+def test_pruning_combines_take_a_default_density_and_record_it(db, capsys, tmp_path, files):
+    from adapter_ops_data import sd_lora
+
+    from engine.adapters.combine import DEFAULT_DENSITY
+    from loratui.library import adapters
+
+    # ties needs equal ranks: a second rank-4 adapter beside ink.
+    adapters.register(db, sd_lora(files["sd"], tmp_path / "ink2", rank=4, seed=5), name="ink2",
+                      base_model=str(files["sd"]))
+    for method, parents in (("ties", ("ink", "ink2")), ("dare_ties_svd", ("ink", "paper"))):
+        code, stdout, _ = _run(capsys, "combine", *parents, "--method", method, "--name", f"by-{method}")
+        assert code == 0 and f"by-{method}: {method} of" in stdout
+        params = db.execute("SELECT params FROM lineage JOIN adapters ON adapters.id = child WHERE name = ?",
+                            [f"by-{method}"])
+        assert {json.loads(p)["density"] for (p,) in params} == {DEFAULT_DENSITY}
+    with pytest.raises(SystemExit):
+        main(["combine", "--help"])
+    assert f"default {DEFAULT_DENSITY}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_generated_pngs_follow_the_umask(db, capsys, tmp_path):
+    import os
+    import stat
+    from pathlib import Path
+
+    for umask, mode, out in ((0o022, 0o644, []), (0o077, 0o600, ["--out", str(tmp_path / "private.png")])):
+        previous = os.umask(umask)
+        try:
+            code, stdout, _ = _run(capsys, "gen", "--adapter", "ink:0.8", *IMAGE, "--size", "32x32", *out)
+        finally:
+            os.umask(previous)
+        assert code == 0
+        written = Path(stdout.split()[0])  # the library's generations folder, or --out
+        assert stat.S_IMODE(written.stat().st_mode) == mode, (umask, oct(written.stat().st_mode))
+
+
 def test_merge_writes_a_model_that_generates_like_the_adapters(db, capsys, tmp_path, files):
     out = tmp_path / "merged"
     code, stdout, _ = _run(
