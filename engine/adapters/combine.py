@@ -43,6 +43,9 @@ METHODS = (
     "magnitude_prune_svd",
 )
 USES_DENSITY = tuple(m for m in (*EQUAL_RANK, *SVD) if m not in ("linear", "svd"))
+# The share of each adapter's weights that TIES, DARE and magnitude pruning keep when none is asked for: PEFT's
+# add_weighted_adapter has no default (its model-merging guide uses 0.2), the TIES paper keeps the top 20%.
+DEFAULT_DENSITY = 0.2
 DIFFUSION_PARTS = ("unet", "text_encoder", "text_encoder_2")
 LLM_PART = "model"
 PEFT_PREFIX = "base_model.model."
@@ -67,8 +70,6 @@ def check_options(method: str, weights: list[float], parents: int, density, rank
         errors.append(f"weights: {len(weights)} given for {parents} adapters")
     if any(not math.isfinite(w) for w in weights):
         errors.append("weights: every weight must be a finite number")
-    if method in USES_DENSITY and density is None:
-        errors.append(f"density: {method} needs --density between 0 and 1")
     if density is not None and method not in USES_DENSITY:
         errors.append(f"density: {method} takes no density (used by {', '.join(USES_DENSITY)})")
     if density is not None and not 0 < density <= 1:
@@ -79,6 +80,11 @@ def check_options(method: str, weights: list[float], parents: int, density, rank
         errors.append(f"rank: {rank} (need at least 1)")
     if errors:
         raise LoratuiError("cannot combine: " + "; ".join(errors), hint="fix the options named above")
+
+
+def density_of(method: str, density: float | None) -> float | None:
+    """The density a method combines with: the one asked for, DEFAULT_DENSITY for a method that prunes."""
+    return DEFAULT_DENSITY if density is None and method in USES_DENSITY else density
 
 
 def read_parts(path: Path) -> dict[str, Part]:
@@ -156,6 +162,7 @@ def combine(
     `names` label the parents in error messages. The folder is created complete or not at all.
     """
     check_options(method, weights, len(parents), density, rank)
+    density = density_of(method, density)
     out = Path(out)
     if out.exists():
         raise LoratuiError(f"{out} already exists", hint="choose another name or output folder")

@@ -21,7 +21,8 @@ def register(sub) -> None:
         "dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd",
     )
     combine.add_argument(
-        "--density", type=float, help="share of weights kept by ties/dare/magnitude_prune (0-1]"
+        "--density", type=float, help="share of weights kept by ties/dare/magnitude_prune (0-1], default 0.2 "
+        "(PEFT's merging guide, the TIES paper's top 20%%)"
     )
     combine.add_argument(
         "--rank", type=int, help="rank of the result for *svd methods (default: largest parent)"

@@ -12,7 +12,7 @@ from loratui.library.transfer import check_fit
 
 def combine(db, request: CombineRequest) -> CombineResult:
     """Write the combination, register it under `request.name` (or find the identical entry already there)."""
-    from engine.adapters.combine import check_options
+    from engine.adapters.combine import check_options, density_of
     from engine.adapters.combine import combine as combine_files
     from engine.adapters.load import quiet
     from engine.adapters.safeload import safe_name
@@ -26,7 +26,8 @@ def combine(db, request: CombineRequest) -> CombineResult:
     weights = list(request.weights or [row["preferred_weight"] for row in rows])
     check_options(request.method, weights, len(rows), request.density, request.rank)
     quiet()
-    params = {k: v for k, v in (("density", request.density), ("rank", request.rank)) if v is not None}
+    density = density_of(request.method, request.density)  # the lineage records the default it took
+    params = {k: v for k, v in (("density", density), ("rank", request.rank)) if v is not None}
     if request.method.startswith("dare"):
         params["seed"] = request.seed
     work = Path(tempfile.mkdtemp(prefix="combine-", dir=home()))

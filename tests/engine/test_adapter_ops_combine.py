@@ -99,8 +99,8 @@ def test_options_are_checked_all_at_once(loras, tmp_path):
     assert "density: cat takes no density" in message and "rank: cat takes no rank" in message
     with pytest.raises(LoratuiError, match="method: 'blend'"):
         combine([loras["a"], loras["b"]], [1, 1], tmp_path / "x", method="blend")
-    with pytest.raises(LoratuiError, match="ties needs --density"):
-        combine([loras["a"], loras["b"]], [1, 1], tmp_path / "x", method="ties")
+    with pytest.raises(LoratuiError, match=r"density: 0 \(need 0 < D <= 1\)"):  # ties without one takes 0.2
+        combine([loras["a"], loras["b"]], [1, 1], tmp_path / "x", method="ties", density=0)
     assert not (tmp_path / "x").exists()
 
 
