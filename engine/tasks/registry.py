@@ -73,7 +73,7 @@ class AdapterSupport:
     try_form: TryForm
     session: str | None = None  # engine.adapters.load's kind of warm session, for tasks `gen` loads there
     combine: tuple[str, ...] | None = None  # the engine.adapters.combine methods it takes; None: every one
-    merge_alone: bool = False  # the adapter trains a head of its own: merged alone, at one weight
+    own_head: bool = False  # it trains a head of its own: merged alone at one weight, combined only when heads agree
     export: tuple[str, ...] = ()  # engine.adapters.export formats it converts to
     extra_tensors: bool = False  # its files hold tensors beyond LoRA pairs (heads, embeddings) by design
 

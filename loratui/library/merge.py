@@ -10,7 +10,7 @@ from loratui.library.transfer import check_fit
 def _headed(row: dict) -> bool:
     """Its task's adapters carry a head of their own: merged one at a time, head included."""
     task = registry.adapter_task(row.get("task"), row.get("family"))
-    return task is not None and task.adapters.merge_alone
+    return task is not None and task.adapters.own_head
 
 
 def merge(db, request: MergeRequest) -> MergeResult:

@@ -84,7 +84,7 @@ def check_mix(rows: list[dict], action: str | None = None) -> str:
                            "mark adapters made for one base model (space unmarks)")
     task = registry.adapter_task(rows[0].get("task"), rows[0].get("family"))
     form = task.adapters.try_form.kind if task else "image"
-    alone = {"generate": form in ("classify", "segment"), "merge": bool(task and task.adapters.merge_alone)}
+    alone = {"generate": form in ("classify", "segment"), "merge": bool(task and task.adapters.own_head)}
     if alone.get(action) and len(rows) > 1:
         raise LoratuiError(f"{task.name} adapters are {'tried' if action == 'generate' else 'merged'} one at a time "
                            f"({len(rows)} marked)", "mark one adapter, or combine them first")

@@ -30,7 +30,7 @@ TASK = register_task(Task(
     families=(VISION,),
     hub_tags=("image-segmentation",),
     adapters=AdapterSupport(format="peft", try_form=TryForm("segment", "--image", "the mask over the image"),
-                            merge_alone=True, export=("peft",), extra_tensors=True),
+                            own_head=True, export=("peft",), extra_tensors=True),
     builtins={
         "tiny-segformer": Builtin("model", "2-stage SegFormer (hidden 16/32) for the shapes-masks classes, 64 px, "
                                   "random weights", "segformer:build_segformer", "vision"),

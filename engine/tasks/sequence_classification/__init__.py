@@ -49,7 +49,7 @@ TASK = register_task(Task(
     also_trains=("llm",),  # decoders take a `score` head
     hub_tags=("text-classification",),
     adapters=AdapterSupport(format="peft", try_form=TryForm("classify", "--text", "class probabilities"),
-                            merge_alone=True, export=("peft",), extra_tensors=True),
+                            own_head=True, export=("peft",), extra_tensors=True),
     builtins={
         "tiny-bert": Builtin("model", "2-layer BERT encoder (hidden 64) with a WordPiece vocabulary of the reviews, "
                              "random weights", "bert:build_bert", "text"),
