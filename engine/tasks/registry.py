@@ -46,6 +46,8 @@ class Family:
     targets: tuple[str, ...] = ()  # default LoRA target modules
     blocks: bool = False  # per-block scales address its down/mid/up blocks
     text_encoders: tuple[str, ...] = ()  # a pipeline's text-encoder components (kohya numbers them when two)
+    base_model: str = ""  # the Hub model `spec new --family NAME` starts from
+    resolution: int = 0  # the image size it was trained at (text-to-image)
     hub_files: tuple[str, ...] = ("model_index.json", "config.json")  # what a Hub repo is judged by
 
 

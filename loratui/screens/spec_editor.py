@@ -64,13 +64,13 @@ class SpecEditorScreen(LoratuiScreen):
     def for_choice(cls, model_entry, model_detail, data_entry, dataset, mapping: dict) -> "SpecEditorScreen":
         """Start from the template for the model's family and the chosen data, with the chosen columns."""
         from engine.spec_template import template_values
-        from engine.tasks import DEFAULT_TASK, spec_module
+        from engine.tasks import DEFAULT_TASK, registry
 
         judged = model_detail.trainability
         task = judged.task or DEFAULT_TASK
         values = template_values(
             task=task,
-            family=judged.family if judged.family in spec_module(task).FAMILIES else None,
+            family=judged.family if registry.task(task).trains(judged.family) else None,
             model=model_entry.ref,
             data=data_entry.ref if data_entry else "",
         )

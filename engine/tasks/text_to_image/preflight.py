@@ -8,6 +8,7 @@ from engine import data
 from engine.errors import LoratuiError
 from engine.lora_targets import linear_layers, unmatched_problem
 from engine.model_index import lora_parameter_count
+from engine.tasks import registry
 from engine.tasks.text_to_image.model_info import ModelInfo, model_info
 
 SHOWN_BAD_IMAGES = 5
@@ -47,7 +48,7 @@ def adapter_bytes(spec, info: ModelInfo | None) -> int | None:
     lora = spec.lora
     parts = [("unet", lora.target_modules)]
     if lora.train_text_encoder:
-        encoders = ["text_encoder", "text_encoder_2"] if info.family == "sdxl" else ["text_encoder"]
+        encoders = registry.family(info.family).text_encoders
         parts += [(name, lora.text_encoder_target_modules) for name in encoders]
     counts = [lora_parameter_count(info.folder, sub, targets, lora.rank) for sub, targets in parts]
     return None if None in counts else sum(counts) * 4

@@ -7,16 +7,13 @@ from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
 from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section, column_role
+from engine.tasks import registry
+from engine.tasks.text_to_image import TASK
 
-FAMILIES = ("sd1", "sd2", "sdxl")
-_BASE_MODELS = {
-    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    "sd2": "stabilityai/stable-diffusion-2-1",
-    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
-}
-_RESOLUTIONS = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+FAMILIES = TASK.family_names()
 # The built-ins train in seconds on a CPU: small images, and enough steps to see the loss fall.
-_TINY = {"tiny-sd": "sd1", "tiny-sdxl": "sdxl"}
+_TINY = {name: b.family for name, b in TASK.builtins.items() if b.kind == "model"}
+LARGE = 1024  # a family trained at this size or more checkpoints activations by default
 
 
 class Data(DataSection):
@@ -107,17 +104,17 @@ SPEC = TextToImageSpec
 
 
 def template(family: str | None, model: str, data: str) -> dict:
-    """Values suited to the family (sd1, sd2, sdxl); with no family and no model, builtin:tiny-sd on
+    """Values suited to the family (one of FAMILIES); with no family and no model, builtin:tiny-sd on
     builtin:shapes, which trains offline in seconds."""
     if family is not None and family not in FAMILIES:
         raise LoratuiError(f"unknown model family '{family}' for text-to-image", hint="families: " + ", ".join(FAMILIES))
     if not model:
-        model = _BASE_MODELS[family] if family else "builtin:tiny-sd"
+        model = registry.family(family).base_model if family else "builtin:tiny-sd"
     tiny = model.removeprefix("builtin:") if model.startswith("builtin:") else ""
-    family = family or _TINY.get(tiny, "sd1")
+    found = registry.family(family or _TINY.get(tiny, FAMILIES[0]))
     small = bool(tiny)
     train = {
-        "resolution": 64 if small else _RESOLUTIONS[family],
+        "resolution": 64 if small else found.resolution,
         "center_crop": True,
         "random_flip": True,
         "batch_size": 4 if small else 1,
@@ -126,11 +123,11 @@ def template(family: str | None, model: str, data: str) -> dict:
         "learning_rate": 1e-4,
         "lr_scheduler": "cosine",
         "checkpointing_steps": 50 if small else 500,
-        "gradient_checkpointing": family == "sdxl" and not small,
+        "gradient_checkpointing": found.resolution >= LARGE and not small,
     }
     return {
-        "name": "shapes-demo" if small else f"{family}-lora",
-        "task": "text-to-image",
+        "name": "shapes-demo" if small else f"{found.name}-lora",
+        "task": TASK.name,
         "model": {"pretrained": model},
         "data": {"source": data or ("builtin:shapes" if small else "path/to/imagefolder")},
         "lora": {"train_text_encoder": False},

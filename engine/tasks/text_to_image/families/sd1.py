@@ -21,4 +21,5 @@ def adapter_match(evidence: AdapterEvidence) -> int:
 
 FAMILY = Family("sd1", "Stable Diffusion 1.x", PIPELINE, recognise, adapter_match,
                 targets=("to_k", "to_q", "to_v", "to_out.0"), blocks=True,
-                text_encoders=("text_encoder",))
+                text_encoders=("text_encoder",),
+                base_model="stable-diffusion-v1-5/stable-diffusion-v1-5", resolution=512)

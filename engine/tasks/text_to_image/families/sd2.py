@@ -21,4 +21,5 @@ def adapter_match(evidence: AdapterEvidence) -> int:
 
 FAMILY = Family("sd2", "Stable Diffusion 2.x", PIPELINE, recognise, adapter_match,
                 targets=("to_k", "to_q", "to_v", "to_out.0"), blocks=True,
-                text_encoders=("text_encoder",))
+                text_encoders=("text_encoder",),
+                base_model="stabilityai/stable-diffusion-2-1", resolution=768)
