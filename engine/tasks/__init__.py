@@ -2,7 +2,8 @@
 
   spec.py       SPEC, the task's spec class: its [data] columns, its [lora] and [train] fields, its own
                 sections. No torch: `loratui spec`, preflight and the dashboard read it.
-  preflight.py  check(spec, report, ...): what can be checked before any model loads. No torch.
+  preflight.py  check_model(model, values, report, offline_ok), check_rows(section, rows, report, images=...) and
+                adapter_bytes(spec, info): what can be checked before any model loads. No torch.
   trainer.py    Trainer(spec, accelerator, rows, log): models, LoRA, examples, loss, evaluation, saving,
                 samples; the Trainer protocol below, all the training loop talks to.
   estimate.py   count_parameters(folder, spec) and memory_bytes(spec, counts): what a run would cost.
