@@ -1,6 +1,8 @@
-"""The Library's dialogs: edit (tags, trigger words, weight, notes), rename, remove (forget only, or forget and
-delete the files), export (folder and format) and import (a path that completes, or a Hub id). Each returns a
-typed request (library_changes), or None when cancelled; the screen applies it in a worker."""
+"""The Library's dialogs: edit (tags, trigger words, weight, notes), rename, remove (the entry and its stored
+copy, or the entry only), export (folder and format) and import (a path that completes, or a Hub id). Each
+turns its fields into a typed request (library_changes) and applies it while it stays open (WorkingDialog):
+it closes with the Change once done, or shows what went wrong with the fields as typed. Tab visits every
+field in the order shown; a short terminal scrolls the fields, never the buttons."""
 
 import math
 import re
@@ -9,19 +11,30 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from engine.adapters.export import FORMATS as EXPORT_FORMATS
+from loratui.screens.dialog import WorkingDialog
 from loratui.screens.library_changes import AdapterEdit, Export, Import, Removal, Rename
 from loratui.widgets.path_suggester import PathSuggester
 
 
-class FormDialog(ModalScreen):
-    """A titled form with OK and Cancel; `answer()` reads the fields or raises ValueError with what is wrong."""
+class LibraryDialog(WorkingDialog):
+    """Applies a library_changes request to the library."""
 
     CSS_PATH = "adapter_dialogs.tcss"
+
+    def perform(self, request):
+        from loratui.watch import library
+
+        with library() as db:
+            return request.apply(db)
+
+
+class FormDialog(LibraryDialog):
+    """A titled form with OK and Cancel; `answer()` reads the fields or raises ValueError with what is wrong."""
+
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel"), Binding("ctrl+s", "submit", "OK")]
     OK = "Save"
 
@@ -30,13 +43,14 @@ class FormDialog(ModalScreen):
         self.heading = title
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(self.heading, id="dialog-title")
+        with VerticalScroll(id="dialog", can_focus=False):  # Tab goes to the fields
+            yield Static(self.heading, id="dialog-title", markup=False)
             yield from self.fields()
-            yield Static(id="dialog-problem")
-            with Horizontal(id="buttons"):
-                yield Button(f"{self.OK} (ctrl+s)", variant="primary", id="ok")
-                yield Button("Cancel (esc)", id="cancel")
+            with Vertical(id="dialog-foot"):  # docked: always in sight, however many fields scroll above
+                yield Static(id="dialog-problem")
+                with Horizontal(id="buttons"):
+                    yield Button(f"{self.OK} (ctrl+s)", variant="primary", id="ok")
+                    yield Button("Cancel (esc)", id="cancel")
 
     def fields(self) -> ComposeResult:
         yield from ()
@@ -48,11 +62,11 @@ class FormDialog(ModalScreen):
     @on(Input.Submitted)
     def action_submit(self) -> None:
         try:
-            answer = self.answer()
+            request = self.answer()
         except ValueError as problem:
-            self.query_one("#dialog-problem", Static).update(str(problem))
+            self.show_problem(str(problem))
             return
-        self.dismiss(answer)
+        self.run(request)
 
     @on(Button.Pressed, "#cancel")
     def action_dismiss_none(self) -> None:
@@ -146,12 +160,12 @@ class ImportDialog(FormDialog):
         return Import(self.value("ref"), self.value("name") or None, self.query_one("#link", Checkbox).value)
 
 
-class RemoveDialog(ModalScreen[Removal | None]):
-    """Forget the entry only, or forget it and delete its files; the question says which files those are."""
+class RemoveDialog(LibraryDialog):
+    """Remove the entry and its stored copy (kept while another entry uses it), or the entry only; a linked
+    file is the user's and always stays. The question says which file that is."""
 
-    CSS_PATH = "adapter_dialogs.tcss"
-    BINDINGS = [Binding("f", "answer('forget')", "Forget only"), Binding("d", "answer('delete')", "Delete files"),
-                Binding("escape,n", "answer(None)", "Cancel")]
+    BINDINGS = [Binding("d", "answer('delete')", "Remove"), Binding("f", "answer('forget')", "Keep the copy"),
+                Binding("escape,n", "dismiss_none", "Cancel")]
 
     def __init__(self, row: dict) -> None:
         super().__init__()
@@ -159,22 +173,35 @@ class RemoveDialog(ModalScreen[Removal | None]):
 
     def compose(self) -> ComposeResult:
         row = self.row
-        if row.get("storage") == "link":
+        linked = row.get("storage") == "link"
+        if linked:
             files = f"Its file is yours and stays where it is: {row['path']}"
         else:
-            files = f"Forget only keeps its files; delete removes them from the library store: {row['path']}"
-        with Vertical(id="dialog"):
-            yield Static(f"Remove #{row['id']} {row['name']} from the library?\n{files}", id="dialog-title")
-            with Horizontal(id="buttons"):
-                yield Button("Forget only (f)", id="forget")
-                yield Button("Forget and delete files (d)", variant="error", id="delete",
-                             disabled=row.get("storage") == "link")
-                yield Button("Cancel (esc)", id="cancel")
+            files = f"Its stored copy is deleted, unless another entry uses it: {row['path']}"
+        with VerticalScroll(id="dialog", can_focus=False):  # Tab goes to the fields
+            yield Static(f"Remove #{row['id']} {row['name']} from the library?\n{files}", id="dialog-title",
+                         markup=False)
+            with Vertical(id="dialog-foot"):
+                yield Static(id="dialog-problem")
+                with Horizontal(id="buttons"):
+                    yield Button("Remove (d)", variant="error", id="delete")
+                    if not linked:
+                        yield Button("Keep the stored copy (f)", id="forget")
+                    yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()  # Enter right after Delete removes nothing
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.action_answer(None if event.button.id == "cancel" else event.button.id)
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        else:
+            self.action_answer(event.button.id)
 
-    def action_answer(self, answer: str | None) -> None:
-        if answer == "delete" and self.row.get("storage") == "link":
-            return
-        self.dismiss(None if answer is None else Removal(self.row, delete_files=answer == "delete"))
+    def action_answer(self, answer: str) -> None:
+        if answer == "forget" and self.row.get("storage") == "link":
+            answer = "delete"  # the same thing for a linked file: nothing of the user's is deleted
+        self.run(Removal(self.row, delete_files=answer == "delete"))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Input, Select, Static, Tree
+from textual.widgets import DataTable, Input, Select, Static, Tree
 
 from engine.errors import LoratuiError
 from loratui.library.views import LibraryQuery
@@ -32,8 +32,10 @@ from loratui.screens.base import LoratuiScreen
 from loratui.screens.binding_commands import ScreenKeys
 from loratui.widgets.adapter_detail import AdapterDetail
 from loratui.widgets.adapter_table import AdapterTable
+from loratui.widgets.fitting_footer import FittingFooter
 from loratui.widgets.library_facets import LibraryFacets
 from loratui.widgets.nav import MainNav
+from loratui.words import count
 
 EMPTY = "No adapters in the library yet.\n\nA run adds its adapter when it finishes or is stopped; i imports one."
 NO_MATCH = "No adapter matches the filter and facets."
@@ -52,11 +54,12 @@ class LibraryScreen(LoratuiScreen):
         Binding("g", "mixer('generate')", "Generate"),
         Binding("c", "mixer('combine')", "Combine"),
         Binding("m", "mixer('merge')", "Merge"),
+        # The footer shows what fits, in this order: the most used first.
         Binding("e", "edit", "Edit"),
+        Binding("i", "import_adapter", "Import"),
+        Binding("delete", "remove", "Remove"),
         Binding("n", "rename", "Rename"),
         Binding("x", "export", "Export"),
-        Binding("delete", "remove", "Remove"),
-        Binding("i", "import_adapter", "Import"),
         Binding("r", "open_run", "Run"),
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("escape", "back", "Back", show=False),
@@ -80,7 +83,7 @@ class LibraryScreen(LoratuiScreen):
             yield AdapterTable(id="adapters-table")
             yield Static(EMPTY, id="adapters-empty", classes="empty-state")
             yield AdapterDetail(id="detail")
-        yield Footer()
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.set_class(True, "-empty")
@@ -139,14 +142,6 @@ class LibraryScreen(LoratuiScreen):
             image_widget()  # its slow first import happens here, not on the UI thread
         self.post_message(AdapterDetailLoaded(view, images))
 
-    @work(thread=True, group="change", exit_on_error=False)
-    def change(self, request) -> None:
-        """Apply a dialog's request (loratui.screens.library_changes) to the library; then show what it did."""
-        from loratui.watch import library
-
-        with library() as db:
-            self.post_message(LibraryChanged(request.apply(db)))
-
     @on(AdaptersLoaded)
     def show_page(self, message: AdaptersLoaded) -> None:
         page = message.page
@@ -166,9 +161,10 @@ class LibraryScreen(LoratuiScreen):
         empty = self.query_one("#adapters-empty", Static)
         empty.update(NO_MATCH if page.query.facets() != LibraryQuery().facets() or page.query.text else EMPTY)
         self.set_class(not page.rows, "-empty")
-        count = f"{len(page.rows)} of {page.total}" if page.total is not None else f"{len(page.rows)}"
+        listed = f"{len(page.rows)} of {count(page.total, 'adapter')}" if page.total is not None else count(
+            len(page.rows), "adapter")
         more = ", more below" if page.more else ""
-        self.query_one(MainNav).note(f"{count} adapters{more}" + (f" · {len(marks)} marked" if marks else ""))
+        self.query_one(MainNav).note(f"{listed}{more}" + (f" · {len(marks)} marked" if marks else ""))
         self.select_adapter(self.pending_select)
         self.refresh_bindings()
 
@@ -243,8 +239,8 @@ class LibraryScreen(LoratuiScreen):
         return [row] if row else []
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ROW_ACTIONS:
-            return self.current_row() is not None or None
+        if action in ROW_ACTIONS:  # hidden without a row, so an empty library's footer shows Import
+            return self.current_row() is not None
         if action == "filter":
             return not isinstance(self.focused, Input)  # a `/` typed in a field is the field's
         if action == "open_run":
@@ -308,5 +304,5 @@ class LibraryScreen(LoratuiScreen):
         self.ask(ImportDialog("Import an adapter"))
 
     def ask(self, dialog) -> None:
-        """Show a dialog; what it asks for (a library_changes request) is applied in a worker."""
-        self.app.push_screen(dialog, lambda request: request is not None and self.change(request))
+        """Show a dialog; it applies what it asks for itself, and closes with what that did."""
+        self.app.push_screen(dialog, lambda change: change is not None and self.post_message(LibraryChanged(change)))

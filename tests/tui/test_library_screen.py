@@ -124,12 +124,15 @@ async def test_edit_and_rename_are_saved_in_the_library(seeded, db):
                                                                      "good at 0.7")
         await until(pilot, lambda: screen.query_one(AdapterTable).current_row()["tags"] == ["ink", "wet"])
         await pilot.press("n")
-        assert isinstance(app.screen, RenameDialog)
-        app.screen.query_one("#name", Input).value = "paper-cut"  # taken: a notification, nothing renamed
+        dialog = app.screen
+        assert isinstance(dialog, RenameDialog)
+        dialog.query_one("#name", Input).value = "paper-cut"  # taken: said in the dialog, which stays open
         await pilot.press("enter")
-        await until(pilot, lambda: any("already exists" in n.message for n in app._notifications))
-        await pilot.press("n")
-        app.screen.query_one("#name", Input).value = "sumi-e"
+        await until(pilot, lambda: "already exists" in str(dialog.query_one("#dialog-problem").render()))
+        assert app.screen is dialog and dialog.query_one("#name", Input).value == "paper-cut"
+        assert adapters.get(db, row_id)["name"] == "ink-wash"
+        assert not any("already exists" in n.message for n in app._notifications)
+        dialog.query_one("#name", Input).value = "sumi-e"
         await pilot.press("enter")
         await until(pilot, lambda: "sumi-e" in _names(screen))
         assert adapters.get(db, row_id)["name"] == "sumi-e"

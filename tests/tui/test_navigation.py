@@ -113,9 +113,10 @@ async def test_n_opens_the_run_settings_from_a_spec_file_whose_path_completes(lo
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("n")
         app.screen.query_one("#new-run-path", Input).focus()
-        await pilot.press(*"nowhere.toml", "enter")
-        await until(pilot, lambda: any("spec file not found" in note.message for note in app._notifications))
-        assert isinstance(app.screen, RunsScreen)
+        await pilot.press(*"nowhere.toml", "enter")  # said in the dialog, which stays open with the path
+        dialog = app.screen
+        await until(pilot, lambda: "spec file not found" in str(dialog.query_one("#dialog-problem").render()))
+        assert isinstance(dialog, NewRunScreen) and dialog.query_one("#new-run-path", Input).value == "nowhere.toml"
 
 
 async def test_narrow_terminal_shows_charts_and_samples_in_turn(db):
