@@ -122,3 +122,13 @@ async def test_beside_the_detail_pane_names_keep_their_ends(seeded):
         names = [table.render_line(y).text.split()[1] for y in (1, 2)]
         assert names[0] != names[1] and names[0].endswith("124846-2") and names[1].endswith("-124846")
         assert all("…" in name for name in names) and table.max_scroll_x == 0
+
+
+async def test_an_empty_librarys_footer_offers_import_first(db):
+    app = LoratuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        footer = app.screen.query_one(FittingFooter)
+        await until(pilot, lambda: app.screen.shown is not None and "i" in _shown_keys(footer))
+        assert not {"space", "g", "e", "delete"} & set(_shown_keys(footer))  # nothing to act on
+        assert "0 adapters" in str(app.screen.query_one("#nav-note").render())
