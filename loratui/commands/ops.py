@@ -35,7 +35,15 @@ def register(sub) -> None:
     merge = sub.add_parser("merge", help="merge weighted adapters into a base model and save the full model")
     merge.add_argument("base", help="base model: folder, builtin:NAME or Hub id")
     _adapter_options(merge, required=True)
-    merge.add_argument("--out", required=True, help="new folder for the merged model")
+    where = merge.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="new folder for the merged model (from_pretrained loads it)")
+    where.add_argument("--single-file", metavar="FILE.safetensors",
+                       help="one checkpoint file as A1111 and ComfyUI load (Stable Diffusion 1.x and XL; "
+                            "other models are refused, saying why)")
+    merge.add_argument("--force", action="store_true",
+                       help="replace --out or --single-file if it exists (the old one goes once the new is whole)")
+    merge.add_argument("--dtype", choices=["float16", "bfloat16", "float32"],
+                       help="save the weights in this precision (default: float32, as merged)")
     merge.set_defaults(func=_merge)
 
     gen = sub.add_parser("gen", help="test adapters: an image, a contact sheet, a text completion, class "
@@ -115,8 +123,9 @@ def _merge(args) -> int:
     from loratui.library.merge import merge
     from loratui.library.requests import MergeRequest
 
-    request = MergeRequest(base=args.base, adapters=_picks(args, grid=False), out=args.out,
-                           scales=_all_scales(args))
+    request = MergeRequest(base=args.base, adapters=_picks(args, grid=False), out=args.out or args.single_file,
+                           scales=_all_scales(args), force=args.force, dtype=args.dtype,
+                           single_file=bool(args.single_file))
     result = merge(_db(), request)
     recipe = " + ".join(f"{a['name']}×{_weight_text(a)}" for a in result.adapters)
     print(f"merged {recipe} into {args.base} -> {result.out}")

@@ -19,7 +19,7 @@ def merge(db, request: MergeRequest) -> MergeResult:
     from engine.adapters.merge import check_out
     from engine.adapters.merge import merge as merge_model
 
-    check_out(request.out)
+    check_out(request.out, force=request.force, single_file=request.single_file)
     chosen = picks.choose(db, request.adapters, request.scales)
     check_fit([row for row, _ in chosen], request.base)
     quiet()
@@ -31,8 +31,10 @@ def merge(db, request: MergeRequest) -> MergeResult:
         if len(chosen) > 1 or not isinstance(weight, int | float):
             raise LoratuiError(f"adapter '{headed[0]['name']}' trains a head of its own: merge it alone, at one weight",
                                hint="combine such adapters first (their heads must agree), then merge the result")
-        out = merge_task(row["task"], request.base, row["path"], weight, request.out)
+        out = merge_task(row["task"], request.base, row["path"], weight, request.out, force=request.force,
+                         dtype=request.dtype, single_file=request.single_file)
         return MergeResult(out=str(out), adapters=picks.used(chosen))
     out = merge_model(request.base, [(row["name"], row["path"], weight) for row, weight in chosen], request.out,
-                      device=request.device)
+                      device=request.device, force=request.force, dtype=request.dtype,
+                      single_file=request.single_file)
     return MergeResult(out=str(out), adapters=picks.used(chosen))

@@ -125,9 +125,12 @@ class MergeRequest:
     op: ClassVar[str] = "merge"
     base: str
     adapters: list[Pick]
-    out: str
+    out: str  # a new folder, or with single_file a .safetensors file
     scales: dict[str, Weight] = field(default_factory=dict)
     device: str | None = None
+    force: bool = False  # replace `out` if it is there (once the new one is whole)
+    dtype: str | None = None  # float16, bfloat16 or float32 to save in; None: as merged (float32)
+    single_file: bool = False  # one checkpoint file as A1111 and ComfyUI load (families that have a layout)
 
     @classmethod
     def from_json(cls, data: dict) -> "MergeRequest":
