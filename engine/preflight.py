@@ -47,6 +47,9 @@ def check(spec, output: Path, *, images: bool = True, disk: bool = True, offline
     Hub model or dataset that cannot be reached is a note (not checked), not an error."""
     report = Report()
     task = tasks.preflight(spec.task)
+    # Defaults the user left out that depend on the model follow it, before anything reads them (the run's
+    # stored spec then holds what it trains with).
+    report.notes += getattr(task, "follow_model", lambda spec: [])(spec)
     task.check_model(spec.model, {"train": spec.train.model_dump(), "lora": spec.lora.model_dump()}, report,
                      offline_ok)
     _check_packages(spec, report)

@@ -1,7 +1,7 @@
 """What a spec leaves out follows the model, and what it names stays its own: a minimal causal-lm spec on the
 built-in model (no max_length) validates, queues and trains with the model's positions, saying so, while a
-max_length the user set too long is refused; `name` names the run and its adapter wherever `[output] dir` puts
-the folder."""
+max_length the user set too long is refused; a classifier on a decoder targets the decoder's attention layers
+unless told otherwise; `name` names the run and its adapter wherever `[output] dir` puts the folder."""
 
 import json
 import os
@@ -58,6 +58,32 @@ def test_a_queued_spec_keeps_what_it_left_to_the_model(home, tmp_path, monkeypat
     assert "max_length" not in job["spec"]  # stored as written, so the default still follows the model
     plan = plan_run(db, spec=parse_toml(job["spec"], job["spec_path"]))
     assert NOTE in plan.notes and plan.spec.data.max_length == 256
+
+
+def test_a_classifier_on_a_decoder_targets_its_attention_layers_unless_told_otherwise(home, tmp_path, monkeypatch):
+    from loratui.library.db import open_db
+    from loratui.runs.launch import plan_run
+
+    spec = tmp_path / "classify.toml"
+    body = ('name = "classify"\ntask = "sequence-classification"\n[model]\npretrained = "builtin:tiny-llama"\n'
+            '[data]\nsource = "builtin:tiny-reviews"\nsplit = "train[:32]"\n[train]\nmax_steps = 2\n')
+    spec.write_text(body)
+    note = ("lora.target_modules: q_proj, v_proj (the attention layers of builtin:tiny-llama; the default query, "
+            "value is an encoder's)")
+    out = inline(home, "spec", "validate", str(spec))
+    assert out.returncode == 0 and f"note: {note}" in out.stderr, out.stderr
+    monkeypatch.setenv("LORATUI_HOME", str(home))
+    plan = plan_run(open_db(), str(spec))
+    assert plan.spec.lora.target_modules == ["q_proj", "v_proj"] and note in plan.notes
+    assert tomllib.loads(plan.spec.to_toml())["lora"]["target_modules"] == ["q_proj", "v_proj"]  # as the run stores it
+    # Beside another problem, the model's own layers are still what the default is judged by.
+    spec.write_text(body.replace("max_steps = 2", "max_steps = 2\nbatch_size = 0"))
+    out = inline(home, "spec", "validate", str(spec))
+    assert out.returncode == 2 and "train.batch_size" in out.stderr and "target_modules" not in out.stderr, out.stderr
+    # Targets the user named are theirs: wrong ones are refused, not replaced.
+    spec.write_text(body + '[lora]\ntarget_modules = ["query", "value"]\n')
+    out = inline(home, "spec", "validate", str(spec))
+    assert out.returncode == 2 and "lora.target_modules: 'query', 'value' match no layer" in out.stderr, out.stderr
 
 
 @pytest.mark.slow

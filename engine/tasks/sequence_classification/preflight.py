@@ -50,9 +50,29 @@ def encoder_info(pretrained: str, revision: str = "main") -> EncoderInfo:
     return EncoderInfo(folder, kind.family or "text", config)
 
 
+def follow_model(spec) -> list[str]:
+    """Defaults the spec left out that depend on its model, taken from the model (notes saying so): target_modules
+    are the family's attention layers, a decoder's q_proj and v_proj where the encoders' query and value are the
+    default. A model that cannot be read is left to check_model to report."""
+    from engine.tasks.sequence_classification.spec import TARGETS
+
+    if "target_modules" in spec.lora.model_fields_set:
+        return []
+    try:
+        family = encoder_info(spec.model.pretrained, spec.model.revision).family
+    except LoratuiError:
+        return []
+    if TARGETS.get(family, spec.lora.target_modules) == spec.lora.target_modules:
+        return []
+    default, spec.lora.target_modules = spec.lora.target_modules, TARGETS[family]
+    return [f"lora.target_modules: {', '.join(TARGETS[family])} (the attention layers of {spec.model.pretrained}; "
+            f"the default {', '.join(default)} is an encoder's)"]
+
+
 def check_model(model, given: dict[str, dict], report, offline_ok: bool) -> None:
-    """`given` holds the valid [train] and [lora] values of the spec (missing ones take the task's defaults)."""
-    from engine.tasks.sequence_classification.spec import Lora
+    """`given` holds the valid [train] and [lora] values of the spec (missing target_modules take the model
+    family's, as follow_model gives them; other missing ones the task's defaults)."""
+    from engine.tasks.sequence_classification.spec import TARGETS, Lora
 
     try:
         report.info = encoder_info(model.pretrained, model.revision)
@@ -60,7 +80,7 @@ def check_model(model, given: dict[str, dict], report, offline_ok: bool) -> None
         report.unreachable(exc, f"model.pretrained: {model.pretrained}", offline_ok)
         return
     lora = given["lora"]
-    targets = lora.get("target_modules", Lora.model_fields["target_modules"].default)
+    targets = lora.get("target_modules", TARGETS.get(report.info.family, Lora.model_fields["target_modules"].default))
     kinds = _layer_kinds(report, model)
     problem = unmatched_problem("lora.target_modules", targets, sorted(kinds), model.pretrained)
     if problem:

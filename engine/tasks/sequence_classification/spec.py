@@ -9,7 +9,9 @@ from engine.errors import LoratuiError
 from engine.spec import DataSection, LoraSection, Spec, TrainSection, column_role
 
 FAMILIES = ("text", "llm")  # encoders (BERT, RoBERTa, MiniLM...) and decoders with a `score` head (Llama...)
-_TARGETS = {"text": ["query", "value"], "llm": ["q_proj", "v_proj"]}
+# Each family's attention layers, the default targets (Lora's own default is the encoders'): preflight gives a
+# spec that leaves target_modules out its model family's.
+TARGETS = {"text": ["query", "value"], "llm": ["q_proj", "v_proj"]}
 _TINY = {"tiny-bert": "text", "tiny-llama": "llm"}
 _BASE_MODELS = {"text": "google-bert/bert-base-uncased", "llm": "Qwen/Qwen2.5-0.5B"}
 
@@ -89,7 +91,7 @@ def template(family: str | None, model: str, data: str) -> dict:
         "task": "sequence-classification",
         "model": {"pretrained": model},
         "data": {"source": data},
-        "lora": {"target_modules": _TARGETS[family]},
+        "lora": {"target_modules": TARGETS[family]},
         "train": train,
         "eval": {**held_out, "every_steps": 100 if small else 0, "every_epochs": 0 if small else 1},
     }
