@@ -5,8 +5,9 @@ Enter on a row picks it as the run's model or dataset; ctrl+n opens the run sett
 All reading happens in worker threads; handlers only update widgets.
 
 The list has the focus first, so 1-4 switch screens at once. The search box takes every key typed in it,
-digits too (Hub ids and paths have them: stable-diffusion-v1-5, ~/data/run2); `/` or ctrl+f enters it and
-Esc leaves it for the list, where 1-4 switch screens again.
+digits and `/` too (Hub ids and paths have them: stable-diffusion-v1-5, org/model, ~/data/run2); `/` or ctrl+f
+enters it, and Esc or Enter (which searches) leaves it for the list, where 1-4 switch screens again and the
+next `/` starts a new search. Each tab keeps its own query.
 """
 
 from rich.text import Text
@@ -45,7 +46,10 @@ class BrowseScreen(LoratuiScreen):
         self.kind = "model"
         self.local: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
         self.hub: dict[str, list[Entry]] = {kind: [] for kind in KINDS}
-        self.query_text = ""
+        # Each tab keeps its own search: the query its list is filtered by, and what its box held when left.
+        self.queries: dict[str, str] = {kind: "" for kind in KINDS}
+        self.drafts: dict[str, str] = {kind: "" for kind in KINDS}
+        self.searching: dict[str, bool] = {kind: False for kind in KINDS}  # a Hub search on its way
         self.unreachable = False
         self.shown: dict[str, Entry] = {}
         self.model: tuple[Entry, ModelDetail] | None = None
@@ -145,6 +149,7 @@ class BrowseScreen(LoratuiScreen):
         imports torch. A detail the cursor has left behind is never asked for."""
         from loratui.browse import hub, models
         from loratui.library.requests import DatasetRequest
+        from loratui.widgets.graphics import image_widget
 
         try:
             if entry.kind == "model":
@@ -153,6 +158,8 @@ class BrowseScreen(LoratuiScreen):
             card = hub.dataset_card(entry.ref) if entry.source == "hub" else None
             answer = self.app.ask_quick(DatasetRequest(entry.ref, config))
             if answer is not None:
+                if answer.detail.image_columns:
+                    image_widget()  # its slow first import happens here, not on the UI thread
                 self.post_message(EntryDescribed(entry, answer.detail, card))
         except LoratuiError as exc:
             self.post_message(EntryFailed(entry, exc))
@@ -167,9 +174,11 @@ class BrowseScreen(LoratuiScreen):
     @on(EntriesLoaded)
     def entries_loaded(self, message: EntriesLoaded) -> None:
         (self.local if message.origin == "local" else self.hub)[message.kind] = message.entries
+        if message.origin == "hub":
+            self.searching[message.kind] = False
         if message.show:
             self.query_one("#browse-kind", Tabs).active = message.kind
-            self.kind = message.kind
+            self.switch_kind(message.kind)
         if message.kind == self.kind:
             self.redraw()
         if message.show:
@@ -216,12 +225,15 @@ class BrowseScreen(LoratuiScreen):
     def submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if looks_like_path(text):
-            self.query_text = ""
+            self.queries[self.kind] = ""
             self.load_local(self.kind, add=text)
             return
-        self.query_text = text
+        self.queries[self.kind] = text
         self.redraw()
         self.run_search()
+        # Back on the list, as in less or vim: arrows walk the results, and the next `/` starts a new search
+        # (in the box it would be typed: Hub ids and paths hold a `/`).
+        self.query_one("#browse-list", DataTable).focus()
 
     @on(Select.Changed, "#browse-filters Select")
     def filters_changed(self) -> None:
@@ -230,9 +242,18 @@ class BrowseScreen(LoratuiScreen):
 
     @on(Tabs.TabActivated, "#browse-kind")
     def kind_changed(self, event: Tabs.TabActivated) -> None:
-        self.kind = event.tab.id or "model"
-        self.query_one("#browse-library", Select).display = self.kind == "model"
+        self.switch_kind(event.tab.id or "model")
         self.redraw()
+
+    def switch_kind(self, kind: str) -> None:
+        """Show the tab's own search in the box: a query typed for models never filters datasets."""
+        if kind == self.kind:
+            return
+        search = self.query_one("#browse-search", Input)
+        self.drafts[self.kind] = search.value
+        self.kind = kind
+        search.value = self.drafts[kind]
+        self.query_one("#browse-library", Select).display = kind == "model"
 
     @on(DataTable.RowHighlighted, "#browse-list")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -269,7 +290,8 @@ class BrowseScreen(LoratuiScreen):
         self.show_chosen()
 
     def run_search(self) -> None:
-        self.search(self.kind, self.query_text, self._filter("#browse-library"), self._filter("#browse-task"),
+        self.searching[self.kind] = True
+        self.search(self.kind, self.queries[self.kind], self._filter("#browse-library"), self._filter("#browse-task"),
                     self.query_one("#browse-sort", Select).value)
 
     def _filter(self, selector: str) -> str | None:
@@ -278,7 +300,8 @@ class BrowseScreen(LoratuiScreen):
 
     def redraw(self) -> None:
         table = self.query_one("#browse-list", DataTable)
-        needle = self.query_text.lower()
+        query = self.queries[self.kind]
+        needle = query.lower()
         local = [e for e in self.local[self.kind] if needle in e.ref.lower() or needle in e.summary.lower()]
         entries = local + [e for e in self.hub[self.kind] if e.ref not in {x.ref for x in local}]
         keep = table.cursor_row
@@ -287,8 +310,14 @@ class BrowseScreen(LoratuiScreen):
         for key, entry in self.shown.items():
             cells = (entry.source, entry.title, entry.task or "", human_count(entry.downloads), human_count(entry.likes))
             table.add_row(*(Text(cell) for cell in cells), key=key)
-        if entries:
+        if entries:  # the row highlighted (add_row posts it for the first) has its detail shown
             table.move_cursor(row=min(max(keep, 0), len(entries) - 1))
+            return
+        self.described = None
+        if self.searching[self.kind]:
+            self.query_one(DetailPanel).show_nothing(f"searching the Hub for '{query}'…")
+        else:
+            self.query_one(DetailPanel).show_nothing(f"no matches for '{query}'" if query else "nothing to list")
 
     def show_chosen(self) -> None:
         model = self.model[0].ref if self.model else "none (Enter on a model)"

@@ -10,11 +10,11 @@ from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, Static
-from textual_image.widget import Image
 
 from engine.tasks import DEFAULT_TASK
 from loratui.browse import columns
 from loratui.browse.entries import DatasetDetail, Entry, ModelDetail, human_count, human_size
+from loratui.widgets.graphics import image_widget
 
 CELL_CHARS = 40
 FILES_LISTED = 30
@@ -47,20 +47,24 @@ class DetailPanel(VerticalScroll):
             yield from role_widgets(self.model_task)
         yield Static("", id="detail-checks", markup=False)
         yield DataTable(id="detail-preview", cursor_type="row", zebra_stripes=True)
-        yield Image(id="detail-image")
 
     def on_mount(self) -> None:
         self.set_class(True, "-model")
 
     def loading(self, entry: Entry) -> None:
-        self.entry, self.dataset = entry, None
-        self.set_class(True, "-model")
-        self.query_one("#detail-text", Static).update(Text(f"{entry.title}\n\nreading…"))
+        self._show_text(entry, f"{entry.title}\n\nreading…")
 
     def show_error(self, entry: Entry, text: str) -> None:
+        self._show_text(entry, f"{entry.title}\n\n{text}")
+
+    def show_nothing(self, text: str) -> None:
+        """No row to describe (a search that matched nothing): nothing of the entry shown before stays."""
+        self._show_text(None, text)
+
+    def _show_text(self, entry: Entry | None, text: str) -> None:
         self.entry, self.dataset = entry, None
         self.set_class(True, "-model")
-        self.query_one("#detail-text", Static).update(Text(f"{entry.title}\n\n{text}"))
+        self.query_one("#detail-text", Static).update(Text(text))
 
     def show_model(self, entry: Entry, detail: ModelDetail) -> None:
         self.entry, self.dataset = entry, None
@@ -124,13 +128,19 @@ class DetailPanel(VerticalScroll):
         self._show_image(0)
 
     def _show_image(self, index: int) -> None:
-        image = self.query_one("#detail-image", Image)
+        """The row's image, in a widget mounted on the first one: textual-image is imported only through
+        image_widget() (the describe worker's call), never on its own, since its import asks the terminal
+        questions whose answers Textual would read as keys."""
         rows = self.dataset.rows if self.dataset else []
         picture = None
         if self.dataset and self.dataset.image_columns and index < len(rows):
             picture = rows[index].get(self.dataset.image_columns[0])
-        image.image = picture
-        image.display = picture is not None
+        shown = self.query("#detail-image")
+        if shown:
+            shown.first().image = picture
+            shown.first().display = picture is not None
+        elif picture is not None:
+            self.mount(image_widget()(picture, id="detail-image"))
 
     @on(DataTable.RowHighlighted, "#detail-preview")
     def preview_row(self, event: DataTable.RowHighlighted) -> None:

@@ -184,7 +184,6 @@ async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_pa
 
 async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_path, offline, quick_worker):
     from test_browse_local import _imagefolder
-    from textual_image.widget import Image
 
     path = _imagefolder(tmp_path / "pics")
     app = LoratuiApp(screen="browse", quick_worker=quick_worker)
@@ -199,7 +198,7 @@ async def test_imagefolder_preview_draws_images_and_checks_the_column_roles(tmp_
         assert [str(cell) for cell in preview.get_row_at(1)] == ["[image 8×8]", "green"]
         screen_text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
         assert "[image 8×8]" in screen_text, "cells are shown as written, not read as markup"
-        image = screen.query_one("#detail-image", Image)
+        image = screen.query_one("#detail-image")  # textual-image's widget, for the terminal's protocol
         assert image.display and image.image is not None
         checks = screen.query_one("#detail-checks", Static)
         assert "columns fit" in text_of(checks)

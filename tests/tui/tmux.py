@@ -17,9 +17,12 @@ class Tmux:
         self.base = ["tmux", "-S", str(socket)]
         self.home = home
 
-    def start(self, args: str) -> None:
-        command = f"env LORATUI_HOME={self.home} {sys.executable} -m loratui {args}; echo EXITED $?; sleep 60"
-        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command], check=True)
+    def start(self, args: str, env: str = "", size: tuple[int, int] = (100, 30)) -> None:
+        """`env`: `env` arguments before LORATUI_HOME (`-u NAME` unsets one, `NAME=value` sets one)."""
+        command = f"env {env} LORATUI_HOME={self.home} {sys.executable} -m loratui {args}; echo EXITED $?; sleep 60"
+        width, height = size
+        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), command],
+                       check=True)
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.base, "send-keys", "-t", "t", *keys], check=True)
