@@ -54,9 +54,11 @@ class PeftModelTask:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def _embedding_layers(self) -> bool | str:
-        """peft's save_embedding_layers: True where this task grew them, which peft's "auto" finds too, but by
-        reading the base's config again and warning into the run's log each time; else peft decides."""
-        return True if self.grown_embeddings else "auto"
+        """peft's save_embedding_layers. Embeddings this task grew are in modules_to_save, which saves them (as
+        `.weight`): False says so without peft's "auto" reading the base's config again and warning each save; True
+        would save them a second and third time (modules_to_save and original_module copies) that loading then
+        reports as unexpected keys. Else peft decides."""
+        return False if self.grown_embeddings else "auto"
 
     def _unwrapped(self):
         """The model itself, out of accelerate's wrappers and torch.compile's ([train] compile): its state_dict

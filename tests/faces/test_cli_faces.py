@@ -91,6 +91,17 @@ def test_merge_writes_a_whole_model(task, task_home, tmp_path):
     assert files & {"model_index.json", "config.json"}
 
 
+@pytest.mark.parametrize("task", [t for t in TASKS if registry.task(t).adapters.format == "peft"])
+def test_a_peft_adapter_holds_each_tensor_once(task, trained):
+    """Whole modules under the one name PEFT loads (`.weight`), never peft's wrapper copies, which stock loading
+    reports as unexpected keys."""
+    from safetensors import safe_open
+
+    for adapter in trained["adapters"][task]:
+        with safe_open(f"{adapter['path']}/adapter_model.safetensors", "np") as weights:
+            assert not [k for k in weights.keys() if ".original_module." in k or ".modules_to_save." in k]
+
+
 EXPORTS = [(task, fmt) for task in TASKS for fmt in registry.task(task).adapters.export]
 
 
