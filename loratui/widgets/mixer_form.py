@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Input, Label, Select
 
-from engine.adapters.combine import METHODS
+from engine.adapters.combine import DEFAULT_DENSITY, METHODS
 from engine.errors import LoratuiError
 from loratui.library.picks import DEFAULT_GRID_WEIGHTS
 from loratui.library.requests import (
@@ -74,7 +74,7 @@ class MixerForm(Vertical):
                     yield Select([(m, m) for m in self.methods], value="cat" if "cat" in self.methods
                                  else self.methods[0], allow_blank=False, id="mix-method", compact=True)
                 with Horizontal(classes="mix-row"):
-                    yield _field("density", "density", placeholder="(0-1]")
+                    yield _field("density", "density", placeholder=f"(0-1], {DEFAULT_DENSITY:g} if empty")
                     yield _field("rank", "rank", placeholder="largest parent")
             with Vertical(id="merge"):
                 yield _field("base", "base", self.base, placeholder="folder, builtin:NAME or Hub id")
