@@ -301,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = RunDir(args.run_dir)
     stop = StopRequest.install()
-    spec = load_spec(run.spec)
     try:
+        spec = load_spec(run.spec)  # checked before launch, unless someone launched this module by hand
         accelerator = make_accelerator(spec, str(run.path))
         check_launch(accelerator)
     except LoratuiError as exc:

@@ -52,6 +52,7 @@ class StepChart(PlotextPlot):
         self._lines: list[tuple[str, Sequence[int], Sequence[float]]] = []
         self._legend: list[tuple[str, str]] = []  # (label, its line's plotext colour), only for several lines
         self._extent: tuple[int, int, float, float] | None = None  # first and last step, lowest and highest value
+        self._plotted_width = 0
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -81,6 +82,11 @@ class StepChart(PlotextPlot):
         self._draw()
 
     def _draw(self) -> None:
+        self._hand_lines()
+        self.refresh()
+
+    def _hand_lines(self) -> None:
+        """Hand the lines to plotext, thinned for the width the chart has now."""
         plt = self.plt
         plt.clear_data()
         if self.is_mounted:
@@ -88,6 +94,7 @@ class StepChart(PlotextPlot):
             # only as it renders: set it first, or the first lines drawn keep plotext's own colours.
             plt.theme(self._get_plotext_theme_name(self.app.theme))
         plt.title(None)
+        self._plotted_width = self.size.width
         limit = 2 * self.size.width if self.size.width else _DEFAULT_POINTS
         drawn, steps, values = [], [], []
         for label, xs, ys in self._lines:
@@ -99,7 +106,6 @@ class StepChart(PlotextPlot):
                 values += (min(y), max(y))
         self._legend = drawn if len(drawn) > 1 else []
         self._extent = (min(steps), max(steps), min(values), max(values)) if drawn else None
-        self.refresh()
 
     def header(self, width: int) -> list[Text]:
         """The title, then each line's mark in its colour and its label, centred in as many rows as `width`
@@ -120,6 +126,8 @@ class StepChart(PlotextPlot):
 
     def render(self):
         width, height = self.size
+        if width != self._plotted_width:  # plotted before layout (or resized): the thinning and axes follow the size
+            self._hand_lines()
         header = self.header(max(1, width))
         plot_height = max(1, height - len(header))
         self._set_axes(width, plot_height)
@@ -142,7 +150,10 @@ class StepChart(PlotextPlot):
         steps = step_ticks(first, last, max(2, min(8, width // _X_LABEL_COLUMNS - 1)))
         plt.xticks(steps, [str(step) for step in steps])
         plt.xlim(steps[0], steps[-1])
-        ticks, labels = value_ticks(low, high, max(2, min(6, (height - 3) // _Y_TICK_ROWS)), self.min_span)
+        rows = height - 3  # inside the frame, above the step labels
+        # More ticks than rows put two labels on one row, and which one plotext shows varies between processes.
+        intervals = min(6, max(2 if rows >= 3 else 1, rows // _Y_TICK_ROWS))
+        ticks, labels = value_ticks(low, high, intervals, self.min_span)
         plt.yticks(ticks, labels)
         plt.ylim(ticks[0], ticks[-1])
 

@@ -133,7 +133,7 @@ def test_fsdp_that_accelerate_does_not_honour_fails_at_once(tmp_path, builtin_ho
     from engine.rundir import RunDir
 
     share_builtins(tmp_path / "home", builtin_home)
-    run = RunDir(tmp_path / "run").create(SPEC.format(name="fsdp", steps=2, launch="num_processes = 2"))
+    run = RunDir(tmp_path / "run").create(SPEC.format(name="fsdp", steps=4, launch="num_processes = 2"))
     out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
                           "--num_machines", "1", "--dynamo_backend", "no", "--use_fsdp", "--fsdp_version", "2",
                           "--main_process_port", str(_free_port()), "--mixed_precision", "no", "-m", "engine.train",

@@ -7,7 +7,7 @@ from textual.widgets import DataTable
 
 from loratui.app import LoratuiApp
 from loratui.runs.liveness import process_start_time
-from loratui.widgets.charts import LossChart
+from loratui.widgets.charts import LossChart, StepChart
 
 from .conftest import add_run, script_events, until
 
@@ -43,7 +43,10 @@ def _detail(run_id: str, points: int):
         pilot.app.open_run(run_id)
         await pilot.pause()
         screen = pilot.app.screen
-        await until(pilot, lambda: screen.query_one(LossChart).points == points and not screen._dirty)
+        # Every chart holds the whole series and is drawn: under load the memory chart lagged the loss one.
+        await until(pilot, lambda: all(chart.points == points for chart in screen.query(StepChart) if chart.points)
+                    and screen.query_one(LossChart).points == points and not screen._dirty
+                    and not screen._charts_dirty)
         await pilot.pause()
     return ready
 
