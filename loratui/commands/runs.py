@@ -5,6 +5,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+FINISH_WAIT_S = 60  # seconds a supervisor may take after the end event (saving, registering)
 FOLLOW_POLL_S = 0.5
 
 
@@ -20,7 +21,7 @@ def register(sub) -> None:
     show.set_defaults(func=_show)
     logs = commands.add_parser("logs", help="print a run's events")
     logs.add_argument("run_id")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the run ends")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new events until the run ends and its adapter is in the library")
     logs.add_argument("--json", action="store_true", help="print the raw JSON lines")
     logs.set_defaults(func=_logs)
     stop = commands.add_parser("stop", help="stop a run cleanly: it saves a checkpoint and the adapter")
@@ -126,6 +127,7 @@ def _logs(args) -> int:
     row = _row(db, args.run_id)
     tail = EventTail(f"{row['dir']}/events.jsonl")
     ended = False  # a terminal event after the last run_started (a resume starts a new attempt)
+    ended_at = None
     while True:
         for event in tail.poll():
             print(json.dumps(event) if args.json else format_event(event), flush=True)
@@ -134,7 +136,9 @@ def _logs(args) -> int:
         if not args.follow:
             return 0
         current = _row(db, args.run_id)
-        if ended or not is_alive(current["pid"], current["pid_start"]):
+        ended_at = (ended_at or time.monotonic()) if ended else None
+        # After the end event the supervisor still registers the adapter: done when it exits (or is stuck).
+        if not is_alive(current["pid"], current["pid_start"]) or (ended and time.monotonic() - ended_at > FINISH_WAIT_S):
             for event in tail.poll():
                 print(json.dumps(event) if args.json else format_event(event), flush=True)
             return 0
