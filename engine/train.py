@@ -97,6 +97,8 @@ def train(spec, run: RunDir, accelerator, emit, stop: StopRequest, resume: str, 
 
     if evaluation and position.step == 0:
         evaluation.run(position)  # the base model's figures, for the final ones to be compared with
+    if task.sample_schedule and position.step == 0 and getattr(task, "samples_base", False):
+        _sample(task, run, 0, accelerator, emit)  # the base model's samples (the task says step 0's are)
     generator = torch.Generator(accelerator.device)
     window = _Window()
     update_loss = torch.zeros((), device=accelerator.device)

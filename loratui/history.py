@@ -52,6 +52,8 @@ class RunView:
     device: str | None = None
     sample: dict | None = None
     sample_image: object = None  # PIL image, decoded off the UI thread
+    base_sample: dict | None = None  # the step-0 image sample: the base model's, before any training
+    base_image: object = None
     texts: tuple[dict, ...] = ()  # sample_saved events with text (causal-lm), newest step first
     log_lines: tuple[str, ...] = ()
     log_total: int = 0
@@ -86,6 +88,7 @@ class RunHistory:
     last_step: dict | None = None
     started: dict | None = None
     sample: dict | None = None
+    base_sample: dict | None = None
     texts: deque = field(default_factory=lambda: deque(maxlen=TEXT_SAMPLES))
     ended: dict | None = None
     _recent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
@@ -120,6 +123,8 @@ class RunHistory:
             self.sample = {**event, "path": str(path if path.is_absolute() else self.run_dir / path)}
             if self.sample.get("text") is not None:
                 self.texts.append(self.sample)
+            elif int(event["step"]) == 0:
+                self.base_sample = self.sample
         elif kind in TERMINAL_TYPES:
             self.ended = event
 
@@ -174,7 +179,8 @@ class RunHistory:
                 return int(source["total_steps"])
         return None
 
-    def view(self, run_id: str, row: dict, log_lines=(), log_total: int = 0, sample_image=None) -> RunView:
+    def view(self, run_id: str, row: dict, log_lines=(), log_total: int = 0, sample_image=None,
+             base_image=None) -> RunView:
         rate = self.steps_per_s()
         total = self.total_steps() or row.get("total_steps")
         last = self.last_step or {}
@@ -199,6 +205,8 @@ class RunHistory:
             device=(self.started or {}).get("device"),
             sample=self.sample,
             sample_image=sample_image,
+            base_sample=self.base_sample,
+            base_image=base_image,
             texts=tuple(sorted(self.texts, key=lambda sample: -sample["step"])),  # stable: prompts in order
             log_lines=tuple(log_lines),
             log_total=log_total,

@@ -160,8 +160,9 @@ class RunWatcher:
         self.history = RunHistory(self.run_dir)
         self.events: EventTail | None = None  # from where the library's events end, once recalled
         self.log = LogTail(self.run_dir / "run.log")
-        self.sample_image = None
+        self.sample_image = self.base_image = None
         self._sample_path: str | None = None
+        self._base_path: str | None = None
         self._sizes_seen = (-1, -1)  # of events.jsonl and run.log at the last poll
 
     def poll(self, check_alive: bool = False) -> bool:
@@ -182,6 +183,10 @@ class RunWatcher:
         if sample and sample.get("text") is None and sample["path"] != self._sample_path:  # text: no image
             self._sample_path = sample["path"]
             self.sample_image = load_image(sample["path"])
+        base = self.history.base_sample
+        if base and base["path"] != self._base_path:
+            self._base_path = base["path"]
+            self.base_image = load_image(base["path"])
         changed = recalled or bool(events) or logged or row != self.row
         self.row = row
         return changed
@@ -200,7 +205,8 @@ class RunWatcher:
             cancelled.wait(ENDED_CHECK_S)
 
     def view(self) -> RunView:
-        return self.history.view(self.run_id, self.row, self.log.lines, self.log.total, self.sample_image)
+        return self.history.view(self.run_id, self.row, self.log.lines, self.log.total, self.sample_image,
+                                 self.base_image)
 
     def _recall(self) -> None:
         """The past: the series the library holds (as of one moment, with the last event it applied), then

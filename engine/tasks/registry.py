@@ -48,6 +48,10 @@ class Family:
     text_encoders: tuple[str, ...] = ()  # a pipeline's text-encoder components (kohya numbers them when two)
     base_model: str = ""  # the Hub model `spec new --family NAME` starts from
     resolution: int = 0  # the image size it was trained at (text-to-image)
+    # SDXL-style micro-conditioning: the denoiser also takes the last text encoder's pooled embedding and the
+    # images' size and crop as time ids (text-to-image)
+    added_conditions: bool = False
+    vae_float32: bool = False  # its VAE overflows in half precision, so it stays in float32 (text-to-image)
     hub_files: tuple[str, ...] = ("model_index.json", "config.json")  # what a Hub repo is judged by
 
 

@@ -1,6 +1,7 @@
 """`loratui run --spec FILE [--detach] [--machine-rank K] | --resume RUN_ID [--max-steps N] [--num-processes N]`:
 train headless, with a progress display."""
 
+import json
 import sys
 
 
@@ -69,5 +70,36 @@ def _run(args) -> int:
     from loratui.runs.supervise import outcome, supervise
 
     row = supervise(db, plan, RunProgress(plan.run_id))
+    _show_samples(db, row)
+    for line in adapter_lines(db, row):
+        print(line, file=sys.stderr)
     print(plan.run_id)
     return outcome(row)
+
+
+def adapter_lines(db, row: dict) -> list[str]:
+    """Where the run's adapter went: its library entry (name and id) and the file that entry holds."""
+    from loratui.library.adapters import get
+
+    summary = json.loads(row.get("summary") or "{}")
+    if summary.get("adapter_id") is not None:
+        entry = get(db, summary["adapter_id"])
+        partial = f", stopped at step {row['step']}" if row["status"] == "stopped" else ""
+        return [f"  adapter: {entry['name']} (library id {entry['id']}{partial})", f"  file: {entry['path']}"]
+    if summary.get("adapter_path"):  # saved but not in the library: the note says why
+        return [f"  adapter: {summary.get('adapter_note') or 'not in the library'}",
+                f"  file: {summary['adapter_path']}"]
+    return []
+
+
+def _show_samples(db, row: dict) -> None:
+    """On a terminal, the base model's sample beside the adapter's last one."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        from loratui.runs.sample_art import compared_samples
+
+        picture = compared_samples(db, row["id"], row["dir"])
+        if picture is not None:
+            console.print(picture, end="", soft_wrap=True)

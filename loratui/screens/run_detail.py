@@ -157,7 +157,8 @@ class RunDetailScreen(LoratuiScreen):
         view = self.view
         self.query_one(MainNav).note(f"{view.row['name']} · {view.row['status']}")
         self.query_one(RunSummary).show(view)
-        self.query_one(SamplePanel).show(view.sample, view.sample_image, view.texts)
+        self.query_one(SamplePanel).show(view.sample, view.sample_image, view.texts, view.base_sample,
+                                         view.base_image)
         new = min(view.log_total - self._log_shown, len(view.log_lines))
         if new > 0:
             self.query_one(WrappedLog).write_lines(view.log_lines[-new:])

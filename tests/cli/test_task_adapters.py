@@ -4,6 +4,7 @@ model the stock Auto class loads (combining them only when heads agree: tests/en
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,11 @@ def home(tmp_path_factory, builtin_home) -> Path:
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
-        assert inline(home, "library", "edit", out.strip().splitlines()[-1], "--name", name).returncode == 0
+        run_id = out.strip().splitlines()[-1]
+        adapter, file = err.strip().splitlines()[-2:]  # the last lines say where the adapter went
+        assert re.fullmatch(rf"adapter: {re.escape(run_id)} \(library id \d+\)", adapter.strip()), err[-500:]
+        assert file.strip().startswith("file: ") and Path(file.strip().removeprefix("file: ")).exists(), err[-500:]
+        assert inline(home, "library", "edit", run_id, "--name", name).returncode == 0
     return home
 
 

@@ -1,6 +1,7 @@
 """The run detail follows a scripted event stream: charts get points, samples and log lines arrive; long
 log lines wrap; another run's sample never lingers."""
 
+import json
 import os
 
 from textual.widgets import Static
@@ -13,7 +14,16 @@ from loratui.widgets.charts import LossChart, StepChart
 from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.sample_panel import SamplePanel
 
-from .conftest import add_run, script_completions, script_events, settings_saved, step_event, until
+from .conftest import (
+    T0,
+    add_run,
+    script_completions,
+    script_events,
+    settings_saved,
+    step_event,
+    until,
+    write_sample,
+)
 
 
 def _live_run(db, run_id="live"):
@@ -198,3 +208,37 @@ async def test_a_text_task_shows_its_completions_newest_first_and_wrapped(db):
 
         script_completions(run_dir, seq, 15, ["newest"])
         await until(pilot, lambda: shown().startswith("step 15  question 0\n-> newest"))
+
+
+
+def _base_sample(run_dir, prompt="a red circle") -> int:
+    """The step-0 sample a text-to-image run makes before training: the base model's."""
+    write_sample(run_dir / "samples" / "step-000000-0.png", 5)
+    with open(run_dir / "events.jsonl", "w") as handle:
+        handle.write(json.dumps({"v": 1, "seq": 1, "time": T0, "type": "sample_saved", "step": 0,
+                                 "path": "samples/step-000000-0.png", "prompt": prompt}) + "\n")
+    return 1
+
+
+async def test_the_base_models_step_0_sample_is_shown_beside_the_latest_one(db):
+    alone = add_run(db, "untrained", status="running", steps=0, total=40)
+    _base_sample(alone)
+    compared = add_run(db, "compared", status="finished", steps=40, total=40)
+    script_events(compared, 40, total=40, end="run_finished", seq=_base_sample(compared))
+    app = LoratuiApp()
+    async with app.run_test(size=(200, 50)) as pilot:
+        app.open_run("untrained")
+        await pilot.pause()
+        panel = app.screen.query_one(SamplePanel)
+        caption, compare = panel.query_one("#sample-caption"), panel.query_one("#sample-compare")
+        await until(pilot, lambda: panel.query("#sample-image"))
+        assert "step 0: a red circle" in str(caption.render())
+        assert not panel.query("#sample-base") and not compare.display  # nothing to compare with yet
+
+        app.open_run("compared")
+        await until(pilot, lambda: panel.query("#sample-base") and "step 40" in str(caption.render()))
+        images = panel.query_one("#sample-images")
+        assert [child.id for child in images.children] == ["sample-base", "sample-image"]  # the base on the left
+        base, latest = panel.query_one("#sample-base"), panel.query_one("#sample-image")
+        assert base.image is not None and latest.image is not None and base.image is not latest.image
+        assert compare.display and "left: the base model (step 0" in str(compare.render())

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.errors import LoratuiError
-from engine.spec import DataSection, LoraSection, Spec, TrainSection, _Section, column_role
+from engine.spec import DataSection, EvalSection, LoraSection, Spec, TrainSection, _Section, column_role
 from engine.tasks import registry
 from engine.tasks.text_to_image import TASK
 
@@ -92,12 +92,24 @@ class Validation(_Section):
     guidance_scale: float = Field(7.5, ge=0, description="Classifier-free guidance scale for samples")
 
 
+class Eval(EvalSection):
+    """The validation loss on held-out images, at fixed noise and timesteps (evaluation.py): eval_loss."""
+
+    @model_validator(mode="after")
+    def _its_metric(self):
+        if self.keep_best and self.keep_best != "eval_loss":
+            raise ValueError(f"keep_best: {self.keep_best!r} is not a text-to-image metric (allowed: eval_loss)")
+        return self
+
+
 class TextToImageSpec(Spec):
     task: Literal["text-to-image"] = Field("text-to-image", description="What to train")
     data: Data = Field(description="The training data: images and their captions")
     lora: Lora = Field(default_factory=Lora, description="The adapter")
     train: Train = Field(description="Optimisation, image size and augmentation, checkpoints")
     validation: Validation = Field(default_factory=Validation, description="Samples during training")
+    eval: Eval = Field(default_factory=Eval, description="Evaluation during training: the validation loss on "
+                       "held-out images, at noise and timesteps fixed by the seed")
 
 
 SPEC = TextToImageSpec

@@ -3,6 +3,7 @@
 The math is that of diffusers' train_text_to_image_lora(_sdxl).py; the family comes from model_index.json.
 """
 
+import inspect
 import json
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from engine.checkpoint import save_safetensors
 from engine.errors import LoratuiError
 from engine.lora_config import peft_config
 from engine.memory import enable_activation_checkpointing
-from engine.tasks import Sample
+from engine.tasks import Sample, registry
 from engine.tasks.text_to_image.cache import Caches, build_caches
+from engine.tasks.text_to_image.evaluation import eval_losses
 from engine.tasks.text_to_image.model_info import model_info
 
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -31,11 +33,13 @@ RESIZED_IMAGES_BYTES = 1 << 30  # decoded, resized training images kept in memor
 
 class Trainer:
     varying_lengths = False
+    samples_base = True  # the LoRA starts as a no-op (B = 0), so a step-0 sample is the base model's
 
     def __init__(self, spec, accelerator, rows, log) -> None:
         self.spec, self.accelerator = spec, accelerator
         info = model_info(spec.model.pretrained, spec.model.revision)
         self.family = info.family
+        self.kind = registry.family(info.family)  # what the family's pipeline needs (engine/tasks/text_to_image/families)
         self.ref = spec.model.pretrained if _is_hub(spec.model.pretrained) else str(info.folder)
         self.model_index = json.loads((info.folder / "model_index.json").read_text())
         self.weight_dtype = WEIGHT_DTYPES.get(accelerator.mixed_precision, torch.float32)
@@ -54,7 +58,7 @@ class Trainer:
         self.noise_scheduler = DDPMScheduler.from_pretrained(ref, subfolder="scheduler", **kw)
         if spec.train.prediction_type:
             self.noise_scheduler.register_to_config(prediction_type=spec.train.prediction_type)
-        names = ["text_encoder", "text_encoder_2"] if self.family == "sdxl" else ["text_encoder"]
+        names = list(self.kind.text_encoders)
         classes = [CLIPTextModel, CLIPTextModelWithProjection]
         self.tokenizers = [CLIPTokenizer.from_pretrained(ref, subfolder=n.replace("text_encoder", "tokenizer"), **kw)
                            for n in names]
@@ -63,8 +67,8 @@ class Trainer:
         self.encoders = dict(zip(names, self.text_encoders, strict=True))
         self.vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", **weights)
         self.unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", **weights)
-        # Frozen models only run forward: half precision is enough, except SDXL's VAE, which overflows in fp16.
-        vae_dtype = torch.float32 if self.family == "sdxl" else self.weight_dtype
+        # Frozen models only run forward: half precision is enough, except a VAE that overflows in fp16 (SDXL's).
+        vae_dtype = torch.float32 if self.kind.vae_float32 else self.weight_dtype
         for model in (self.vae, self.unet, *self.text_encoders):
             model.requires_grad_(False)
         self.vae.to(device, dtype=vae_dtype)
@@ -112,8 +116,8 @@ class Trainer:
         return torch.stack(ids, dim=1)
 
     def encode_text(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Prompt embeddings, and the pooled embedding SDXL also conditions on."""
-        if self.family != "sdxl":
+        """Prompt embeddings, and the pooled embedding a family with added conditions (SDXL) also takes."""
+        if not self.kind.added_conditions:
             return self._forward_module("text_encoder")(input_ids[:, 0], return_dict=False)[0], None
         hidden, pooled = [], None
         for index, name in enumerate(self.encoder_names):
@@ -137,8 +141,10 @@ class Trainer:
                 batch["pooled"] = caches.pooled[index]
         else:
             batch["input_ids"] = self.tokenize([e["caption"] for e in examples])
-        if self.family == "sdxl":
+        if self.kind.added_conditions:
             batch["time_ids"] = torch.tensor([e["time_ids"] for e in examples], dtype=torch.float32)
+        if "row" in examples[0]:
+            batch["rows"] = torch.tensor([e["row"] for e in examples])
         return batch
 
     # -- loss --------------------------------------------------------------------------------------------
@@ -161,15 +167,21 @@ class Trainer:
             noise = noise + train.noise_offset * offset
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator, device=device).long()
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         if "prompt_embeds" in batch:
-            hidden, pooled = batch["prompt_embeds"].to(self.weight_dtype), batch.get("pooled")
+            hidden, pooled = batch["prompt_embeds"], batch.get("pooled")
         else:
             hidden, pooled = self.encode_text(batch["input_ids"].to(device))
+        return self.denoising_losses(latents, noise, timesteps, hidden, pooled, batch.get("time_ids"))
+
+    def denoising_losses(self, latents, noise, timesteps, hidden, pooled, time_ids, weighted: bool = True):
+        """The loss of each example noised with `noise` at `timesteps` (min-SNR weighted if the spec says and
+        `weighted`)."""
+        train, device = self.spec.train, self.accelerator.device
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         extra = {}
-        if self.family == "sdxl":
-            extra["added_cond_kwargs"] = {"text_embeds": pooled.to(self.weight_dtype),
-                                          "time_ids": batch["time_ids"].to(device, dtype=self.weight_dtype)}
+        if self.kind.added_conditions:
+            extra["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype=self.weight_dtype),
+                                          "time_ids": time_ids.to(device, dtype=self.weight_dtype)}
         prediction = self.noise_scheduler.config.prediction_type
         if prediction == "epsilon":
             target = noise
@@ -178,23 +190,23 @@ class Trainer:
         else:
             raise LoratuiError(f"the model's scheduler predicts '{prediction}'",
                                hint='set train.prediction_type = "epsilon" or "v_prediction"')
-        pred = self.prepared["unet"](noisy, timesteps, hidden, return_dict=False, **extra)[0]
+        pred = self.prepared["unet"](noisy, timesteps, hidden.to(device, dtype=self.weight_dtype), return_dict=False,
+                                     **extra)[0]
         loss = F.mse_loss(pred.float(), target.float(), reduction="none")
         loss = loss.mean(dim=list(range(1, loss.ndim)))
-        if not train.snr_gamma:
+        if not (weighted and train.snr_gamma):
             return loss
         # Min-SNR weighting (arXiv 2303.09556), as the seed script computes it.
         snr = compute_snr(self.noise_scheduler, timesteps)
         weights = torch.stack([snr, train.snr_gamma * torch.ones_like(timesteps)], dim=1).min(dim=1)[0]
         return loss * weights / (snr if prediction == "epsilon" else snr + 1)
 
-    # -- evaluation: the same loss on held-out rows, with the same noise at every evaluation -------------
+    # -- evaluation: the loss on held-out rows at fixed noise and timesteps (evaluation.py) -----------------
     def eval_examples(self, rows) -> "Examples":
-        return Examples(self, rows, Caches())
+        return Examples(self, rows, Caches(), held_out=True)
 
     def eval_step(self, batch: dict) -> dict:
-        generator = torch.Generator(self.accelerator.device).manual_seed(self.spec.train.seed)
-        return {"loss": self._losses(batch, generator)}
+        return {"loss": eval_losses(self, batch)}
 
     def metrics(self, outputs: dict) -> dict[str, float]:
         return {"eval_loss": outputs["loss"].mean().item()}
@@ -225,7 +237,7 @@ class Trainer:
                 if lora.train_text_encoder else ""}
 
     def save_adapter(self, folder: Path, metadata: dict[str, str]) -> Path:
-        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+        import diffusers
 
         modules = self._unwrapped()
         layers = {f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(m))
@@ -235,8 +247,7 @@ class Trainer:
                    for k, v in m.peft_config["default"].to_dict().items()}
         header = {"format": "pt", "lora_adapter_metadata": json.dumps(configs, default=_jsonable, sort_keys=True),
                   **metadata}
-        pipeline = StableDiffusionXLPipeline if self.family == "sdxl" else StableDiffusionPipeline
-        pipeline.save_lora_weights(folder, **layers, save_function=lambda sd, path: save_safetensors(sd, path, header))
+        getattr(diffusers, self.kind.model_class).save_lora_weights(folder, **layers, save_function=lambda sd, path: save_safetensors(sd, path, header))
         return folder / "pytorch_lora_weights.safetensors"
 
     # -- samples -----------------------------------------------------------------------------------------
@@ -251,12 +262,12 @@ class Trainer:
         scheduler = scheduler_class.from_config(self.noise_scheduler.config)
         parts = {"vae": self.vae, "unet": modules["unet"], "scheduler": scheduler,
                  "text_encoder": encoders[0], "tokenizer": self.tokenizers[0]}
-        if self.family == "sdxl":
-            pipe = diffusers.StableDiffusionXLPipeline(**parts, text_encoder_2=encoders[1],
-                                                       tokenizer_2=self.tokenizers[1])
-        else:
-            pipe = diffusers.StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                                     requires_safety_checker=False)
+        for number, (encoder, tokenizer) in enumerate(zip(encoders[1:], self.tokenizers[1:], strict=True), 2):
+            parts[f"text_encoder_{number}"], parts[f"tokenizer_{number}"] = encoder, tokenizer
+        pipeline = getattr(diffusers, self.kind.model_class)
+        if "safety_checker" in inspect.signature(pipeline).parameters:  # SD 1.x/2.x: none, and no warning
+            parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe = pipeline(**parts)
         pipe.set_progress_bar_config(disable=True)
         generator = torch.Generator(self.accelerator.device).manual_seed(train.seed)
         for module in modules.values():
@@ -283,8 +294,9 @@ class Trainer:
 class Examples:
     """Rows -> examples. Keys are (epoch, row); each random choice uses its own (seed, epoch, row) generator."""
 
-    def __init__(self, task: Trainer, rows, caches: Caches) -> None:
+    def __init__(self, task: Trainer, rows, caches: Caches, held_out: bool = False) -> None:
         self.task, self.caches = task, caches
+        self.held_out = held_out  # its examples keep their row: their evaluation noise is seeded by it
         self.spec = task.spec
         self.captions = list(rows[self.spec.data.caption_column])  # a list, not an Arrow read per example
         train, column = self.spec.train, self.spec.data.image_column
@@ -314,6 +326,8 @@ class Examples:
         if caches.prompt_embeds is not None:
             example["text"] = caches.caption_index[caption]
         example["time_ids"] = [*geometry, train.resolution, train.resolution]
+        if self.held_out:
+            example["row"] = row
         return example
 
 

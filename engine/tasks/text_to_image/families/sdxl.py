@@ -26,4 +26,5 @@ def adapter_match(evidence: AdapterEvidence) -> int:
 FAMILY = Family("sdxl", "Stable Diffusion XL", PIPELINE, recognise, adapter_match,
                 targets=("to_k", "to_q", "to_v", "to_out.0"), blocks=True,
                 text_encoders=("text_encoder", "text_encoder_2"),
-                base_model="stabilityai/stable-diffusion-xl-base-1.0", resolution=1024)
+                base_model="stabilityai/stable-diffusion-xl-base-1.0", resolution=1024,
+                added_conditions=True, vae_float32=True)
