@@ -8,15 +8,16 @@ alone, as the unsharded path does, would hang or write a shard.
 
 import torch.distributed as dist
 from accelerate.utils import DistributedType
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
-from torch.distributed.fsdp import register_fsdp_forward_method
 
-# Whole tensors, on the main process's CPU (the others get nothing).
-_GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
+# torch.distributed.checkpoint and fsdp are imported where used: about a second of every training process's
+# start, spent only by sharded runs.
+
+
+def _gathered():
+    """Whole tensors, on the main process's CPU (the others get nothing)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def sharded(accelerator) -> bool:
@@ -27,6 +28,8 @@ def sharded(accelerator) -> bool:
 def allow_generate(model) -> None:
     """Let peft's generate() gather the sharded weights as forward() does (it bypasses the root's forward, whose
     weights would stay sharded); every process must then generate alongside the main one."""
+    from torch.distributed.fsdp import register_fsdp_forward_method
+
     register_fsdp_forward_method(model, "generate")
 
 
@@ -46,7 +49,9 @@ def lora_state_all_ranks(task) -> dict:
 def optimizer_state_all_ranks(task, optimizer) -> dict:
     """The optimizer's whole state, its tensors keyed by parameter name (not by position as optimizer.state_dict()
     keys them), on the main process; {} on the others."""
-    state = get_optimizer_state_dict(task.prepared, _inner(optimizer), options=_GATHERED)
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    state = get_optimizer_state_dict(task.prepared, _inner(optimizer), options=_gathered())
     return state if task.accelerator.is_main_process else {}
 
 
@@ -55,6 +60,8 @@ def load_optimizer_state_all_ranks(task, optimizer, state: dict) -> None:
     tensors are broadcast and each process keeps its slice). Every process calls it, before the first backward:
     torch shapes a fresh optimizer's state by one zero step, which it skips once gradients exist."""
     everywhere = dist.is_initialized() and dist.get_world_size() > 1
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=everywhere)
     set_optimizer_state_dict(task.prepared, _inner(optimizer), state, options=options)
 
