@@ -1,6 +1,6 @@
 """A process is alive only if its pid exists *and* started when recorded: pids get reused.
 
-Shared by the supervisor's crash detection (loratui.runs.liveness) and the training process, which stops
+Shared by the supervisor's crash detection (loratui.runs.ingest.catch_up) and the training process, which stops
 cleanly when the `loratui run` process supervising it has died."""
 
 import psutil

@@ -214,15 +214,6 @@ def check_finite(header: SafetensorsHeader, *, allow_nonfinite: bool = False) ->
     return [f"non-finite values in {len(bad)} tensor(s): {', '.join(bad[:5])}"] if bad else []
 
 
-def load_torch(path: Path | str, *, allow_nonfinite: bool = False) -> tuple[dict, dict[str, str]]:
-    """Validated tensors as torch tensors plus the file's metadata, for code that computes with them."""
-    from safetensors.torch import load_file
-
-    header = read_header(path)
-    check_finite(header, allow_nonfinite=allow_nonfinite)
-    return load_file(str(header.path)), header.metadata
-
-
 def safe_name(name: str, what: str = "adapter name") -> str:
     """A name that can be a single folder under the library: no separators, no dot-dot, no control chars."""
     if not _NAME.match(name) or ".." in name:

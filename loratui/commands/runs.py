@@ -121,7 +121,7 @@ def format_event(event: dict) -> str:
 
 def _logs(args) -> int:
     from engine.events import TERMINAL_TYPES, EventTail
-    from loratui.runs.liveness import is_alive
+    from engine.liveness import is_alive
 
     db = _db()
     row = _row(db, args.run_id)

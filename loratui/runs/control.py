@@ -4,7 +4,7 @@ import os
 import signal
 
 from engine.errors import LoratuiError
-from loratui.runs.liveness import is_alive
+from engine.liveness import is_alive
 
 
 def stop_run(db, run_id: str, sig: int = signal.SIGTERM) -> int:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.events import EventTail, offset_after
+from engine.liveness import is_alive
 from engine.rundir import RunDir
-from loratui.runs.liveness import is_alive
 from loratui.runs.txn import immediate
 
 _TAIL_BYTES = 64 * 1024  # far more than one event line

@@ -15,11 +15,11 @@ from pathlib import Path
 from engine import preflight
 from engine.errors import LoratuiError
 from engine.launch_check import EXPECT_PROCESSES, default_accelerate_config
+from engine.liveness import is_alive, process_start_time
 from engine.reach import offline_env
 from engine.rundir import RunDir, claim_run_dir, planned_run_dir
 from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
-from loratui.runs.liveness import is_alive, process_start_time
 from loratui.runs.txn import immediate
 
 

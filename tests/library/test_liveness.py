@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from engine.errors import LoratuiError
+from engine.liveness import is_alive, process_start_time
 from loratui.library.db import open_db
 from loratui.runs.control import stop_run
 from loratui.runs.ingest import catch_up
-from loratui.runs.liveness import is_alive, process_start_time
 
 
 def _add_run(db, run_id, pid, pid_start, status="running"):

@@ -9,9 +9,9 @@ import sys
 import tomli_w
 from textual.widgets import DataTable, Input
 
+from engine.liveness import process_start_time
 from engine.spec_template import template_values
 from loratui.app import LoratuiApp
-from loratui.runs.liveness import process_start_time
 from loratui.screens import spec_editor
 from loratui.screens.confirm import ConfirmScreen
 from loratui.screens.library import LibraryScreen

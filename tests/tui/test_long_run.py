@@ -5,12 +5,12 @@ import json
 import math
 import os
 
+from engine.liveness import process_start_time
 from loratui import watch
 from loratui.app import LoratuiApp
 from loratui.history import RunHistory
 from loratui.library.views import loss_curve
 from loratui.runs.ingest import ingest
-from loratui.runs.liveness import process_start_time
 from loratui.series import CAPACITY, Decimated, decimate, library_series, width_for
 from loratui.widgets.charts import LossChart
 

@@ -6,10 +6,10 @@ import os
 
 from textual.widgets import Static
 
+from engine.liveness import process_start_time
 from loratui.app import LoratuiApp
 from loratui.history import RunHistory
 from loratui.messages import RunProgressed
-from loratui.runs.liveness import process_start_time
 from loratui.widgets.charts import LossChart, StepChart
 from loratui.widgets.log_view import WrappedLog
 from loratui.widgets.sample_panel import SamplePanel

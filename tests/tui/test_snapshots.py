@@ -5,8 +5,8 @@ import os
 import pytest
 from textual.widgets import DataTable
 
+from engine.liveness import process_start_time
 from loratui.app import LoratuiApp
-from loratui.runs.liveness import process_start_time
 from loratui.widgets.charts import LossChart, StepChart
 
 from .conftest import add_run, script_events, until
