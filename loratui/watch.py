@@ -180,13 +180,10 @@ class RunWatcher:
             self._log_event(event)
         logged = self.log.poll()
         sample = self.history.sample
-        if sample and sample.get("text") is None and sample["path"] != self._sample_path:  # text: no image
-            self._sample_path = sample["path"]
-            self.sample_image = load_image(sample["path"])
-        base = self.history.base_sample
-        if base and base["path"] != self._base_path:
-            self._base_path = base["path"]
-            self.base_image = load_image(base["path"])
+        if sample and sample.get("text") is None:  # text: no image
+            self._sample_path, self.sample_image = _reloaded(sample, self._sample_path, self.sample_image)
+        if self.history.base_sample:
+            self._base_path, self.base_image = _reloaded(self.history.base_sample, self._base_path, self.base_image)
         changed = recalled or bool(events) or logged or row != self.row
         self.row = row
         return changed
@@ -305,6 +302,11 @@ def _snapshot(db):
         yield
     finally:
         db.execute("COMMIT")
+
+
+def _reloaded(sample: dict, path: str | None, image):
+    """(path, image) of `sample`: decoded again only when its file is another than `path`'s."""
+    return (path, image) if sample["path"] == path else (sample["path"], load_image(sample["path"]))
 
 
 def load_image(path: str):

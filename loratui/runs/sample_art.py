@@ -42,13 +42,12 @@ def side_by_side(images, labels: list[str], title: str) -> Text:
 
 
 def _load(path: Path):
-    from PIL import Image
+    from loratui.watch import load_image
 
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-    except OSError:
+    image = load_image(str(path))
+    if image is None:
         return None
+    image = image.convert("RGB")
     if max(image.size) > MAX_SIZE:
         image.thumbnail((MAX_SIZE, MAX_SIZE))
     return image
