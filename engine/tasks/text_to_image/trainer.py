@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.training_utils import cast_training_params, compute_snr
-from diffusers.utils import convert_state_dict_to_diffusers
 from diffusers.utils.torch_utils import randn_tensor
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -240,8 +239,10 @@ class Trainer:
         import diffusers
 
         modules = self._unwrapped()
-        layers = {f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(m))
-                  for name, m in modules.items()}
+        # PEFT's own keys (lora_A/lora_B), which load_lora_weights reads as they are: diffusers'
+        # convert_state_dict_to_diffusers renames only attention layers, and a file mixing both spellings loads
+        # without its attention LoRAs.
+        layers = {f"{name}_lora_layers": get_peft_model_state_dict(m) for name, m in modules.items()}
         # diffusers reads each component's LoraConfig back from this header key (alpha, targets).
         configs = {f"{name}.{k}": v for name, m in modules.items()
                    for k, v in m.peft_config["default"].to_dict().items()}
