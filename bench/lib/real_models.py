@@ -70,7 +70,7 @@ def _build_pipeline(configs: dict, dest: Path, dtype, device: str) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     from engine import builtin
-    from engine.builtin.diffusion import _scheduler
+    from engine.builtin.diffusion import scheduler
 
     tokenizer = CLIPTokenizer.from_pretrained(builtin.path("builtin:tiny-sd"), subfolder="tokenizer")
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
@@ -83,9 +83,9 @@ def _build_pipeline(configs: dict, dest: Path, dtype, device: str) -> None:
             parts["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**configs["text_encoder_2"], **ids))
     parts = {name: module.to("cpu", dtype) for name, module in parts.items()}
     if "text_encoder_2" in parts:
-        pipe = StableDiffusionXLPipeline(**parts, tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=_scheduler())
+        pipe = StableDiffusionXLPipeline(**parts, tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=scheduler())
     else:
-        pipe = StableDiffusionPipeline(**parts, tokenizer=tokenizer, scheduler=_scheduler(), safety_checker=None,
+        pipe = StableDiffusionPipeline(**parts, tokenizer=tokenizer, scheduler=scheduler(), safety_checker=None,
                                        feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(dest, safe_serialization=True)
 

@@ -30,10 +30,11 @@ class _Builtin:
     task: str  # the task that registers it (a dataset's is the task it trains)
     summary: str
     builder: str  # "module:function" in this package
+    trained: bool
 
 
 # Each task registers its built-ins (engine.tasks.registry).
-_BUILTINS = {name: _Builtin(b.kind, b.family, task.name, b.summary, b.builder)
+_BUILTINS = {name: _Builtin(b.kind, b.family, task.name, b.summary, b.builder, b.trained)
              for task in registry.tasks() for name, b in task.builtins.items()}
 
 # Builds share torch's global RNG, so two at once in one process would not be reproducible.
@@ -54,6 +55,7 @@ def describe() -> list[dict]:
             "family": spec.family,
             "task": spec.task,
             "summary": spec.summary,
+            "trained": spec.trained,
             "built": _is_built(cache / name, name),
         }
         for name, spec in sorted(_BUILTINS.items())

@@ -1,5 +1,5 @@
-"""The built-in datasets: `shapes` (captioned images) and `shapes-masks` (images with class masks), both in
-imagefolder layout, and `tiny-text` (JSON lines)."""
+"""The built-in datasets: `shapes` and `shapes-night` (captioned images) and `shapes-masks` (images with class
+masks), in imagefolder layout, and `tiny-text` (JSON lines)."""
 
 import csv
 import json
@@ -11,6 +11,7 @@ from engine.builtin.words import COLOURS, SHAPES, caption, sentences, shape_item
 SEED = 7
 SIZE = 64
 BACKGROUND = (245, 245, 240)
+NIGHT = (22, 26, 58)
 MASK_SEED = 8
 MASK_COPIES = {"train": 10, "test": 2}  # times each (colour, shape) pair appears in the split
 
@@ -20,11 +21,11 @@ def mask_labels() -> list[str]:
     return ["background", *SHAPES]
 
 
-def _draw(rng: random.Random, colour: str, shape: str):
+def draw(rng: random.Random, colour: str, shape: str, background=BACKGROUND):
     """The image of one shape and its mask: the same pixels, filled with the colour and with the class id."""
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
+    image = Image.new("RGB", (SIZE, SIZE), background)
     mask = Image.new("L", (SIZE, SIZE), 0)
     half = rng.randint(8, 20)
     cx, cy = rng.randint(half, SIZE - half), rng.randint(half, SIZE - half)
@@ -40,7 +41,7 @@ def _draw(rng: random.Random, colour: str, shape: str):
     return image, mask
 
 
-def build_shapes(dest: Path) -> None:
+def build_shapes(dest: Path, background=BACKGROUND, suffix: str = "") -> None:
     rng = random.Random(SEED)
     train = dest / "train"
     train.mkdir(parents=True)
@@ -48,9 +49,15 @@ def build_shapes(dest: Path) -> None:
     for i, (colour, shape) in enumerate(shape_items()):
         name = f"{i:03d}_{colour}_{shape}.png"
         # A plain PNG save stores no time or text chunks, so the bytes depend on the pixels alone.
-        _draw(rng, colour, shape)[0].save(train / name, format="PNG")
-        rows.append((name, caption(colour, shape)))
+        draw(rng, colour, shape, background)[0].save(train / name, format="PNG")
+        rows.append((name, caption(colour, shape) + suffix))
     _write_metadata(train, ("file_name", "text"), rows)
+
+
+def build_shapes_night(dest: Path) -> None:
+    """The shapes at the same places on a night-blue background, captioned "... at night": what the
+    shapes-demo LoRA teaches builtin:tiny-sd-shapes, which has only seen light backgrounds."""
+    build_shapes(dest, NIGHT, " at night")
 
 
 def build_shapes_masks(dest: Path) -> None:
@@ -64,7 +71,7 @@ def build_shapes_masks(dest: Path) -> None:
         rows = []
         for i, (colour, shape) in enumerate(pairs * copies):
             name = f"{i:03d}_{colour}_{shape}.png"
-            image, mask = _draw(rng, colour, shape)
+            image, mask = draw(rng, colour, shape)
             image.save(dest / split / "images" / name, format="PNG")
             mask.save(dest / split / "masks" / name, format="PNG")
             rows.append((f"images/{name}", f"masks/{name}"))

@@ -10,7 +10,7 @@ TEXT_HIDDEN = 32
 TIME_EMBED_DIM = 8
 
 
-def _scheduler():
+def scheduler():
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
@@ -38,7 +38,7 @@ def _vae():
     )
 
 
-def _text_encoder(tokenizer, projection: bool):
+def text_encoder(tokenizer, projection: bool):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -82,10 +82,10 @@ def build_sd(dest: Path) -> None:
     with seeded(SEED):
         pipe = StableDiffusionPipeline(
             vae=_vae(),
-            text_encoder=_text_encoder(tokenizer, projection=False),
+            text_encoder=text_encoder(tokenizer, projection=False),
             tokenizer=tokenizer,
             unet=_unet(cross_attention_dim=TEXT_HIDDEN),
-            scheduler=_scheduler(),
+            scheduler=scheduler(),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
@@ -98,11 +98,11 @@ def build_sdxl(dest: Path) -> None:
 
     tokenizer = clip_tokenizer()
     with seeded(SEED):
-        text_encoder_2 = _text_encoder(tokenizer, projection=True)
+        text_encoder_2 = text_encoder(tokenizer, projection=True)
         # SDXL conditions on the pooled text embedding plus six size/crop numbers, each embedded in TIME_EMBED_DIM.
         pipe = StableDiffusionXLPipeline(
             vae=_vae(),
-            text_encoder=_text_encoder(tokenizer, projection=False),
+            text_encoder=text_encoder(tokenizer, projection=False),
             text_encoder_2=text_encoder_2,
             tokenizer=tokenizer,
             tokenizer_2=tokenizer,
@@ -114,6 +114,6 @@ def build_sdxl(dest: Path) -> None:
                 addition_time_embed_dim=TIME_EMBED_DIM,
                 projection_class_embeddings_input_dim=6 * TIME_EMBED_DIM + text_encoder_2.config.projection_dim,
             ),
-            scheduler=_scheduler(),
+            scheduler=scheduler(),
         )
         pipe.save_pretrained(dest, safe_serialization=True)

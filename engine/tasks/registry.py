@@ -61,6 +61,7 @@ class Builtin:
     summary: str
     builder: str  # "module:function" in engine.builtin
     family: str | None = None  # a model's, as its family recognises it once built (a test holds them equal)
+    trained: bool = False  # its build trains it: minutes, not seconds
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ async def test_each_tab_keeps_its_own_query_and_shows_its_own_details(offline, q
         search = screen.query_one("#browse-search", Input)
         panel = screen.query_one("#browse-detail")
         await pilot.press("slash", *"tiny-sd", "enter")
-        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sdxl"])
+        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sd-shapes", "builtin:tiny-sdxl"])
         await shown_detail(pilot, screen, "builtin:tiny-sd")
 
         await pilot.press("ctrl+t")
@@ -58,7 +58,7 @@ async def test_each_tab_keeps_its_own_query_and_shows_its_own_details(offline, q
         await pilot.press("slash", *"chat", "enter")
         await until(pilot, lambda: names(screen) == ["builtin:tiny-chat"])
         await pilot.press("ctrl+t")
-        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sdxl"])
+        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sd-shapes", "builtin:tiny-sdxl"])
         assert screen.kind == "model" and search.value == "tiny-sd"
         await until(pilot, lambda: panel.entry is not None and panel.entry.kind == "model")
         await pilot.press("ctrl+t")

@@ -147,7 +147,7 @@ async def test_offline_banner_and_local_sources_still_work(offline, tmp_path, mo
         await until(pilot, lambda: banner.display)
         assert "Offline" in text_of(banner)
         await pilot.press("slash", *"sd", "enter")
-        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sdxl"])
+        await until(pilot, lambda: names(screen) == ["builtin:tiny-sd", "builtin:tiny-sd-shapes", "builtin:tiny-sdxl"])
         await highlight(pilot, screen, "builtin:tiny-sd")
         await until(pilot, lambda: "loratui can train" in text_of(screen.query_one("#detail-text", Static)))
 

@@ -94,7 +94,9 @@ def test_a_model_no_family_takes_says_what_loratui_trains():
     assert kind.task is None and "causal-lm" in kind.reason
 
 
-@pytest.mark.parametrize("name", [n for n in builtin.names() if builtin._BUILTINS[n].kind == "model"])
+# A trained built-in (minutes to build) is checked at a few steps in test_builtin.py.
+@pytest.mark.parametrize("name", [n for n in builtin.names()
+                                  if builtin._BUILTINS[n].kind == "model" and not builtin._BUILTINS[n].trained])
 def test_every_builtin_model_is_of_the_family_its_task_registers(name, builtin_home, monkeypatch):
     monkeypatch.setenv("LORATUI_HOME", str(builtin_home))
     entry = builtin._BUILTINS[name]

@@ -18,7 +18,12 @@ TASK = register_task(Task(
                            "diffusion:build_sd", "sd1"),
         "tiny-sdxl": Builtin("model", "SDXL-shaped pipeline with two text encoders, random weights, 64 px images, "
                              "~9 MB", "diffusion:build_sdxl", "sdxl"),
+        "tiny-sd-shapes": Builtin("model", "tiny-sd's shape at 32 px, trained at build (~2 minutes on a CPU) to "
+                                  "draw shapes on a light background", "pretrain:build_sd_shapes", "sd1",
+                                  trained=True),
         "shapes": Builtin("dataset", "48 captioned 64 px images of coloured shapes (imagefolder: image, text)",
                           "data:build_shapes"),
+        "shapes-night": Builtin("dataset", "the shapes on a night-blue background, captioned '... at night' "
+                                "(imagefolder: image, text)", "data:build_shapes_night"),
     },
 ))
