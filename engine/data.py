@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import builtin, reach
-from engine.errors import HubUnreachable, LoratuiError, is_unreachable
+from engine.errors import HubUnreachable, LoratuiError, first_line, is_unreachable
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _RESAMPLE = {"bilinear": 2, "bicubic": 3, "lanczos": 1, "nearest": 0}  # PIL.Image.Resampling values
@@ -52,7 +52,7 @@ def load_rows(data, seed: int):
         raise
     except Exception as exc:  # datasets raises many types; the message is what the user needs
         raise (HubUnreachable if is_unreachable(exc) else LoratuiError)(
-            f"data.source: cannot load '{data.source}' (split '{data.split}'): {_first_line(exc)}",
+            f"data.source: cannot load '{data.source}' (split '{data.split}'): {first_line(exc)}",
             hint="check the dataset id, config and split, your network, and HF_TOKEN for private datasets",
         ) from None
     columns = data.columns()
@@ -117,7 +117,7 @@ def bad_images(rows, column: str) -> list[tuple[int, str, str]]:
             with Image.open(source) as image:
                 image.load()
         except Exception as exc:
-            return index, str(name), _first_line(exc)
+            return index, str(name), first_line(exc)
         return None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -244,7 +244,3 @@ def crop_origin(height: int, width: int, resolution: int, center: bool, rng: ran
         return int(round((height - resolution) / 2.0)), int(round((width - resolution) / 2.0))
     return rng.randint(0, height - resolution), rng.randint(0, width - resolution)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

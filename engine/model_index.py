@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 from engine import reach
-from engine.errors import HubUnreachable, LoratuiError, is_unreachable
+from engine.errors import HubUnreachable, LoratuiError, first_line, is_unreachable
 
 
 def _fetch(pretrained: str, filename: str, revision: str) -> Path:
@@ -23,7 +23,7 @@ def _fetch(pretrained: str, filename: str, revision: str) -> Path:
                                  f"{hub.why_not}", hint=hub.hint) from None
         raise (HubUnreachable if is_unreachable(exc) else LoratuiError)(
             f"model.pretrained: cannot fetch {filename} of '{pretrained}' (revision {revision}): "
-            f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}",
+            f"{first_line(exc, 200)}",
             hint="check the model id and your network; set HF_TOKEN for gated models",
         ) from None
 

@@ -12,7 +12,6 @@ import os
 import re
 import sys
 import time
-import traceback
 
 import torch
 from accelerate.utils import set_seed
@@ -22,7 +21,7 @@ from engine import checkpoint, faults, fsdp, memory
 from engine.checkpoint import Position
 from engine.data import EpochOrder, load_rows
 from engine.distributed import check_launch, launched_rank, lost_peer, make_accelerator
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line, save_traceback
 from engine.evaluation import Evaluation, eval_split
 from engine.events import EventWriter
 from engine.liveness import has_ended
@@ -289,7 +288,7 @@ def _push(run, spec, adapter, log) -> None:
     try:
         log("info", f"pushed to the Hub: {push_adapter(run, spec, adapter)}")
     except Exception as exc:  # the adapter is safe on disk; a failed upload must not fail the run
-        log("error", f"push_to_hub failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        log("error", f"push_to_hub failed: {first_line(exc)}")
 
 
 def _logger(emit):
@@ -334,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         emit("run_failed", sync=True, step=position.step, reason=exc.message, hint=exc.hint, traceback_path=None)
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return 2
-    except torch.OutOfMemoryError:
+    except torch.OutOfMemoryError as exc:
         emit("run_failed", sync=True, step=position.step, reason=f"CUDA out of memory at step {position.step + 1}",
-             hint=memory.oom_hints(spec), traceback_path=_traceback(run, accelerator))
+             hint=memory.oom_hints(spec), traceback_path=_traceback(run, accelerator, exc))
         return 1
     except Exception as exc:
         if lost_peer(exc):
@@ -347,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                  hint=f"a process that dies or hangs for launch.timeout_s ({spec.launch.timeout_s} s) fails the run; "
                       f"see {run.log}", traceback_path=None)
             return 1
-        path = _traceback(run, accelerator)
+        path = _traceback(run, accelerator, exc)
         emit("run_failed", sync=True, step=position.step, reason=f"{type(exc).__name__}: {exc}".splitlines()[0],
              hint=f"this is a bug in loratui or a library; the traceback is in {path}", traceback_path=str(path))
         return 1
@@ -358,13 +357,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _said(exc: BaseException) -> str:
     """The first line of a library's error, without the source location gloo and NCCL put first."""
-    return re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:160]
+    return re.sub(r"^\[[^\]]*\]\s*", "", first_line(exc))[:160]
 
 
-def _traceback(run: RunDir, accelerator) -> str:
-    path = run.path / f"traceback-rank{accelerator.process_index}.log"
-    path.write_text(traceback.format_exc())
-    return str(path)
+def _traceback(run: RunDir, accelerator, error: BaseException) -> str:
+    return save_traceback(error, run.path / f"traceback-rank{accelerator.process_index}.log")
 
 
 if __name__ == "__main__":

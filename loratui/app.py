@@ -6,9 +6,7 @@ first shown, and library.db is opened in workers, so the first frame comes quick
 
 import importlib
 import threading
-import traceback
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -17,8 +15,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from engine.errors import LoratuiError
-from engine.home import home
+from engine.errors import LoratuiError, save_traceback
 from loratui.screens import MAIN_KEYS, MAIN_SCREENS
 from loratui.settings import read_setting
 from loratui.themes import DEFAULT_THEME, load_themes
@@ -165,17 +162,10 @@ class LoratuiApp(App):
             text = error.message + (f"\nhint: {error.hint}" if error.hint else "")
             self.notify(text, title="error", severity="error", timeout=12, markup=False)
             return
-        path = save_traceback(error)
+        path = save_traceback(error, prefix="dashboard")
         self.notify(f"{type(error).__name__}: {error}\ntraceback saved in {path}",
                     title="unexpected error", severity="error", timeout=20, markup=False)
 
-
-def save_traceback(error: BaseException) -> str:
-    logs = home() / "logs"
-    logs.mkdir(exist_ok=True)
-    path = logs / f"dashboard-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.log"
-    path.write_text("".join(traceback.format_exception(error)))
-    return str(path)
 
 
 def run_app(screen: str | None = None) -> int:

@@ -3,10 +3,8 @@
 import argparse
 import importlib
 import sys
-import traceback
-from datetime import UTC, datetime
 
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, save_traceback
 from loratui.screens import MAIN_KEYS
 
 # Modules under loratui.commands, each with register(subparsers). They must import cheaply:
@@ -52,21 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception:
-        path = _save_traceback()
+    except Exception as exc:
+        path = save_traceback(exc)
         print(f"error: unexpected failure, traceback saved in {path}", file=sys.stderr)
         return 1
 
-
-def _save_traceback() -> str:
-    """Keep the traceback of a bug in a file, not on the user's screen."""
-    from engine.home import home
-
-    logs = home() / "logs"
-    logs.mkdir(exist_ok=True)
-    path = logs / f"crash-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.log"
-    path.write_text(traceback.format_exc())
-    return str(path)
 
 
 if __name__ == "__main__":

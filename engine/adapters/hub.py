@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from engine import reach
 from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.adapters.safeload import PICKLE_SUFFIXES, refuse_pickle, safe_relative
-from engine.errors import HubUnreachable, LoratuiError
+from engine.errors import HubUnreachable, LoratuiError, first_line
 
 _REPO_ID = re.compile(r"^(hf://)?([\w.-]+/[\w.-]+)$")
 
@@ -55,7 +55,7 @@ def _hub_errors(repo: str, what: str = "") -> Iterator[None]:
         raise LoratuiError(f"listing '{repo}' needs the network but HF_HUB_OFFLINE is set",
                            "give --weight-name to use a cached file, or unset HF_HUB_OFFLINE") from exc
     except (hf.HfHubHTTPError, *_transport_errors()) as exc:
-        raise LoratuiError(f"Hub request for '{repo}' failed: {str(exc).splitlines()[0][:160]}",
+        raise LoratuiError(f"Hub request for '{repo}' failed: {first_line(exc, 160)}",
                            f"check the network, HF_ENDPOINT ({constants.ENDPOINT}) and HF_TOKEN") from exc
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from engine import fsdp
 from engine.adapters.names import CONFIG_NAME, WEIGHT_NAMES
 from engine.checkpoint import save_safetensors
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 from engine.lora_config import peft_config
 from engine.tasks import Sample
 
@@ -38,7 +38,7 @@ class PeftModelTask:
         try:
             self.model = get_peft_model(model, peft_config(spec.lora, modules_to_save=heads, task_type=task_type))
         except ValueError as exc:  # preflight judges what the headers tell; peft has the last word
-            raise LoratuiError(f"lora.target_modules: {str(exc).splitlines()[0][:300]}",
+            raise LoratuiError(f"lora.target_modules: {first_line(exc)}",
                                hint=f"name layers of the model, e.g. {example}") from None
         self.model.to(accelerator.device).train()
         self.prepared = self.model

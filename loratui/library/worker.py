@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, save_traceback
 from loratui.library import requests
 from loratui.library.requests import (
     REQUESTS,
@@ -90,11 +90,9 @@ class Worker:
             result = None if stop.is_set() else self.run(request, job, stop.is_set)
         except LoratuiError as exc:
             self.send(id=job, event="failed", message=exc.message, hint=exc.hint)
-        except Exception:
-            from loratui.cli import _save_traceback
-
+        except Exception as exc:
             self.warm.drop()  # a bug may have left the model half-changed
-            path = _save_traceback()
+            path = save_traceback(exc)
             self.send(id=job, event="failed", message=f"unexpected failure, traceback saved in {path}", hint="")
         else:
             if result is None:

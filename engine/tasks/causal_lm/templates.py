@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def template_problem(value: str) -> str | None:
     try:
         _compiled(value)
     except Exception as exc:  # jinja2's TemplateSyntaxError and friends: the message is what helps
-        return f"not a valid Jinja template: {str(exc).splitlines()[0]} (allowed: {ALLOWED})"
+        return f"not a valid Jinja template: {first_line(exc)} (allowed: {ALLOWED})"
     return None
 
 
@@ -79,7 +79,7 @@ def render(template: Template, messages: list[dict], specials: dict[str, str], a
         return _compiled(template.source).render(messages=messages, add_generation_prompt=add_generation_prompt,
                                                  **specials)
     except Exception as exc:
-        raise LoratuiError(f"data.template: {template.name} fails on a conversation: {str(exc).splitlines()[0]}",
+        raise LoratuiError(f"data.template: {template.name} fails on a conversation: {first_line(exc)}",
                            hint="fix the template, or name a built-in one (" + ", ".join(BUILTIN) + ")") from None
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import builtin, fsdp
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 from engine.memory import enable_activation_checkpointing
 from engine.rundir import write_atomic
 from engine.tasks import Sample
@@ -40,7 +40,7 @@ def load_base(section, added: list[str] = ()):
             attn_implementation=section.attn_implementation,
             quantization_config=BitsAndBytesConfig(**quantization) if quantization else None)
     except ValueError as exc:
-        first = str(exc).splitlines()[0][:300]
+        first = first_line(exc)
         field = "model.trust_remote_code" if "trust_remote_code" in str(exc) else "model.pretrained"
         raise LoratuiError(f"{field}: {section.pretrained} cannot load as a causal LM: {first}",
                            hint="choose a model transformers supports itself (loratui never runs a model's own code)"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 from engine.lora_targets import matches, unmatched_problem
 from engine.tasks.semantic_segmentation import SEGMENTERS
 from engine.tasks.semantic_segmentation.source import (
@@ -156,7 +156,7 @@ def _row_problem(index: int, image: dict, mask: dict, allowed: _AllowedIds | Non
         with Image.open(_source(image)) as picture:
             size = picture.size
     except Exception as exc:
-        return f"data.image_column: row {index} ({_name(image) or index}): the image does not decode ({_first_line(exc)})"
+        return f"data.image_column: row {index} ({_name(image) or index}): the image does not decode ({first_line(exc, 200)})"
     try:
         with Image.open(_source(mask)) as opened:
             opened.load()
@@ -165,7 +165,7 @@ def _row_problem(index: int, image: dict, mask: dict, allowed: _AllowedIds | Non
             ids = np.unique(np.asarray(opened))
             mask_size = opened.size
     except Exception as exc:
-        return f"{where}: the mask does not decode ({_first_line(exc)})"
+        return f"{where}: the mask does not decode ({first_line(exc, 200)})"
     if mask_size != size:
         return f"{where}: the mask is {mask_size[0]}x{mask_size[1]}, its image {size[0]}x{size[1]} (allowed: the same size)"
     bad = allowed.bad(ids) if allowed is not None else []
@@ -183,7 +183,3 @@ def _name(value: dict) -> str:
     path = (value or {}).get("path")
     return "/".join(Path(path).parts[-2:]) if path else ""
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine import builtin
 from engine.adapters.names import WEIGHT_NAMES
 from engine.adapters.safeload import read_header
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 
 ADAPTER_WEIGHTS = WEIGHT_NAMES[0]  # peft's save_pretrained names it so
 _UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
@@ -29,7 +29,7 @@ def load_base(pretrained: str, names: list[str], revision: str = "main", variant
         )
     except ValueError as exc:
         raise LoratuiError(f"model.pretrained: {pretrained} has no sequence-classification model in transformers "
-                           f"({str(exc).splitlines()[0][:160]})",
+                           f"({first_line(exc, 160)})",
                            hint="choose an encoder such as BERT, RoBERTa or MiniLM, or a decoder such as Llama") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

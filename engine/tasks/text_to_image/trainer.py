@@ -18,7 +18,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from engine import data
 from engine.checkpoint import save_safetensors
-from engine.errors import LoratuiError
+from engine.errors import LoratuiError, first_line
 from engine.lora_config import peft_config
 from engine.memory import enable_activation_checkpointing
 from engine.tasks import Sample, registry
@@ -336,7 +336,7 @@ def _add_adapter(model, config, field: str) -> None:
     try:
         model.add_adapter(config)
     except ValueError as exc:
-        raise LoratuiError(f"lora.{field}: {str(exc).splitlines()[0]}",
+        raise LoratuiError(f"lora.{field}: {first_line(exc)}",
                            hint="name Linear layers of the model, e.g. to_q, to_k, to_v, to_out.0 for a UNet") from None
 
 
