@@ -23,8 +23,9 @@ from accelerate.utils import broadcast_object_list, gather_object
 from safetensors.torch import load_file, save_file
 
 from engine import faults, fsdp
+from engine.atomic import fsync_dir, write_atomic
 from engine.errors import LoratuiError
-from engine.rundir import COMPLETE, RunDir, fsync_dir, write_atomic
+from engine.rundir import COMPLETE, RunDir
 
 
 @dataclass

@@ -4,7 +4,8 @@
 from pathlib import Path
 
 from engine.adapters.names import CONFIG_NAME
-from engine.rundir import RunDir, write_atomic
+from engine.atomic import write_atomic
+from engine.rundir import RunDir
 
 
 def push_adapter(run: RunDir, spec, adapter: Path) -> str:

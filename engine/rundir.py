@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
+from engine.atomic import write_atomic
 from engine.errors import LoratuiError
 from engine.home import runs_dir
 
@@ -170,20 +171,3 @@ def _empty_output_dir(output_dir: str) -> Path:
                            hint='empty it, choose another folder, or set train.resume_from_checkpoint = "latest"')
     return path
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary sibling, fsync, rename: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,6 @@ import dataclasses
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from engine.adapters.load import (
     peft_folder,
 )
 from engine.adapters.names import COMPANION_NAMES
+from engine.atomic import staged_folder
 from engine.errors import LoratuiError
 
 EQUAL_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
@@ -199,9 +199,7 @@ def combine(
                 rank,
                 seed,
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out) as tmp:
         if LLM_PART in combined:
             combined[LLM_PART].state.update(kept)
             _write_peft(tmp, combined[LLM_PART], adapters[0][LLM_PART].config)
@@ -210,8 +208,6 @@ def combine(
         else:
             _write_diffusers(tmp, combined)
         os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out if LLM_PART in combined else out / DIFFUSERS_WEIGHTS
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from engine.adapters import formats
 from engine.adapters.inspect import locate
 from engine.adapters.names import WEIGHT_NAMES
 from engine.adapters.safeload import SafetensorsHeader, read_header, scalar_bytes, tensor_bytes
+from engine.atomic import replace_folder, staged_folder
 from engine.errors import LoratuiError
 
 FORMATS = ("diffusers", "kohya", "peft")
@@ -84,20 +84,14 @@ def _peft_folder(dest: Path, weights: Path, config: dict | None, files: list[Pat
     if dest.resolve() == weights.parent.resolve():
         raise LoratuiError(f"'{dest}' is the adapter's own folder", "export to another folder")
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        with staged_folder(dest) as tmp:
+            for file in files:
+                shutil.copyfile(file, tmp / (PEFT_WEIGHTS if file == weights else file.name))
+            os.chmod(tmp, 0o777 & ~_umask())
+            replace_folder(tmp, dest)
     except OSError as exc:
-        raise LoratuiError(f"cannot write into '{dest.parent}': {exc.strerror}", "give a folder you can write to") \
-            from None
-    try:
-        for file in files:
-            shutil.copyfile(file, tmp / (PEFT_WEIGHTS if file == weights else file.name))
-        os.chmod(tmp, 0o777 & ~_umask())
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.rename(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        raise LoratuiError(f"cannot write into '{dest.parent}': {exc.strerror}",
+                           "give a folder you can write to, on a disk with room") from None
     return dest / PEFT_WEIGHTS
 
 

@@ -11,11 +11,10 @@ complete or not at all; with force it replaces what is there, which is moved asi
 import json
 import os
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
 
 from engine.adapters.load import DIFFUSION, Session, base_kind
+from engine.atomic import replace_folder, staged_folder
 from engine.errors import LoratuiError
 
 DTYPES = ("float16", "bfloat16", "float32")
@@ -115,25 +114,14 @@ def merge_task(task: str, base: str, adapter: Path, weight: float, out: Path, *,
 
 
 def _write_folder(write, out: Path) -> None:
-    """`write` fills a temporary sibling; once it is whole it takes out's place. An out folder already there (with
-    --force) is moved aside first and deleted only after the new one is in place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    old = None
+    """`write` fills a staged sibling; once it is whole it takes out's place (one already there, with --force,
+    is deleted only after)."""
     try:
-        write(tmp)
-        if out.exists() and any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
-            os.rename(out, old)
-        elif out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
+        with staged_folder(out) as tmp:
+            write(tmp)
+            replace_folder(tmp, out)
     except OSError as exc:
         raise _unwritten(out, exc) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _single_file_layout(pipe):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
+from engine.atomic import staged_folder
 from engine.errors import LoratuiError
 from engine.home import builtin_cache
 from engine.quiet import hide_torchvision_fallback
@@ -104,9 +105,8 @@ def _is_built(folder: Path, name: str) -> bool:
 def _build(name: str, folder: Path) -> None:
     """Build in a hidden sibling, mark it complete, then rename it into place in one step."""
     module, function = _BUILTINS[name].builder.split(":")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
     hide_torchvision_fallback()
-    try:
+    with staged_folder(folder) as tmp:
         getattr(import_module(f"{__name__}.{module}"), function)(tmp)
         (tmp / MARKER).write_text(_stamp(name))
         if folder.exists() and not _is_built(folder, name):
@@ -117,8 +117,6 @@ def _build(name: str, folder: Path) -> None:
             # Another process got there first; its build is byte-identical to ours.
             if not _is_built(folder, name):
                 raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _discard(folder: Path) -> None:

@@ -69,8 +69,8 @@ def _new(args) -> int:
 
 
 def _convert(args) -> int:
+    from engine.atomic import write_atomic
     from engine.errors import LoratuiError
-    from engine.rundir import write_atomic
     from engine.spec_convert import convert_command
     from engine.spec_template import commented_toml
 

@@ -8,16 +8,16 @@ user's own file instead; its bytes are hashed again on every use.
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from engine.adapters.inspect import AdapterInfo, content_hash, locate
+from engine.atomic import fsync_dir, staged_folder
 from engine.errors import LoratuiError
 from engine.home import adapters_dir
-from engine.rundir import fsync_dir
 
 MODES = ("copy", "link")
+TMP_PREFIX = ".tmp-"  # a copy in progress (or one a crash interrupted, which gc collects)
 OK, MISSING, CHANGED = "ok", "missing", "changed"
 # A store folder this fresh may belong to an import that has not recorded its entry yet: collect() leaves it.
 GRACE_S = 60
@@ -40,18 +40,17 @@ def place(info: AdapterInfo, mode: str) -> tuple[Path, Path | None]:
     if _holds(folder, info.sha256):  # the same bytes were stored before (an entry removed without its files)
         return _location(folder, info), None
     shutil.rmtree(folder, ignore_errors=True)  # a partial or tampered folder: its name promises other bytes
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        for file in info.files:
-            target = tmp / file.name
-            shutil.copyfile(file, target)
-            with open(target, "rb") as handle:
-                os.fsync(handle.fileno())
-            target.chmod(0o444)
-        os.rename(tmp, folder)
+        with staged_folder(folder, prefix=TMP_PREFIX) as tmp:
+            for file in info.files:
+                target = tmp / file.name
+                shutil.copyfile(file, target)
+                with open(target, "rb") as handle:
+                    os.fsync(handle.fileno())
+                target.chmod(0o444)
+            os.rename(tmp, folder)
         fsync_dir(root)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if _holds(folder, info.sha256):  # another process stored the same bytes first
             return _location(folder, info), None
         raise LoratuiError(f"could not copy the adapter into {root}: {exc.strerror or exc}",
@@ -149,7 +148,7 @@ def collect(db, *, remove: bool = True) -> list[tuple[Path, int]]:
     removed = []
     for folder in sorted(root.iterdir()):
         if folder in used or folder.is_symlink() or not folder.is_dir() or not (
-                content_named(folder.name) or folder.name.startswith(".tmp-")):
+                content_named(folder.name) or folder.name.startswith(TMP_PREFIX)):
             continue
         files = [f for f in folder.rglob("*") if f.is_file()]
         if time.time() - max((f.stat().st_mtime for f in [folder, *files]), default=0) < GRACE_S:

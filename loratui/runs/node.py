@@ -11,10 +11,11 @@ import subprocess
 import sys
 
 from engine import preflight
+from engine.atomic import write_atomic
 from engine.errors import LoratuiError
 from engine.home import home
 from engine.launch_check import accelerate_config
-from engine.rundir import RunDir, write_atomic
+from engine.rundir import RunDir
 from engine.spec import Spec
 from loratui.runs.exits import killing_signal, log_size, signal_words
 from loratui.runs.launch import Plan, accelerate_command, launch_env

@@ -271,7 +271,7 @@ class SpecEditorScreen(LoratuiScreen):
 
 def _write_atomic(path: Path, text: str) -> None:
     """Never a half-written spec: the folder is made if needed, then the engine's atomic write."""
-    from engine.rundir import write_atomic
+    from engine.atomic import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from engine import builtin, fsdp
+from engine.atomic import write_atomic
 from engine.errors import LoratuiError, first_line
 from engine.memory import enable_activation_checkpointing
-from engine.rundir import write_atomic
 from engine.tasks import Sample
 from engine.tasks.causal_lm import layout, packing, tokenizer
 from engine.tasks.causal_lm.formatting import IGNORE, Example, Formatter, screen
