@@ -108,13 +108,9 @@ def format_event(event: dict) -> str:
     stamp = datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S")
     kind = event["type"]
     if kind == "step":
-        parts = [f"step {event['step']}/{event['total_steps']}"]
-        if event.get("loss") is not None:
-            parts.append(f"loss {event['loss']:.4f}")
-        parts.append(f"lr {event['lr']:.2e}")
-        if event.get("step_time"):
-            parts.append(f"{1 / event['step_time']:.2f} it/s")
-        return f"{stamp} " + "  ".join(parts)
+        from loratui.runs.progress import step_line
+
+        return f"{stamp} {step_line(event)}"
     fields = {k: v for k, v in event.items() if k not in ("v", "seq", "time", "type")}
     return f"{stamp} {kind} " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
 

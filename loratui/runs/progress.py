@@ -37,10 +37,10 @@ class RunProgress:
                 self.progress.update(self.task, total=event["total_steps"], steps=event["total_steps"],
                                      completed=event["resume_step"])
             elif kind == "step":
-                speed = f"{1 / event['step_time']:.2f} it/s" if event.get("step_time") else "- it/s"
-                loss = f"{event['loss']:.4f}" if event.get("loss") is not None else "-"
-                self.progress.update(self.task, completed=event["step"], total=event["total_steps"], loss=loss,
-                                     lr=f"{event['lr']:.2e}", speed=speed, memory=_memory(event.get("memory") or {}))
+                parts = step_parts(event)
+                self.progress.update(self.task, completed=event["step"], total=event["total_steps"],
+                                     loss=parts.get("loss", "-"), lr=parts["lr"], speed=parts.get("speed", "- it/s"),
+                                     memory=parts.get("memory", ""))
             elif kind == "checkpoint_saved":
                 self.progress.console.print(f"checkpoint: {event['path']}")
             elif kind == "sample_saved":
@@ -55,15 +55,7 @@ class RunProgress:
         if kind == "run_started":
             return f"started {event['run_id']}: {event['total_steps']} steps on {event['device']}"
         if kind == "step":
-            parts = [f"step {event['step']}/{event['total_steps']}"]
-            if event.get("loss") is not None:
-                parts.append(f"loss {event['loss']:.4f}")
-            parts.append(f"lr {event['lr']:.1e}")
-            if event.get("step_time"):
-                left = max(event["total_steps"] - event["step"], 0) * event["step_time"]
-                parts += [f"{1 / event['step_time']:.1f} it/s", f"eta {timedelta(seconds=round(left))}"]
-            memory = _memory(event.get("memory") or {})
-            return " ".join(parts + ([memory] if memory else []))
+            return step_line(event)
         if kind == "checkpoint_saved":
             return f"checkpoint saved: {event['path']}"
         if kind == "sample_saved":
@@ -86,6 +78,28 @@ class RunProgress:
             print(line, file=self.console.file, flush=True)
         else:
             self.console.print(line)
+
+
+def step_parts(event: dict) -> dict[str, str]:
+    """A step event's figures as every face writes them; loss, speed, eta and memory only when the event has them."""
+    parts = {"step": f"{event['step']}/{event['total_steps']}"}
+    if event.get("loss") is not None:
+        parts["loss"] = f"{event['loss']:.4f}"
+    parts["lr"] = f"{event['lr']:.1e}"
+    if event.get("step_time"):
+        left = max(event["total_steps"] - event["step"], 0) * event["step_time"]
+        parts["speed"] = f"{1 / event['step_time']:.1f} it/s"
+        parts["eta"] = str(timedelta(seconds=round(left)))
+    memory = _memory(event.get("memory") or {})
+    if memory:
+        parts["memory"] = memory
+    return parts
+
+
+def step_line(event: dict) -> str:
+    """step 10/200 loss 0.5460 lr 9.9e-04 10.9 it/s eta 0:00:15 rss 0.59 GiB"""
+    return " ".join(value if name in ("speed", "memory") else f"{name} {value}"
+                    for name, value in step_parts(event).items())
 
 
 def metrics_text(metrics: dict, base: dict | None = None) -> str:

@@ -310,3 +310,11 @@ def test_progress_into_a_pipe_is_one_whole_line_per_event(sd_run):
     assert f"checkpoint saved: {run / 'checkpoints' / 'checkpoint-000100'}" in lines
     assert any(line.startswith(f"sample saved: {run / 'samples'}") and line.endswith(".png") for line in lines)
     assert "…" not in out.stderr
+
+
+def test_runs_logs_writes_each_step_as_the_run_did(sd_run):
+    home, run_id, out = sd_run
+    logged = loratui(home, "runs", "logs", run_id)
+    assert logged.returncode == 0, logged.stderr
+    steps = [line.split(" ", 1)[1] for line in logged.stdout.splitlines() if line.split(" ")[1:2] == ["step"]]
+    assert steps == [line for line in out.stderr.splitlines() if line.startswith("step ")]
