@@ -63,6 +63,7 @@ def write_events(path: Path, steps: int) -> None:
 def build_run(home: Path, steps: int) -> tuple[float, float, int]:
     """The run in a fresh library: (seconds to ingest it, CPU seconds of that, step rows written)."""
     from loratui.library.db import open_db
+    from loratui.runs import table
     from loratui.runs.ingest import ingest
 
     run_dir = home / "runs" / RUN_ID
@@ -70,8 +71,8 @@ def build_run(home: Path, steps: int) -> tuple[float, float, int]:
     write_events(run_dir / "events.jsonl", steps)
     db = open_db()
     with db.conn:
-        db.execute("INSERT INTO runs (id, name, task, dir, spec, status, total_steps) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [RUN_ID, RUN_ID, "causal-lm", str(run_dir), 'name = "long"\n', "running", steps])
+        table.insert(db, RUN_ID, {"name": RUN_ID, "task": "causal-lm", "dir": str(run_dir), "spec": 'name = "long"\n',
+                                  "status": "running", "total_steps": steps})
     start, cpu = time.perf_counter(), time.process_time()
     ingest(db, run_dir, RUN_ID)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.errors import LoratuiError
 from engine.events import EventTail, offset_after, parse_event
 from loratui.history import RATE_WINDOW, RunHistory, RunView, chart_series
+from loratui.runs import table
 from loratui.runs.ingest import catch_up
 from loratui.runs.metric_store import run_keys
 from loratui.series import library_series, width_for
@@ -69,7 +70,7 @@ def list_runs(db) -> list[dict]:
     """Every run, newest first, with a fresher step and loss peeked from the events of running ones
     (the supervisor ingests them into the library, but the file is never behind it)."""
     catch_up(db)
-    rows = list(db.query(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC, id DESC"))
+    rows = table.listed(db, RUN_COLUMNS)
     for row in rows:
         if row["status"] == "running":
             latest = peek_latest_step(Path(row["dir"]) / "events.jsonl")
@@ -81,10 +82,7 @@ def list_runs(db) -> list[dict]:
 
 
 def get_run(db, run_id: str) -> dict:
-    rows = list(db.query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise LoratuiError(f"unknown run '{run_id}'", hint="it may have been deleted; press 1 for the runs list")
-    return rows[0]
+    return table.get(db, run_id, RUN_COLUMNS, hint="it may have been deleted; press 1 for the runs list")
 
 
 def peek_latest_step(path: Path) -> dict | None:
@@ -327,7 +325,7 @@ def adapter_for_run(db, run_id: str) -> int | None:
 
 
 def run_spec(db, run_id: str) -> str:
-    rows = list(db.query("SELECT spec FROM runs WHERE id = ?", [run_id]))
-    if not rows or not rows[0]["spec"]:
+    row = table.find(db, run_id, "spec")
+    if not row or not row["spec"]:
         raise LoratuiError(f"run '{run_id}' has no recorded spec", hint="open its spec.toml and launch a copy")
-    return rows[0]["spec"]
+    return row["spec"]

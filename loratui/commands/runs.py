@@ -39,20 +39,18 @@ def _db():
 
 
 def _row(db, run_id: str) -> dict:
-    from engine.errors import LoratuiError
+    from loratui.runs import table
 
-    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise LoratuiError(f"unknown run '{run_id}'", hint="`loratui runs ls` lists the runs")
-    row = rows[0]
+    row = table.get(db, run_id)
     row["summary"] = json.loads(row["summary"] or "{}")
     return row
 
 
 def _ls(args) -> int:
     db = _db()
-    rows = list(db.query("SELECT id, name, task, status, step, total_steps, last_loss, created, started, ended, dir, "
-                         "error FROM runs ORDER BY created DESC, rowid DESC"))
+    from loratui.runs import table
+
+    rows = table.listed(db, "id, name, task, status, step, total_steps, last_loss, created, started, ended, dir, error")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

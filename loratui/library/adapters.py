@@ -15,6 +15,7 @@ from engine.adapters.safeload import safe_name
 from engine.errors import LoratuiError
 from engine.tasks import registry
 from loratui.library import store
+from loratui.runs import table
 from loratui.runs.metric_store import last_values
 
 JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings")
@@ -70,8 +71,8 @@ def register(db, path, *, name: str | None = None, source_run: str | None = None
     if db.execute("SELECT 1 FROM adapters WHERE name = ?", [name]).fetchone():
         raise LoratuiError(f"an adapter named '{name}' already exists", "choose another --name")
     parents = [_lineage_row(db, entry) for entry in lineage or []]
-    if source_run and not db.execute("SELECT 1 FROM runs WHERE id = ?", [source_run]).fetchone():
-        raise LoratuiError(f"unknown run '{source_run}'", "register a run's adapter after the run is recorded")
+    if source_run and not table.exists(db, source_run):
+        raise table.unknown(source_run, "register a run's adapter after the run is recorded")
     family = info.family or _base_family(base_model)
     owner = registry.adapter_task(info.metadata.get("loratui.task"), family)  # a file from elsewhere: its family's
     task = owner.name if owner else None
@@ -319,10 +320,9 @@ def details(db, id_or_name) -> dict:
     row["lineage"] = lineage(db, row["id"])
     run = None
     if row["source_run"]:
-        runs = _rows(db, "SELECT id, name, status, task, base_model, step, total_steps, started, ended, error, "
-                         "summary, spec FROM runs WHERE id = ?", [row["source_run"]])
-        if runs:
-            run = runs[0]
+        run = table.find(db, row["source_run"], "id, name, status, task, base_model, dir, step, total_steps, started, "
+                                                "ended, error, summary, spec")
+        if run:
             run["summary"] = json.loads(run["summary"]) if run["summary"] else None
             run["samples"] = _rows(db, "SELECT step, prompt, path, text FROM samples WHERE run_id = ? "
                                        "ORDER BY step, id", [run["id"]])

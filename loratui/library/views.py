@@ -94,7 +94,7 @@ def adapter_view(db, adapter_id: int) -> AdapterView:
     steps, loss = loss_curve(db, run["id"]) if run else ([], [])
     pictures, texts = [], []
     if run:  # sample paths are relative to the run folder
-        (folder,) = db.execute("SELECT dir FROM runs WHERE id = ?", [run["id"]]).fetchone()
+        folder = run["dir"]
         images = [s for s in run["samples"][::-1] if s["text"] is None]
         pictures = [(f"sample, step {s['step']}", str(Path(folder) / s["path"])) for s in images[:SAMPLES]]
         texts = sorted((s for s in run["samples"] if s["text"] is not None), key=lambda s: -s["step"])[:TEXTS]

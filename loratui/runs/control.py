@@ -5,14 +5,12 @@ import signal
 
 from engine.errors import LoratuiError
 from engine.liveness import is_alive
+from loratui.runs import table
 
 
 def stop_run(db, run_id: str, sig: int = signal.SIGTERM) -> int:
     """Ask a running run to stop cleanly (save a checkpoint and the adapter); returns the pid signalled."""
-    rows = list(db.query("SELECT id, status, pid, pid_start FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise LoratuiError(f"unknown run '{run_id}'", hint="`loratui runs ls` lists the runs")
-    row = rows[0]
+    row = table.get(db, run_id, "id, status, pid, pid_start")
     if row["status"] != "running" or not is_alive(row["pid"], row["pid_start"]):
         status = "crashed" if row["status"] == "running" else row["status"]  # its process is gone
         hint = (f"it finished; `loratui runs show {run_id}` shows its adapter" if status == "finished" else

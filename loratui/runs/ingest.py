@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.events import EventTail, offset_after
 from engine.liveness import is_alive
 from engine.rundir import RunDir
+from loratui.runs import table
 from loratui.runs.txn import immediate
 
 _TAIL_BYTES = 64 * 1024  # far more than one event line
@@ -26,10 +27,10 @@ def ingest(db, run_dir: Path | str, run_id: str | None = None, tail: EventTail |
     A caller polling one run passes the same EventTail each time, so only new bytes are read."""
     run = RunDir(run_dir)
     run_id = run_id or run.run_id
-    rows = list(db.query("SELECT last_seq FROM runs WHERE id = ?", [run_id]))
-    if not rows:
+    row = table.find(db, run_id, "last_seq")
+    if row is None:
         return []
-    last_seq = rows[0]["last_seq"]
+    last_seq = row["last_seq"]
     with _no_cycle_collection():
         events = [e for e in tail.poll() if e["seq"] > last_seq] if tail else _events_after(run.events, last_seq)
         if events:
@@ -75,12 +76,12 @@ def _parents_known(db):
 def _apply(db, run_id: str, events: list[dict]) -> None:
     """Apply events to the runs row, metrics and samples, inside the caller's write transaction; those at or
     below the row's last_seq (applied by someone else meanwhile) are skipped."""
-    row = db.execute("SELECT last_seq, summary FROM runs WHERE id = ?", [run_id]).fetchone()
-    events = [e for e in events if row and e["seq"] > row[0]]
+    row = table.find(db, run_id, "last_seq, summary")
+    events = [e for e in events if row and e["seq"] > row["last_seq"]]
     if not events:
         return
     update: dict = {}
-    summary = json.loads(row[1] or "{}")
+    summary = json.loads(row["summary"] or "{}")
     steps, gpu_memory, metrics, samples = [], [], [], []
     for event in events:
         kind = event["type"]
@@ -125,8 +126,7 @@ def _apply(db, run_id: str, events: list[dict]) -> None:
         db.conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, key, value) VALUES (?, ?, ?, ?)", metrics)
     if samples:
         db.conn.executemany("INSERT OR IGNORE INTO samples (run_id, step, prompt, path, text) VALUES (?, ?, ?, ?, ?)", samples)
-    db.conn.execute(f"UPDATE runs SET {', '.join(f'{key} = ?' for key in update)} WHERE id = ?",
-                    [*update.values(), run_id])
+    table.update(db, run_id, update)
 
 
 def catch_up(db) -> list[str]:
@@ -137,23 +137,18 @@ def catch_up(db) -> list[str]:
     A crashed run is read again if its events grew since: training orphaned by a killed supervisor stops and
     records it later."""
     crashed = []
-    rows = db.query("SELECT id, dir, pid, pid_start, status, last_seq FROM runs WHERE status IN ('running', 'crashed')")
-    for row in list(rows):
+    for row in table.live(db):
         path = Path(row["dir"]) / "events.jsonl"
         if is_alive(row["pid"], row["pid_start"]) or (row["status"] == "crashed" and _newest_seq(path) <= row["last_seq"]):
             continue
         with _no_cycle_collection():
             events = _events_after(path, row["last_seq"])  # read before taking the write lock
             with _parents_known(db), immediate(db):
-                now = db.execute("SELECT status, pid, pid_start FROM runs WHERE id = ?", [row["id"]]).fetchone()
-                if not now or now[0] not in ("running", "crashed") or is_alive(now[1], now[2]):
+                now = table.find(db, row["id"], "status, pid, pid_start")
+                if not now or now["status"] not in table.LIVE or is_alive(now["pid"], now["pid_start"]):
                     continue  # resumed, or caught up by someone else, meanwhile
                 _apply(db, row["id"], events)
-                cursor = db.execute(
-                    "UPDATE runs SET status = 'crashed', ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), "
-                    "error = coalesce(error, 'the run process died without recording an end') "
-                    "WHERE id = ? AND status = 'running'", [row["id"]])
-                if cursor.rowcount:
+                if table.mark_crashed(db, row["id"]):
                     crashed.append(row["id"])
     return crashed
 

@@ -20,6 +20,7 @@ from engine.reach import offline_env
 from engine.rundir import RunDir, claim_run_dir, planned_run_dir
 from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
+from loratui.runs import table
 from loratui.runs.txn import immediate
 
 
@@ -59,7 +60,7 @@ def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, 
 
 def check_resumable(db, run_id: str, max_steps: int | None = None) -> dict:
     """The run's row, if `loratui run --resume` may continue it (to `max_steps`); cheap, no torch."""
-    row = _run_row(db, run_id)
+    row = table.get(db, run_id)
     if max_steps is not None and max_steps <= row["step"]:
         raise LoratuiError(f"--max-steps {max_steps} is not above step {row['step']}, which run '{run_id}' reached",
                            hint=f"pass a --max-steps above {row['step']}")
@@ -90,13 +91,6 @@ def _changed(spec: Spec, section: str, **values) -> Spec:
     return parse_spec(data)
 
 
-def _run_row(db, run_id: str) -> dict:
-    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise LoratuiError(f"unknown run '{run_id}'", hint="`loratui runs ls` lists the runs")
-    return rows[0]
-
-
 def _plan_from_spec(db, spec: Spec) -> Plan:
     """A new run, or, to resume, the folder (and id) of the run it continues."""
     value = spec.train.resume_from_checkpoint
@@ -105,9 +99,8 @@ def _plan_from_spec(db, spec: Spec) -> Plan:
     if value == "latest":
         folder = Path(spec.output.dir).expanduser().resolve() if spec.output.dir else None
         if folder is None:
-            previous = list(db.query("SELECT dir FROM runs WHERE name = ? ORDER BY created DESC, rowid DESC LIMIT 1",
-                                     [spec.name]))
-            folder = Path(previous[0]["dir"]) if previous else None
+            previous = table.latest_named(db, spec.name)
+            folder = Path(previous["dir"]) if previous else None
         if folder is None or not (folder / "spec.toml").is_file():
             return Plan(spec, planned_run_dir(spec.name, spec.output.dir))
     else:
@@ -118,7 +111,7 @@ def _plan_from_spec(db, spec: Spec) -> Plan:
                                hint="name a runs/<id>/checkpoints/checkpoint-NNNNNN folder, or use \"latest\"")
         value = str(checkpoint)
     run = RunDir(folder)
-    for row in db.query("SELECT * FROM runs WHERE id = ?", [run.run_id]):
+    if row := table.find(db, run.run_id):
         _refuse_to_continue(row, spec.train.max_steps, f"set train.max_steps above {row['step']} to train it on, "
                                                        "or remove train.resume_from_checkpoint to start a new run")
     return Plan(spec, run, value, run.run_id)
@@ -132,15 +125,15 @@ def prepare(db, plan: Plan) -> None:
               "ended": None, "error": None, "pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
     with immediate(db):
         if plan.run_id is None:
-            plan.run = claim_run_dir(plan.spec.name, plan.spec.output.dir, lambda candidate: _taken(db, candidate))
+            plan.run = claim_run_dir(plan.spec.name, plan.spec.output.dir, lambda candidate: table.exists(db, candidate))
             plan.run_id = plan.run.run_id
             try:
-                _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
+                table.insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
             except BaseException:
                 plan.run.release()
                 raise
-        elif not _update(db, plan.run_id, values):  # a folder library.db does not know (the library was replaced)
-            _insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
+        elif not table.update(db, plan.run_id, values):  # a folder library.db does not know (the library was replaced)
+            table.insert(db, plan.run_id, {**values, "dir": str(plan.run.path)})
     plan.run.create(plan.spec.to_toml())
     plan.run.write_preflight(plan.skip_rows, plan.notes)
     _log_notes(plan)
@@ -155,26 +148,9 @@ def _log_notes(plan: Plan) -> None:
             log.writelines(f"note: {note}\n" for note in plan.notes)
 
 
-def _taken(db, run_id: str) -> bool:
-    return db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is not None
-
-
-def _insert(db, run_id: str, values: dict) -> None:
-    columns = ["id", *values]
-    db.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-               [run_id, *values.values()])
-
-
-def _update(db, run_id: str, values: dict) -> bool:
-    """Update the row; False when there is none."""
-    cursor = db.execute(f"UPDATE runs SET {', '.join(f'{key} = ?' for key in values)} WHERE id = ?",
-                        [*values.values(), run_id])
-    return cursor.rowcount == 1
-
-
 def record_supervisor(db, run_id: str, pid: int) -> None:
     with db.conn:
-        db["runs"].update(run_id, {"pid": pid, "pid_start": process_start_time(pid)})
+        table.update(db, run_id, {"pid": pid, "pid_start": process_start_time(pid)})
 
 
 def accelerate_command(plan: Plan, machine_rank: int | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from engine.events import EventTail
 from engine.liveness import has_ended
 from engine.rundir import RunDir
 from engine.spec import load_spec
+from loratui.runs import table
 from loratui.runs.exits import killing_signal, log_size, signal_words
 from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
@@ -110,7 +111,7 @@ def supervise(db, plan: Plan, display=None) -> dict:
     record_supervisor(db, plan.run_id, os.getpid())
     forwarder = StopForwarder(plan.run)
     ranks = RankWatch(plan.run)
-    last_seq = db.execute("SELECT last_seq FROM runs WHERE id = ?", [plan.run_id]).fetchone()[0]
+    last_seq = table.get(db, plan.run_id, "last_seq")["last_seq"]
     tail = EventTail(plan.run.events, after_seq=last_seq)
     code = ended = None
     stuck = False
@@ -146,7 +147,7 @@ def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | Non
             killed_by: int | None = None) -> dict:
     """Record how the run ended where the training did not (`killed_by`: the signal that killed a training
     process, if one did), and register its adapter."""
-    row = next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
+    row = table.get(db, plan.run_id)
     status = None
     killed = f"killed by {signal_words(killed_by)}" if killed_by else None
     if code and first_dead and row["status"] == "running" and not stop_requests:
@@ -168,15 +169,14 @@ def _finish(db, plan: Plan, code: int, stop_requests: int, first_dead: str | Non
         status, error = "failed", f"{row['error']}, {killed}"
     if status:
         with db.conn:
-            db.execute("UPDATE runs SET status = ?, error = ?, ended = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-                       "WHERE id = ?", [status, error, plan.run_id])
+            table.end(db, plan.run_id, status, error)
     summary = json.loads(row["summary"] or "{}")
     adapter = summary.get("adapter_path")
     if (status or row["status"]) in ("finished", "stopped") and adapter and os.path.exists(adapter):
         summary["adapter_id"], summary["adapter_note"] = _register(db, plan, adapter)
         with db.conn:
-            db["runs"].update(plan.run_id, {"summary": json.dumps(summary)})
-    return next(db.query("SELECT * FROM runs WHERE id = ?", [plan.run_id]))
+            table.update(db, plan.run_id, {"summary": json.dumps(summary)})
+    return table.get(db, plan.run_id)
 
 
 def _register(db, plan: Plan, adapter: str) -> tuple[int | None, str]:
@@ -187,7 +187,7 @@ def _register(db, plan: Plan, adapter: str) -> tuple[int | None, str]:
         from loratui.library.adapters import edit, free_name, register
     except ImportError:
         return None, "the adapter library is not available in this version"
-    run = next(db.query("SELECT status, step, total_steps FROM runs WHERE id = ?", [plan.run_id]))
+    run = table.get(db, plan.run_id, "status, step, total_steps")
     partial = run["status"] == "stopped"
     name = plan.run_id
     if partial:
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", default=None)
     args = parser.parse_args(argv)
     db = open_db()
-    row = next(db.query("SELECT dir FROM runs WHERE id = ?", [args.run_id]))
+    row = table.get(db, args.run_id, "dir")
     run = RunDir(row["dir"])
     final = supervise(db, Plan(load_spec(run.spec), run, args.resume, args.run_id))
     print(f"{final['id']}: {final['status']} at step {final['step']}", flush=True)
