@@ -6,12 +6,9 @@ Nothing here imports torch: preflight reads configs and file headers, and a buil
 is built by a child process first (building one imports torch).
 """
 
-import subprocess
-import sys
 from dataclasses import dataclass
 
 from engine import builtin
-from engine.errors import LoratuiError
 from engine.rundir import RunDir
 from engine.spec import Spec, load_spec
 from loratui.runs.ingest import catch_up
@@ -58,17 +55,6 @@ def build_builtins_apart(spec: Spec) -> None:
     unbuilt = {row["name"] for row in builtin.describe() if not row["built"]}
     for ref in (spec.model.pretrained, spec.data.source):
         if builtin.is_builtin(ref) and builtin.strip(ref) in unbuilt:
-            _build_in_child(ref)
+            builtin.build_apart(ref, BUILD_TIMEOUT_S)
 
 
-def _build_in_child(ref: str) -> None:
-    try:
-        done = subprocess.run([sys.executable, "-m", "loratui", "builtin", "path", ref], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise LoratuiError(f"building {ref} took over {BUILD_TIMEOUT_S} s", hint="try `loratui builtin path "
-                           f"{ref}` in a terminal") from exc
-    if done.returncode != 0:
-        said = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
-        error = next((line.removeprefix("error: ") for line in said if line.startswith("error: ")), said[-1])
-        raise LoratuiError(f"building {ref} failed: {error}", hint=f"`loratui builtin path {ref}` says more")

@@ -87,6 +87,50 @@ def path(ref: str) -> Path:
     return folder
 
 
+def build_apart(ref: str, timeout_s: float) -> None:
+    """Build `ref` if needed in a child process, keeping torch out of the caller (the dashboard), and the build's
+    output off its terminal. A failure is a LoratuiError naming the built-in."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_build_for_parent, args=(ref, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            raise LoratuiError(f"building {ref} took over {timeout_s:.0f} s",
+                               hint=f"try `loratui builtin path {ref}` in a terminal")
+        said = receiver.recv()
+    except EOFError:
+        child.join()
+        said = (f"building {ref} failed: its process died (exit code {child.exitcode})",
+                f"`loratui builtin path {ref}` says more")
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if said:
+        raise LoratuiError(*said)
+
+
+def _build_for_parent(ref: str, sender) -> None:
+    """build_apart's child: builds, then sends None, or the (message, hint) of the failure."""
+    from engine.errors import first_line, save_traceback
+
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    try:
+        path(ref)
+        sender.send(None)
+    except LoratuiError as exc:
+        sender.send((f"building {ref} failed: {exc.message}", exc.hint))
+    except Exception as exc:
+        sender.send((f"building {ref} failed: {first_line(exc)}",
+                     f"this is a bug; the traceback is in {save_traceback(exc)}"))
+
+
 def resolve(ref: str) -> str:
     return str(path(ref)) if is_builtin(ref) else ref
 

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -259,3 +260,15 @@ def test_a_trained_builtin_shows_its_progress_on_a_terminal(few_steps, monkeypat
     builtin.path("builtin:tiny-sd-shapes")
     assert "building builtin:tiny-sd-shapes" in terminal.getvalue()
     assert f"{few_steps.VAE_STEPS + few_steps.UNET_STEPS}/{few_steps.VAE_STEPS + few_steps.UNET_STEPS}" in terminal.getvalue()
+
+
+def test_built_apart_in_a_child_that_keeps_torch_and_its_output_away(home):
+    code = ("import sys, engine.builtin as b; b.build_apart('builtin:tiny-text', 60); "
+            "print('torch' in sys.modules, b.path('tiny-text').is_dir())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LORATUI_HOME": str(home)})
+    assert out.stdout.split() == ["False", "True"] and out.stderr == ""
+    with pytest.raises(LoratuiError) as caught:
+        builtin.build_apart("builtin:nope", 60)
+    assert str(caught.value) == "building builtin:nope failed: unknown built-in 'builtin:nope'"
+    assert "builtin:tiny-sd" in caught.value.hint
