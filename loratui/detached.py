@@ -12,7 +12,7 @@ from engine import builtin
 from engine.rundir import RunDir
 from engine.spec import Spec, load_spec
 from loratui.runs.ingest import catch_up
-from loratui.runs.launch import Plan, check_resumable, plan_run, prepare, start_detached_supervisor
+from loratui.runs.launch import Plan, begin, check_resumable, start_detached_supervisor
 from loratui.watch import library
 
 BUILD_TIMEOUT_S = 600
@@ -31,7 +31,7 @@ def launch(spec: Spec) -> Launched:
     """A new run of `spec`, as `loratui run --spec FILE --detach` starts it."""
     build_builtins_apart(spec)
     with library() as db:
-        return _start(db, plan_run(db, spec=spec))
+        return _start(db, begin(db, spec=spec))
 
 
 def resume(run_id: str) -> Launched:
@@ -41,11 +41,10 @@ def resume(run_id: str) -> Launched:
         spec_file = RunDir(check_resumable(db, run_id)["dir"]).spec
         if spec_file.is_file():  # planning names a missing one
             build_builtins_apart(load_spec(spec_file))
-        return _start(db, plan_run(db, resume_id=run_id))
+        return _start(db, begin(db, resume_id=run_id))
 
 
 def _start(db, plan: Plan) -> Launched:
-    prepare(db, plan)
     pid = start_detached_supervisor(db, plan)
     return Launched(plan.run_id, pid, tuple(plan.notes))
 

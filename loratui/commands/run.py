@@ -29,8 +29,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     from engine.errors import LoratuiError
     from loratui.library.db import open_db
-    from loratui.runs.ingest import catch_up
-    from loratui.runs.launch import plan_run, prepare, start_detached_supervisor
+    from loratui.runs.launch import begin, start_detached_supervisor
 
     if bool(args.spec) == bool(args.resume):
         raise LoratuiError("pass either --spec FILE or --resume RUN_ID",
@@ -55,13 +54,8 @@ def _run(args) -> int:
 
             return join(spec, spec.launch.machine_rank)
     db = open_db()
-    if args.resume:
-        catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
-    plan = plan_run(db, args.spec, resume_id=args.resume, max_steps=args.max_steps, spec=spec,
-                    num_processes=args.num_processes)
-    for note in plan.notes:
-        print(f"note: {note}", file=sys.stderr)
-    prepare(db, plan)
+    plan = begin(db, args.spec, resume_id=args.resume, max_steps=args.max_steps, spec=spec,
+                 num_processes=args.num_processes, tell=lambda note: print(f"note: {note}", file=sys.stderr))
     if args.detach:
         start_detached_supervisor(db, plan)
         print(plan.run_id)

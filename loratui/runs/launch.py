@@ -34,6 +34,22 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+def begin(db, spec_path: str | None = None, *, spec: Spec | None = None, resume_id: str | None = None,
+          max_steps: int | None = None, num_processes: int | None = None, tell=None) -> Plan:
+    """The one way a run starts, for the CLI, the dashboard and the queue: checked (plan_run), what preflight
+    noted told (`tell`, one note at a time), then recorded and its folder made (prepare). The caller supervises
+    the returned plan here (supervise) or in a session of its own (start_detached_supervisor)."""
+    if resume_id:
+        from loratui.runs.ingest import catch_up
+
+        catch_up(db)  # a run whose supervisor died counts as crashed, with every step it recorded
+    plan = plan_run(db, spec_path, resume_id=resume_id, spec=spec, max_steps=max_steps, num_processes=num_processes)
+    for note in plan.notes if tell else ():
+        tell(note)
+    prepare(db, plan)
+    return plan
+
+
 def plan_run(db, spec_path: str | None = None, *, resume_id: str | None = None, spec: Spec | None = None,
              max_steps: int | None = None, num_processes: int | None = None) -> Plan:
     """Everything checked, nothing created yet: a bad spec or dataset fails here, in seconds. A resumed run may

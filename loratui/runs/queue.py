@@ -11,7 +11,7 @@ from pathlib import Path
 from engine.errors import LoratuiError
 from engine.home import home
 from engine.spec import load_spec, parse_toml
-from loratui.runs.launch import plan_run, prepare
+from loratui.runs.launch import begin
 from loratui.runs.supervise import supervise
 
 NOW = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
@@ -85,8 +85,7 @@ def _claim(db) -> dict | None:
 
 def _run_job(db, job: dict) -> tuple[str, str | None, str | None]:
     try:
-        plan = plan_run(db, spec=parse_toml(job["spec"], job["spec_path"]))
-        prepare(db, plan)
+        plan = begin(db, spec=parse_toml(job["spec"], job["spec_path"]))
     except LoratuiError as exc:
         return "failed", None, exc.message.replace("\n", " ")
     try:

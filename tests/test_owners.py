@@ -1,4 +1,5 @@
-"""The runs table has one owner: every SQL statement on it lives in loratui/runs/table.py."""
+"""One owner each: every SQL statement on the runs table lives in loratui/runs/table.py, and every start of a
+run (the CLI, the dashboard, the queue) goes through loratui.runs.launch.begin."""
 
 import re
 from pathlib import Path
@@ -20,3 +21,13 @@ def test_the_pattern_sees_each_way_of_writing_one():
                  'db.table("runs")', "INSERT INTO runs (id) VALUES (?)"):
         assert ON_RUNS.search(line), line
     assert ON_RUNS.search(OWNER.read_text())
+
+
+def test_runs_start_only_through_begin():
+    launch = ROOT / "loratui" / "runs" / "launch.py"
+    calls = re.compile(r"\b(plan_run|prepare)\(")
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "loratui").rglob("*.py")) if path != launch
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if calls.search(line) and "download_and_prepare(" not in line]
+    assert found == []
+    assert "plan = plan_run(" in launch.read_text() and "    prepare(db, plan)" in launch.read_text()
