@@ -35,7 +35,10 @@ def migrate(db: sqlite_utils.Database, target: int | None = None) -> int:
     """Apply every migration above the recorded version (up to `target`), each in one transaction.
 
     The version is read again under the write lock, so processes opening a new library at once apply each
-    migration once."""
+    migration once. This is why sqlite-utils' own Migrations is not used: it lists what is pending before it
+    takes any lock and applies each in a deferred BEGIN, so two processes opening a new library together (the
+    dashboard and a run, say) would both apply the first migration; and its migrations are Python functions,
+    where the design keeps the schema as SQL files in schema/."""
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
@@ -103,7 +106,9 @@ def open_db(path: Path | str | None = None) -> sqlite_utils.Database:
     """library.db under LORATUI_HOME (or `path`), migrated to the newest schema."""
     db = connect(path or db_path())
     migrate(db)
-    # Entries from before the content store are moved into it, once.
+    # Entries from before the content store (migration 0006) are moved into it. It is not a migration: it
+    # copies files, one entry per transaction so that a crash leaves each entry whole, and so it cannot sit
+    # inside a migration's one transaction; this query is what tells whether any is left.
     if db.execute("SELECT 1 FROM adapters WHERE storage IS NULL LIMIT 1").fetchone():
         from loratui.library.adopt import adopt_all
 
