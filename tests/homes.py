@@ -16,6 +16,16 @@ def share_builtins(home: Path, builtin_home: Path) -> Path:
     return home
 
 
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`loratui ARGS` run by loratui.cli.main in this process, against the test's LORATUI_HOME: (exit code,
+    stdout, stderr)."""
+    from loratui.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def inline(home: Path, *args: str) -> subprocess.CompletedProcess:
     """`loratui ARGS` run by loratui.cli.main in this process against `home`: for quick commands (show, check,
     validate, refusals) that need no process of their own."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from adapter_ops_data import builtin_model, llm_lora, sd_lora
+from homes import cli
 from safetensors import safe_open
 
 from loratui.cli import main
@@ -36,12 +37,6 @@ def db(files):
     database.conn.close()
 
 
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _dtypes(folder) -> set[str]:
     with safe_open(folder / "unet" / "diffusion_pytorch_model.safetensors", "np") as weights:
         return {str(weights.get_slice(key).get_dtype()) for key in weights.keys()}
@@ -49,9 +44,9 @@ def _dtypes(folder) -> set[str]:
 
 def test_force_replaces_a_folder_only_once_the_new_one_is_whole(db, capsys, tmp_path, files, monkeypatch):
     out = tmp_path / "outputs" / "merged"
-    assert _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", "--out", str(out))[0] == 0
+    assert cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", "--out", str(out))[0] == 0
     assert _dtypes(out) == {"F32"}
-    code, _, err = _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out))
+    code, _, err = cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out))
     assert code == 2 and f"{out} already exists and is not empty" in err and "--force" in err
     # A write that fails half-way leaves the old folder as it was, and nothing beside it.
     from diffusers import StableDiffusionPipeline
@@ -63,12 +58,12 @@ def test_force_replaces_a_folder_only_once_the_new_one_is_whole(db, capsys, tmp_
             raise OSError(28, "No space left on device")
 
         patch.setattr(StableDiffusionPipeline, "save_pretrained", fail)
-        code, _, err = _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out), "--force")
+        code, _, err = cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out), "--force")
         assert code == 2 and f"error: could not write {out}: No space left on device; what was there is kept" in err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["merged"]
     # --force with --dtype: the new folder, in half precision, where the old one was.
-    code, stdout, _ = _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out), "--force",
+    code, stdout, _ = cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--out", str(out), "--force",
                            "--dtype", "float16")
     assert code == 0 and str(out) in stdout
     assert _dtypes(out) == {"F16"} and sorted(p.name for p in out.parent.iterdir()) == ["merged"]
@@ -86,7 +81,7 @@ def test_single_file_sd1_loads_back_as_the_merged_pipeline(db, capsys, tmp_path,
 
     folder, single = tmp_path / "folder", tmp_path / "ink-merged.safetensors"
     for where in (("--out", str(folder)), ("--single-file", str(single))):
-        assert _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", *where)[0] == 0
+        assert cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", *where)[0] == 0
     with safe_open(single, "np") as weights:
         assert json.loads(weights.metadata()["loratui.merged"]) == ["ink"]
         prefixes = {key.split(".")[0] for key in weights.keys()}
@@ -101,9 +96,9 @@ def test_single_file_sd1_loads_back_as_the_merged_pipeline(db, capsys, tmp_path,
                     output_type="np").images[0]
 
     assert np.array_equal(image(merged), image(loaded))
-    code, _, err = _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", "--single-file", str(single))
+    code, _, err = cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", "--single-file", str(single))
     assert code == 2 and f"{single} already exists" in err
-    assert _run(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--single-file", str(single), "--force",
+    assert cli(capsys, "merge", str(files["sd"]), "--adapter", "ink:0.5", "--single-file", str(single), "--force",
                 "--dtype", "bfloat16")[0] == 0
     with safe_open(single, "pt") as weights:
         assert {weights.get_tensor(key).dtype for key in weights.keys()} == {torch.bfloat16}
@@ -116,7 +111,7 @@ def test_single_file_sdxl_holds_both_text_encoders_in_their_original_layout(db, 
 
     folder, single = tmp_path / "folder", tmp_path / "xl.safetensors"
     for where in (("--out", str(folder)), ("--single-file", str(single))):
-        assert _run(capsys, "merge", str(files["sdxl"]), "--adapter", "xl:0.8", *where)[0] == 0
+        assert cli(capsys, "merge", str(files["sdxl"]), "--adapter", "xl:0.8", *where)[0] == 0
     merged = StableDiffusionXLPipeline.from_pretrained(folder)
     checkpoint = load_file(single)
     assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in checkpoint
@@ -141,7 +136,7 @@ def test_what_has_no_single_file_layout_is_refused_in_one_line(db, capsys, tmp_p
          "a single-file checkpoint is a .safetensors file"),
     ]
     for argv, message in cases:
-        code, _, err = _run(capsys, *argv)
+        code, _, err = cli(capsys, *argv)
         assert code == 2 and message in err, err
     with pytest.raises(SystemExit):
         main(["merge", str(files["sd"]), "--adapter", "ink:1", "--out", str(tmp_path / "x"), "--dtype", "float8"])

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from adapter_ops_data import builtin_model, llm_lora, sd_lora
+from homes import cli
 from PIL import Image
 
 from loratui.cli import main
@@ -37,12 +38,6 @@ def db(files):
     database.conn.close()
 
 
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 IMAGE = ("--prompt", "a red circle", "--negative", "blue", "--seed", "7", "--steps", "2", "--guidance", "4")
 
 
@@ -52,7 +47,7 @@ def _pixels(path) -> np.ndarray:
 
 def test_gen_writes_a_png_and_records_the_generation(db, capsys, tmp_path):
     out = tmp_path / "one.png"
-    code, stdout, _ = _run(
+    code, stdout, _ = cli(
         capsys,
         "gen",
         "--adapter",
@@ -83,7 +78,7 @@ def test_gen_writes_a_png_and_records_the_generation(db, capsys, tmp_path):
     )
     assert (row["width"], row["height"], row["path"]) == (32, 48, str(out.resolve()))
     # The same seed and settings give the same image; the weights matter.
-    _run(
+    cli(
         capsys,
         "gen",
         "--adapter",
@@ -96,7 +91,7 @@ def test_gen_writes_a_png_and_records_the_generation(db, capsys, tmp_path):
         "--out",
         str(tmp_path / "again.png"),
     )
-    _run(
+    cli(
         capsys,
         "gen",
         "--adapter",
@@ -116,7 +111,7 @@ def test_gen_writes_a_png_and_records_the_generation(db, capsys, tmp_path):
 
 def test_gen_takes_per_block_scales_and_records_them(db, capsys, tmp_path):
     scales = {"unet": {"up": {"block_0": [1.0, 0.0, 0.5]}}, "text_encoder": 0.5}
-    code, _, _ = _run(
+    code, _, _ = cli(
         capsys,
         "gen",
         "--adapter",
@@ -135,7 +130,7 @@ def test_gen_takes_per_block_scales_and_records_them(db, capsys, tmp_path):
 
 def test_grid_is_one_labelled_sheet_of_the_expected_size(db, capsys, tmp_path):
     out = tmp_path / "grid.png"
-    code, _, _ = _run(
+    code, _, _ = cli(
         capsys,
         "gen",
         "--grid",
@@ -160,7 +155,7 @@ def test_grid_is_one_labelled_sheet_of_the_expected_size(db, capsys, tmp_path):
 
 
 def test_combine_registers_the_result_with_its_lineage(db, capsys, tmp_path):
-    code, stdout, _ = _run(
+    code, stdout, _ = cli(
         capsys, "combine", "ink", "paper", "--weights", "0.6", "0.4", "--method", "cat", "--name", "inkpaper"
     )
     assert code == 0 and "inkpaper" in stdout
@@ -174,10 +169,10 @@ def test_combine_registers_the_result_with_its_lineage(db, capsys, tmp_path):
     )
     assert lineage.fetchall() == [(1, "ink", 0.6, "cat"), (2, "paper", 0.4, "cat")]
     # The combined adapter makes what its parents make at those weights.
-    _run(
+    cli(
         capsys, "gen", "--adapter", "inkpaper:1", *IMAGE, "--size", "32x32", "--out", str(tmp_path / "c.png")
     )
-    _run(
+    cli(
         capsys,
         "gen",
         "--adapter",
@@ -194,7 +189,7 @@ def test_combine_registers_the_result_with_its_lineage(db, capsys, tmp_path):
 
 
 def test_combine_records_the_method_parameters(db, capsys):
-    code, _, _ = _run(
+    code, _, _ = cli(
         capsys,
         "combine",
         "ink",
@@ -225,7 +220,7 @@ def test_pruning_combines_take_a_default_density_and_record_it(db, capsys, tmp_p
     adapters.register(db, sd_lora(files["sd"], tmp_path / "ink2", rank=4, seed=5), name="ink2",
                       base_model=str(files["sd"]))
     for method, parents in (("ties", ("ink", "ink2")), ("dare_ties_svd", ("ink", "paper"))):
-        code, stdout, _ = _run(capsys, "combine", *parents, "--method", method, "--name", f"by-{method}")
+        code, stdout, _ = cli(capsys, "combine", *parents, "--method", method, "--name", f"by-{method}")
         assert code == 0 and f"by-{method}: {method} of" in stdout
         params = db.execute("SELECT params FROM lineage JOIN adapters ON adapters.id = child WHERE name = ?",
                             [f"by-{method}"])
@@ -243,7 +238,7 @@ def test_generated_pngs_follow_the_umask(db, capsys, tmp_path):
     for umask, mode, out in ((0o022, 0o644, []), (0o077, 0o600, ["--out", str(tmp_path / "private.png")])):
         previous = os.umask(umask)
         try:
-            code, stdout, _ = _run(capsys, "gen", "--adapter", "ink:0.8", *IMAGE, "--size", "32x32", *out)
+            code, stdout, _ = cli(capsys, "gen", "--adapter", "ink:0.8", *IMAGE, "--size", "32x32", *out)
         finally:
             os.umask(previous)
         assert code == 0
@@ -253,12 +248,12 @@ def test_generated_pngs_follow_the_umask(db, capsys, tmp_path):
 
 def test_merge_writes_a_model_that_generates_like_the_adapters(db, capsys, tmp_path, files):
     out = tmp_path / "merged"
-    code, stdout, _ = _run(
+    code, stdout, _ = cli(
         capsys, "merge", str(files["sd"]), "--adapter", "ink:0.8", "--adapter", "paper:0.5", "--out", str(out)
     )
     assert code == 0 and (out / "model_index.json").is_file()
-    _run(capsys, "gen", "--base", str(out), *IMAGE, "--size", "32x32", "--out", str(tmp_path / "m.png"))
-    _run(
+    cli(capsys, "gen", "--base", str(out), *IMAGE, "--size", "32x32", "--out", str(tmp_path / "m.png"))
+    cli(
         capsys,
         "gen",
         "--adapter",
@@ -288,8 +283,8 @@ def test_llm_gen_prints_and_records_the_completion(db, capsys):
         "--temperature",
         "0.8",
     )
-    code, first, _ = _run(capsys, *argv)
-    _, again, _ = _run(capsys, *argv)
+    code, first, _ = cli(capsys, *argv)
+    _, again, _ = cli(capsys, *argv)
     assert code == 0 and first.strip() and first == again
     text, settings, path = db.execute("SELECT output_text, settings, path FROM generations").fetchone()
     assert text == first.rstrip("\n") and path is None
@@ -319,7 +314,7 @@ def test_llm_gen_prints_and_records_the_completion(db, capsys):
 )
 def test_bad_requests_fail_in_one_line_and_record_nothing(db, capsys, argv, message):
     before = db.execute("SELECT count(*) FROM adapters").fetchone()[0]
-    code, stdout, stderr = _run(capsys, *argv)
+    code, stdout, stderr = cli(capsys, *argv)
     assert code == 2 and message in stderr.splitlines()[0] and stderr.splitlines()[1].startswith("hint:")
     assert db.execute("SELECT count(*) FROM generations").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM adapters").fetchone()[0] == before

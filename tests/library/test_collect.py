@@ -5,15 +5,11 @@ import os
 import time
 from pathlib import Path
 
+from homes import cli
+
 from engine.home import adapters_dir
-from loratui.cli import main
 from loratui.library import adapters, store
 from loratui.words import human_bytes
-
-
-def _run(capsys, *args) -> tuple[int, str]:
-    code = main(["library", *args])
-    return code, capsys.readouterr().out
 
 
 def _age(folder: Path, seconds: float = store.GRACE_S + 5) -> None:
@@ -25,23 +21,23 @@ def _age(folder: Path, seconds: float = store.GRACE_S + 5) -> None:
 
 def test_rm_deletes_the_stored_copy_but_never_a_linked_file(capsys, lora_copy, db):
     kept, linked = lora_copy("kohya"), lora_copy("sd")
-    assert _run(capsys, "import", str(kept))[0] == 0
-    assert _run(capsys, "import", str(linked), "--link", "--name", "mine")[0] == 0
+    assert cli(capsys, "library", "import", str(kept))[0] == 0
+    assert cli(capsys, "library", "import", str(linked), "--link", "--name", "mine")[0] == 0
     stored = Path(adapters.resolve(db, "paper-cut")["path"]).parent
-    code, out = _run(capsys, "rm", "paper-cut")
+    code, out, _ = cli(capsys, "library", "rm", "paper-cut")
     assert code == 0 and out.splitlines() == ["removed #1 paper-cut", f"deleted {stored}"]
     assert not stored.exists() and kept.exists()  # the user's original is theirs
-    code, out = _run(capsys, "rm", "mine")
+    code, out, _ = cli(capsys, "library", "rm", "mine")
     assert code == 0 and out.strip() == f"removed #2 mine (your file stays: {linked})" and linked.exists()
     assert list(adapters_dir().iterdir()) == []
 
 
 def test_gc_deletes_only_unreferenced_store_folders_and_reports_bytes(capsys, lora_copy, db):
     for name in ("kohya", "sd"):
-        assert _run(capsys, "import", str(lora_copy(name)))[0] == 0
+        assert cli(capsys, "library", "import", str(lora_copy(name)))[0] == 0
     orphan = Path(adapters.resolve(db, "paper-cut")["path"])
     size = orphan.stat().st_size
-    code, out = _run(capsys, "rm", "paper-cut", "--keep-files")
+    code, out, _ = cli(capsys, "library", "rm", "paper-cut", "--keep-files")
     assert code == 0 and "`loratui library gc` deletes it" in out and orphan.exists()
     used = Path(adapters.resolve(db, "sd")["path"]).parent
     _age(orphan.parent), _age(used)
@@ -55,15 +51,15 @@ def test_gc_deletes_only_unreferenced_store_folders_and_reports_bytes(capsys, lo
     legacy.mkdir()
     _age(legacy)
 
-    code, out = _run(capsys, "gc", "--dry-run")
+    code, out, _ = cli(capsys, "library", "gc", "--dry-run")
     assert code == 0 and out.splitlines()[-1].startswith("2 stored copies no entry uses") and orphan.exists()
-    code, out = _run(capsys, "gc")
+    code, out, _ = cli(capsys, "library", "gc")
     lines = out.splitlines()
     assert code == 0 and sorted(lines[:2]) == sorted([f"deleted {orphan.parent.resolve()} ({human_bytes(size)})",
                                                      f"deleted {crashed.resolve()} (100 B)"])
     assert lines[2] == f"2 stored copies deleted, {human_bytes(size + 100)} freed"
     assert not orphan.parent.exists() and not crashed.exists()
     assert used.exists() and fresh.exists() and legacy.exists()
-    assert _run(capsys, "check")[0] == 0  # what remains is as registered
-    assert _run(capsys, "gc")[1].strip() == "nothing to delete: every stored copy is in use"
+    assert cli(capsys, "library", "check")[0] == 0  # what remains is as registered
+    assert cli(capsys, "library", "gc")[1].strip() == "nothing to delete: every stored copy is in use"
 

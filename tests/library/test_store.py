@@ -8,17 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from homes import share_builtins
+from homes import cli, share_builtins
 
 from engine.home import adapters_dir
 from loratui.cli import main
 from loratui.library import adapters
-
-
-def _run(capsys, *args) -> tuple[int, str, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _one_line_error(err: str, *needles: str) -> None:
@@ -37,29 +31,29 @@ def _other_weights(path: Path) -> bytes:
 
 
 def _statuses(capsys) -> dict[str, str]:
-    code, out, err = _run(capsys, "library", "ls", "--json")
+    code, out, err = cli(capsys, "library", "ls", "--json")
     assert code == 0, err
     return {row["name"]: row["status"] for row in json.loads(out)}
 
 
 def test_drift_is_shown_checked_and_refused_by_every_use(capsys, lora_copy, tmp_path):
-    assert _run(capsys, "library", "import", str(lora_copy("kohya")), "--name", "kept")[0] == 0
-    assert _run(capsys, "library", "import", str(lora_copy("sd")), "--name", "gone")[0] == 0
+    assert cli(capsys, "library", "import", str(lora_copy("kohya")), "--name", "kept")[0] == 0
+    assert cli(capsys, "library", "import", str(lora_copy("sd")), "--name", "gone")[0] == 0
     linked = lora_copy("sdxl")
-    assert _run(capsys, "library", "import", str(linked), "--link", "--name", "mine")[0] == 0
+    assert cli(capsys, "library", "import", str(linked), "--link", "--name", "mine")[0] == 0
     assert _statuses(capsys) == {"kept": "ok", "gone": "ok", "mine": "ok"}
-    assert _run(capsys, "library", "check")[0] == 0
+    assert cli(capsys, "library", "check")[0] == 0
 
     gone = Path(adapters.resolve(_db(), "gone")["path"])
     gone.unlink()
     linked.write_bytes(_other_weights(linked))  # the user rewrote the linked file
     assert _statuses(capsys) == {"kept": "ok", "gone": "missing", "mine": "changed"}
 
-    code, out, _ = _run(capsys, "library", "check")
+    code, out, _ = cli(capsys, "library", "check")
     assert code == 1
     assert out.splitlines() == [f"#3 mine: changed ({linked})", f"#2 gone: missing ({gone})",
                                 "3 adapters checked: 2 missing or changed"]
-    code, _, err = _run(capsys, "library", "check", "gone", "--base", "builtin:tiny-sd")
+    code, _, err = cli(capsys, "library", "check", "gone", "--base", "builtin:tiny-sd")
     assert code == 2
     _one_line_error(err, "adapter #2 'gone'", "is missing")
 
@@ -70,7 +64,7 @@ def test_drift_is_shown_checked_and_refused_by_every_use(capsys, lora_copy, tmp_
         ("gen", "--adapter", "mine", "--prompt", "a red circle", "--steps", "1"),
     ]
     for argv in refusals:
-        code, _, err = _run(capsys, *argv)
+        code, _, err = cli(capsys, *argv)
         assert code == 2, argv
         _one_line_error(err, "mine" if "mine" in argv else "gone", "has changed" if "mine" in argv else "is missing")
     assert not (tmp_path / "out").exists() and not (tmp_path / "merged").exists()
@@ -79,42 +73,42 @@ def test_drift_is_shown_checked_and_refused_by_every_use(capsys, lora_copy, tmp_
 
 def test_a_link_is_hashed_on_every_use_not_just_stat(capsys, lora_copy, tmp_path):
     linked = lora_copy("kohya")
-    assert _run(capsys, "library", "import", str(linked), "--link")[0] == 0
+    assert cli(capsys, "library", "import", str(linked), "--link")[0] == 0
     before = linked.stat()
     linked.write_bytes(_other_weights(linked))  # same size, and the mtime put back: only the hash can tell
     os.utime(linked, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert linked.stat().st_size == before.st_size
     assert _statuses(capsys) == {"paper-cut": "ok"}  # the quick look is fooled...
-    code, _, err = _run(capsys, "library", "export", "paper-cut", "--format", "diffusers", "--out", str(tmp_path / "x"))
+    code, _, err = cli(capsys, "library", "export", "paper-cut", "--format", "diffusers", "--out", str(tmp_path / "x"))
     assert code == 2  # ...use is not
     _one_line_error(err, "'paper-cut'", "has changed since it was registered")
-    assert _run(capsys, "library", "check")[0] == 1
+    assert cli(capsys, "library", "check")[0] == 1
 
 
 def test_stored_files_are_immune_to_their_source_changing(capsys, lora_copy):
     source = lora_copy("kohya")
-    assert _run(capsys, "library", "import", str(source))[0] == 0
+    assert cli(capsys, "library", "import", str(source))[0] == 0
     source.write_bytes(_other_weights(source))
     source.unlink()
     assert _statuses(capsys) == {"paper-cut": "ok"}
-    assert _run(capsys, "library", "check")[0] == 0
+    assert cli(capsys, "library", "check")[0] == 0
 
 
 def test_rm_deletes_the_stored_copy_and_leaves_every_other_entry_intact(capsys, lora_copy):
     for name in ("kohya", "sd", "peft"):
-        assert _run(capsys, "library", "import", str(lora_copy(name)))[0] == 0
+        assert cli(capsys, "library", "import", str(lora_copy(name)))[0] == 0
     db = _db()
     peft = adapters.resolve(db, "llama-peft")
     with db.conn:  # an entry that shares the PEFT entry's store folder (a hand-made one: sha256 is unique)
         db.conn.execute("INSERT INTO adapters (name, path, sha256, size, format, storage) VALUES "
                         "('twin', ?, 'x', 1, 'peft', 'store')", [peft["path"]])
-    code, out, _ = _run(capsys, "library", "rm", "llama-peft")
+    code, out, _ = cli(capsys, "library", "rm", "llama-peft")
     assert code == 0 and "another entry uses its stored copy" in out and Path(peft["path"]).is_dir()
-    code, out, _ = _run(capsys, "library", "rm", "paper-cut", "--delete-files")  # the old spelling of the default
+    code, out, _ = cli(capsys, "library", "rm", "paper-cut", "--delete-files")  # the old spelling of the default
     assert code == 0 and out.splitlines()[1].startswith("deleted ")
     with db.conn:
         db.conn.execute("DELETE FROM adapters WHERE name = 'twin'")
-    assert _run(capsys, "library", "check")[0] == 0  # what remains hashes to its recorded sha256
+    assert cli(capsys, "library", "check")[0] == 0  # what remains hashes to its recorded sha256
     assert len(list(adapters_dir().iterdir())) == 2
 
 
