@@ -89,8 +89,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LORATUI_HOME"] = tmp
         from loratui.commands.library import PAGE
+        from loratui.db.library import open_db
         from loratui.library import adapters
-        from loratui.library.db import open_db
         from loratui.library.render import table
 
         db = open_db()

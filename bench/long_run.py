@@ -62,8 +62,8 @@ def write_events(path: Path, steps: int) -> None:
 
 def build_run(home: Path, steps: int) -> tuple[float, float, int]:
     """The run in a fresh library: (seconds to ingest it, CPU seconds of that, step rows written)."""
-    from loratui.library.db import open_db
-    from loratui.runs import table
+    from loratui.db import runs as table
+    from loratui.db.library import open_db
     from loratui.runs.ingest import ingest
 
     run_dir = home / "runs" / RUN_ID

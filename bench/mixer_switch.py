@@ -61,8 +61,8 @@ def main() -> int:
     from adapter_ops_data import sd_lora
 
     from engine.adapters.load import quiet, resolve_base
+    from loratui.db.library import open_db
     from loratui.library import adapters
-    from loratui.library.db import open_db
     from loratui.library.requests import GenerateRequest, Pick
 
     quiet()

@@ -10,7 +10,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from loratui.runs.metric_store import Source, source
+from loratui.db.metrics import Source, source
 
 CAPACITY = 1024  # buckets per series: two points each, several times the points of the widest chart
 

@@ -23,7 +23,7 @@ def read_setting(key: str, default: str | None = None) -> str | None:
 
 
 def write_setting(db, key: str, value: str) -> None:
-    """`db` is a migrated library (loratui.library.db.open_db)."""
+    """`db` is a migrated library (loratui.db.library.open_db)."""
     with db.conn:
         db.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?) "

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from engine.errors import LoratuiError
 from engine.events import EventTail, offset_after, parse_event
+from loratui.db import runs as table
+from loratui.db.metrics import run_keys
 from loratui.history import RATE_WINDOW, RunHistory, RunView, chart_series
-from loratui.runs import table
 from loratui.runs.ingest import catch_up
-from loratui.runs.metric_store import run_keys
 from loratui.series import library_series, width_for
 
 RUN_COLUMNS = (
@@ -38,7 +38,7 @@ def open_library():
     """A connection for this worker thread; one migration check at a time (two first opens would race)."""
     with _open_lock:
         _import_sqlite_utils()
-        from loratui.library.db import open_db  # sqlite_utils is slow to import: keep it off the first frame
+        from loratui.db.library import open_db  # sqlite_utils is slow to import: keep it off the first frame
 
         return open_db()
 

@@ -66,8 +66,8 @@ def sd_lora(
 
 def ink_and_paper_home(builtin_home: Path, root: Path, *, ink_weight: float | None = None) -> Path:
     """A LORATUI_HOME under `root` whose library holds ink (rank 4) and paper (rank 8), tiny-sd LoRAs."""
+    from loratui.db.library import open_db
     from loratui.library import adapters
-    from loratui.library.db import open_db
 
     sd = builtin_model("tiny-sd", builtin_home)
     with pytest.MonkeyPatch.context() as mp:

@@ -1,11 +1,11 @@
-"""One owner each: every SQL statement on the runs table lives in loratui/runs/table.py, and every start of a
+"""One owner each: every SQL statement on the runs table lives in loratui/db/runs.py, and every start of a
 run (the CLI, the dashboard, the queue) goes through loratui.runs.launch.begin."""
 
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OWNER = ROOT / "loratui" / "runs" / "table.py"
+OWNER = ROOT / "loratui" / "db" / "runs.py"
 ON_RUNS = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+runs\b|\[\s*[\"']runs[\"']\s*\]\.|table\(\s*[\"']runs[\"']\s*\)")
 
 

@@ -52,7 +52,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "builtin:tiny-sd" in out.stdout
-    probe = "from loratui.library.db import open_db; print(sorted(open_db().table_names()))"
+    probe = "from loratui.db.library import open_db; print(sorted(open_db().table_names()))"
     out = subprocess.run([python, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "adapters" in out.stdout
@@ -107,3 +107,10 @@ def test_every_imported_package_is_declared():
 
 def _normal(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(init.parent.relative_to(ROOT).parts) for top in ("engine", "loratui")
+               for init in (ROOT / top).rglob("__init__.py")}
+    assert folders - listed == set()

@@ -98,7 +98,7 @@ def _filters(parser) -> None:
 
 
 def _db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     return open_db()
 

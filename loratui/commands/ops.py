@@ -96,7 +96,7 @@ def _adapter_options(parser, *, required: bool) -> None:
 
 
 def _db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     return open_db()
 

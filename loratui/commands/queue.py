@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def _db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     return open_db()
 

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from engine.errors import LoratuiError
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.launch import begin, start_detached_supervisor
 
     if bool(args.spec) == bool(args.resume):

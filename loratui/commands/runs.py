@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def _db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.ingest import catch_up
 
     db = open_db()
@@ -39,7 +39,7 @@ def _db():
 
 
 def _row(db, run_id: str) -> dict:
-    from loratui.runs import table
+    from loratui.db import runs as table
 
     row = table.get(db, run_id)
     row["summary"] = json.loads(row["summary"] or "{}")
@@ -48,7 +48,7 @@ def _row(db, run_id: str) -> dict:
 
 def _ls(args) -> int:
     db = _db()
-    from loratui.runs import table
+    from loratui.db import runs as table
 
     rows = table.listed(db, "id, name, task, status, step, total_steps, last_loss, created, started, ended, dir, error")
     if args.json:

@@ -14,9 +14,9 @@ from engine.adapters.inspect import AdapterInfo, inspect_file
 from engine.adapters.safeload import safe_name
 from engine.errors import LoratuiError
 from engine.tasks import registry
+from loratui.db import runs as table
+from loratui.db.metrics import last_values
 from loratui.library import store
-from loratui.runs import table
-from loratui.runs.metric_store import last_values
 
 JSON_FIELDS = ("target_modules", "tags", "trigger_words", "metadata", "warnings")
 # Everything but the metadata blob, which lists and searches do not need.

@@ -137,7 +137,7 @@ class Worker:
 
     def db(self):
         if self._db is None:
-            from loratui.library.db import open_db
+            from loratui.db.library import open_db
 
             self._db = open_db()
         return self._db

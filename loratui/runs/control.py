@@ -5,7 +5,7 @@ import signal
 
 from engine.errors import LoratuiError
 from engine.liveness import is_alive
-from loratui.runs import table
+from loratui.db import runs as table
 
 
 def stop_run(db, run_id: str, sig: int = signal.SIGTERM) -> int:

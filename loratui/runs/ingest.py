@@ -1,4 +1,4 @@
-"""events.jsonl -> library.db: the runs row, a row of metrics per step (loratui/runs/metric_store.py), samples.
+"""events.jsonl -> library.db: the runs row, a row of metrics per step (loratui/db/metrics.py), samples.
 
 Idempotent: runs.last_seq records the highest event applied, so anyone may call ingest() at any time to
 catch up (the supervisor does every half second; `runs ls` does for runs whose supervisor died).
@@ -13,8 +13,8 @@ from pathlib import Path
 from engine.events import EventTail, offset_after
 from engine.liveness import is_alive
 from engine.rundir import RunDir
-from loratui.runs import table
-from loratui.runs.txn import immediate
+from loratui.db import runs as table
+from loratui.db.txn import immediate
 
 _TAIL_BYTES = 64 * 1024  # far more than one event line
 _INSERT_STEP = ("INSERT OR REPLACE INTO steps (run_id, step, loss, lr, grad_norm, samples_per_s, step_time, memory_rss) "

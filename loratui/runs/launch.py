@@ -20,8 +20,8 @@ from engine.reach import offline_env
 from engine.rundir import RunDir, claim_run_dir, planned_run_dir
 from engine.spec import Spec, load_spec, parse_spec
 from engine.stopping import SUPERVISOR_PID, SUPERVISOR_START
-from loratui.runs import table
-from loratui.runs.txn import immediate
+from loratui.db import runs as table
+from loratui.db.txn import immediate
 
 
 @dataclass

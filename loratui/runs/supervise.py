@@ -16,7 +16,7 @@ from engine.events import EventTail
 from engine.liveness import has_ended
 from engine.rundir import RunDir
 from engine.spec import load_spec
-from loratui.runs import table
+from loratui.db import runs as table
 from loratui.runs.exits import killing_signal, log_size, signal_words
 from loratui.runs.ingest import ingest
 from loratui.runs.launch import Plan, record_supervisor, start_training
@@ -221,7 +221,7 @@ def outcome(row: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The detached supervisor: the run folder and runs row exist; start the training and watch it."""
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     parser = argparse.ArgumentParser(prog="python -m loratui.runs.supervise")
     parser.add_argument("run_id")

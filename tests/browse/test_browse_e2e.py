@@ -21,7 +21,7 @@ EDITS = {
 
 
 async def test_browse_edit_launch_and_watch_the_run_finish(offline, built, quick_worker):
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.control import stop_run
 
     app = LoratuiApp(screen="browse", quick_worker=quick_worker)

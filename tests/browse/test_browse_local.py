@@ -131,7 +131,7 @@ def test_local_folders_are_found_among_children(tmp_path):
 
 
 def test_remembered_paths_round_trip(tmp_path, loratui_home):
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     db = open_db()
     local.remember_path(db, tmp_path / "a")

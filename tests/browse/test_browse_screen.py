@@ -177,7 +177,7 @@ async def test_a_typed_local_path_is_added_remembered_and_described(kind, tmp_pa
         await until(pilot, lambda: "features" in text_of(detail))
         assert "train (3 rows)" in text_of(detail)
     from loratui.browse import local
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     assert local.remembered_paths(open_db()) == [path]
 

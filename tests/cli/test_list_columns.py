@@ -23,7 +23,7 @@ def _adapter(db, name: str, n: int, **extra) -> None:
 
 @pytest.fixture
 def db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     library = open_db()
     yield library

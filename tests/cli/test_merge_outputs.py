@@ -27,8 +27,8 @@ def files(builtin_home, tmp_path_factory):
 
 @pytest.fixture
 def db(files):
+    from loratui.db.library import open_db
     from loratui.library import adapters
-    from loratui.library.db import open_db
 
     database = open_db()
     for name, base in (("ink", "sd"), ("xl", "sdxl"), ("chat", "llama")):

@@ -28,8 +28,8 @@ def files(builtin_home, tmp_path_factory):
 @pytest.fixture
 def db(files):
     """A library (in this test's LORATUI_HOME) holding ink, paper and chat, with their base models."""
+    from loratui.db.library import open_db
     from loratui.library import adapters
-    from loratui.library.db import open_db
 
     database = open_db()
     for name, base in (("ink", "sd"), ("paper", "sd"), ("chat", "llama")):

@@ -52,7 +52,7 @@ def jobs(home: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_three_specs_the_middle_one_bad_run_the_first_and_the_third(home, tmp_path):
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     # The third trains on a copy of the shapes with one PNG truncated, which preflight skips (bad_images =
     # "skip"): without the cache every step decodes images, so the bad file left in would fail the job.

@@ -48,7 +48,7 @@ def test_a_default_max_length_follows_the_model_and_one_the_user_set_must_fit(ho
 
 def test_a_queued_spec_keeps_what_it_left_to_the_model(home, tmp_path, monkeypatch):
     from engine.spec import parse_toml
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.launch import plan_run
 
     assert inline(home, "queue", "add", str(minimal(tmp_path))).returncode == 0
@@ -61,7 +61,7 @@ def test_a_queued_spec_keeps_what_it_left_to_the_model(home, tmp_path, monkeypat
 
 
 def test_a_classifier_on_a_decoder_targets_its_attention_layers_unless_told_otherwise(home, tmp_path, monkeypatch):
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.launch import plan_run
 
     spec = tmp_path / "classify.toml"

@@ -166,7 +166,7 @@ def test_sd_adapter_loads_in_a_stock_pipeline_and_changes_its_output(sd_run):
 
 
 def test_sd_run_is_recorded_in_the_library(sd_run):
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
     from loratui.runs.ingest import ingest
 
     home, run_id, _ = sd_run

@@ -170,6 +170,6 @@ def test_training_outliving_its_supervisor_stops_itself(home, tmp_path):
 
 
 def _pid(home: Path, run_id: str) -> int:
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     return open_db(home / "library.db").execute("SELECT pid FROM runs WHERE id = ?", [run_id]).fetchone()[0]

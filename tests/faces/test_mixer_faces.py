@@ -20,8 +20,8 @@ JOB_S = 120  # the first job starts the library worker and loads the base
 
 
 def _rows(home) -> dict[str, dict]:
+    from loratui.db.library import connect
     from loratui.library.adapters import list_adapters
-    from loratui.library.db import connect
 
     db = connect(home / "library.db")
     try:

@@ -61,7 +61,7 @@ def lora_copy(tmp_path, loras):
 
 @pytest.fixture
 def db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     database = open_db()
     yield database

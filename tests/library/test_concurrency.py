@@ -5,14 +5,14 @@ import sys
 import textwrap
 
 from engine.home import db_path
+from loratui.db.library import open_db
 from loratui.library import adapters
-from loratui.library.db import open_db
 
 ROWS = 1000
 
 WRITER = textwrap.dedent(f"""
     import sys
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     db = open_db()
     with db.conn:

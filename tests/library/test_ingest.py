@@ -5,9 +5,9 @@ import json
 import math
 
 from engine.events import offset_after
-from loratui.library.db import open_db
+from loratui.db.library import open_db
+from loratui.db.metrics import GPU_FIELDS, last_values, run_keys
 from loratui.runs.ingest import catch_up, ingest
-from loratui.runs.metric_store import GPU_FIELDS, last_values, run_keys
 from loratui.series import library_series
 
 

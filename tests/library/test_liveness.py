@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import LoratuiError
 from engine.liveness import is_alive, process_start_time
-from loratui.library.db import open_db
+from loratui.db.library import open_db
 from loratui.runs.control import stop_run
 from loratui.runs.ingest import catch_up
 

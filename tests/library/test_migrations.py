@@ -1,8 +1,8 @@
 """Schema files apply in order to an empty library and upgrade one at an older version in place."""
 
+from loratui.db.library import connect, migrate, migrations, open_db, schema_version
+from loratui.db.metrics import GPU_FIELDS, last_values, run_keys
 from loratui.library import adapters
-from loratui.library.db import connect, migrate, migrations, open_db, schema_version
-from loratui.runs.metric_store import GPU_FIELDS, last_values, run_keys
 from loratui.series import decimate, library_series
 
 LATEST = migrations()[-1][0]
@@ -68,7 +68,7 @@ def test_processes_opening_a_new_library_at_once_apply_each_migration_once(tmp_p
 
     path = tmp_path / "library.db"
     # Every process imports first, then waits for the same moment, so they open the library together.
-    script = ("import sys, time\nfrom loratui.library.db import open_db\n"
+    script = ("import sys, time\nfrom loratui.db.library import open_db\n"
               "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\nopen_db(sys.argv[1])\n")
     start = str(time.time() + 3)
     procs = [subprocess.Popen([sys.executable, "-c", script, str(path), start], stderr=subprocess.PIPE, text=True)

@@ -20,7 +20,7 @@ def test_a_file_that_is_not_safetensors_says_so(tmp_path, capsys, name, content,
     assert len(err) == 2 and err[1].startswith("hint: import a LoRA's .safetensors weights"), err
     assert err[0].startswith(f"error: '{name}' is not a safetensors file (") and says in err[0]
     assert "header claims" not in err[0]
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     if db_path().exists():
         assert open_db().execute("SELECT count(*) FROM adapters").fetchone()[0] == 0

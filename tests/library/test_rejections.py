@@ -25,7 +25,7 @@ class _CreatesFile:
 
 def _state() -> tuple:
     """Everything a refusal must leave untouched: library rows and the adapters folder's contents."""
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     db = open_db()
     rows = tuple(tuple(db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall())
@@ -135,8 +135,8 @@ def test_nonfinite_refused_or_flagged(tmp_path, capsys, seeded_library, loras):
     assert main(["library", "import", str(broken), "--allow-nonfinite"]) == 0
     out = capsys.readouterr().out
     assert "warning: non-finite values in 1 tensor(s)" in out
+    from loratui.db.library import open_db
     from loratui.library import adapters
-    from loratui.library.db import open_db
 
     row = adapters.resolve(open_db(), "diverged")
     assert row["warnings"] and "non-finite" in row["warnings"][0]

@@ -113,7 +113,7 @@ def test_rm_deletes_the_stored_copy_and_leaves_every_other_entry_intact(capsys, 
 
 
 def _db():
-    from loratui.library.db import open_db
+    from loratui.db.library import open_db
 
     return open_db()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from engine.adapters.inspect import content_hash
 from engine.home import adapters_dir, db_path
 from loratui.cli import main
+from loratui.db.library import connect, migrate, migrations, open_db, schema_version
 from loratui.library import adapters
-from loratui.library.db import connect, migrate, migrations, open_db, schema_version
 
 STORE = next(version for version, name, _ in migrations() if name == "adapter_store")
 

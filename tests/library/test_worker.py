@@ -44,7 +44,7 @@ def _run(worker, request):
 
 
 def _generations(home: Path) -> list[tuple]:
-    from loratui.library.db import connect
+    from loratui.db.library import connect
 
     db = connect(home / "library.db")
     try:

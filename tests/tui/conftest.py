@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from textual.widgets import Input
 
-from loratui.library.db import open_db
+from loratui.db.library import open_db
 
 from .tmux import Tmux
 

@@ -7,7 +7,7 @@ import pytest
 from homes import share_builtins
 
 from engine.spec import parse_toml
-from loratui.library.db import open_db
+from loratui.db.library import open_db
 
 from .conftest import add_run
 from .tmux import needs_tmux

@@ -50,8 +50,8 @@ def _query(home: Path, sql: str, params=()) -> list[tuple]:
 
 def _rows(home: Path) -> list[dict]:
     """ink and paper as the library lists them (a combine test adds a third adapter)."""
+    from loratui.db.library import connect
     from loratui.library.adapters import list_adapters
-    from loratui.library.db import connect
 
     db = connect(home / "library.db")
     try:
