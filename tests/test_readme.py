@@ -24,6 +24,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the model's build is two minutes quiet, and may take three times that beside others
 def test_main_job_learns_what_its_base_cannot(tmp_path):
     """Command 1 as a newcomer runs it: builtin:tiny-sd-shapes (built by training, the real recipe) learns the
     shapes at night. The held-out loss falls by more than half, the sample darkens, and the last lines name
