@@ -12,8 +12,8 @@ from loratui.library.transfer import check_fit
 
 def combine(db, request: CombineRequest) -> CombineResult:
     """Write the combination, register it under `request.name` (or find the identical entry already there)."""
-    from engine.adapters.combine import check_options, density_of
     from engine.adapters.combine import combine as combine_files
+    from engine.adapters.combine_options import check_options, density_of
     from engine.adapters.load import quiet
     from engine.adapters.safeload import safe_name
     from engine.home import home

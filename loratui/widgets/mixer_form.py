@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Input, Label, Select
 
-from engine.adapters.combine import DEFAULT_DENSITY, METHODS
+from engine.adapters.combine_options import DEFAULT_DENSITY, METHODS
 from engine.errors import LoratuiError
 from loratui.library.picks import DEFAULT_GRID_WEIGHTS
 from loratui.library.requests import (

@@ -213,7 +213,7 @@ def test_combine_records_the_method_parameters(db, capsys):
 def test_pruning_combines_take_a_default_density_and_record_it(db, capsys, tmp_path, files):
     from adapter_ops_data import sd_lora
 
-    from engine.adapters.combine import DEFAULT_DENSITY
+    from engine.adapters.combine_options import DEFAULT_DENSITY
     from loratui.library import adapters
 
     # ties needs equal ranks: a second rank-4 adapter beside ink.

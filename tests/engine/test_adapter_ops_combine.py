@@ -5,7 +5,8 @@ import torch
 from adapter_ops_data import builtin_model, sd_lora
 from safetensors.torch import load_file, save_file
 
-from engine.adapters.combine import METHODS, combine, read_parts
+from engine.adapters.combine import combine, read_parts
+from engine.adapters.combine_options import METHODS
 from engine.errors import LoratuiError
 
 

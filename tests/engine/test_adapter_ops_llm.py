@@ -6,7 +6,8 @@ import pytest
 import torch
 from adapter_ops_data import builtin_model, llm_lora
 
-from engine.adapters.combine import METHODS, USES_DENSITY, combine
+from engine.adapters.combine import combine
+from engine.adapters.combine_options import METHODS, USES_DENSITY
 from engine.adapters.generate import TextSettings, generate_text
 from engine.adapters.load import Session
 from engine.adapters.merge import merge
